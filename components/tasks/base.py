@@ -1,0 +1,89 @@
+"""The interface between a task (text classification, forecasting, ...) and the pipeline."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import glob
+import os
+from typing import Any
+
+from rnnflow.pipeline import config as config_lib
+
+
+class DataError(ValueError):
+    """The input data cannot train a correct model; the message names the file, column or row."""
+
+
+@dataclasses.dataclass
+class InputReport:
+    """What the pre-flight check learned about the input, passed on to the components."""
+    files: list[str]
+    rows: int
+    # Sorted class names (classification tasks): fixes class ids before training.
+    label_values: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+class Task(abc.ABC):
+    """One RNN job. The pipeline asks the task only the questions below."""
+
+    name: str
+    task_config_cls: type
+    data_config_cls: type
+    # Dotted paths of the TFX user functions on the installed package.
+    preprocessing_fn: str
+    run_fn: str
+
+    def validate_config(self, config: config_lib.PipelineConfig) -> None:
+        """Cross-field checks that types and ranges alone cannot express."""
+
+    @abc.abstractmethod
+    def preflight(self, config: config_lib.PipelineConfig) -> InputReport:
+        """Reads the input once and raises DataError before any component runs."""
+
+    @abc.abstractmethod
+    def eval_config(self, config: config_lib.PipelineConfig, report: InputReport):
+        """The tfma.EvalConfig with the metrics and blessing thresholds."""
+
+    def example_gen(self, config: config_lib.PipelineConfig, report: InputReport):
+        """The ExampleGen for `data.format`; tasks with their own ingestion override this."""
+        return standard_example_gen(config.data)
+
+    def custom_config(self, config: config_lib.PipelineConfig, report: InputReport) -> dict[str, Any]:
+        """JSON passed to Transform and Trainer: the resolved config plus the input report."""
+        return {"config": config.to_dict(), "input": dataclasses.asdict(report)}
+
+
+def resolve_input_files(data_config) -> list[str]:
+    """The files `data.path` names (a file or a glob), or a DataError naming the path."""
+    path = config_lib.resolve_path(data_config.path)
+    files = sorted(glob.glob(path)) if glob.has_magic(path) else ([path] if os.path.isfile(path) else [])
+    if not files:
+        what = "matches no files" if glob.has_magic(path) else "file not found"
+        raise DataError(f"data.path: {what}: {path}")
+    return files
+
+
+def standard_example_gen(data_config):
+    """CsvExampleGen / ImportExampleGen (TFRecord) / Parquet ExampleGen with a hash split."""
+    from tfx import v1 as tfx
+    from tfx.components.example_gen.custom_executors import parquet_executor
+    from tfx.dsl.components.base import executor_spec
+    from tfx.proto import example_gen_pb2
+
+    path = config_lib.resolve_path(data_config.path)
+    input_base, pattern = os.path.dirname(path), os.path.basename(path)
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="single_split", pattern=pattern)])
+    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=data_config.split.train_buckets),
+        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=data_config.split.eval_buckets),
+    ]))
+    kwargs = dict(input_base=input_base, input_config=input_config, output_config=output_config)
+    if data_config.format == "csv":
+        return tfx.components.CsvExampleGen(**kwargs)
+    if data_config.format == "tfrecord":
+        return tfx.components.ImportExampleGen(**kwargs)
+    return tfx.components.FileBasedExampleGen(
+        custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor), **kwargs)

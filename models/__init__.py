@@ -1,0 +1,1 @@
+"""Keras 3 model builders shared by every task."""

@@ -1,0 +1,1 @@
+"""Configs, pipeline assembly, runners and the `rnnflow` command line."""

@@ -1,0 +1,322 @@
+"""Typed pipeline configuration: one YAML file describes one pipeline.
+
+The YAML is parsed into frozen dataclasses. Every field is type-checked and
+range-checked at load time, so a typo or a bad value fails before any TFX
+component starts, with an error naming the field, the bad value and what is
+allowed. Unknown keys are errors: a misspelt key silently falling back to a
+default is the most expensive kind of config bug.
+
+The `task` and `data` sections depend on the task (text columns for
+classification, a time column for forecasting); each task declares its own
+dataclasses for them (see `rnnflow.components.tasks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from importlib import resources
+from typing import Any, Literal, Optional
+
+import yaml
+
+BUILTIN_CONFIG_PACKAGE = "rnnflow.pipeline.configs"
+PACKAGE_PATH_PREFIX = "pkg://"
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown, of the wrong type or out of range."""
+
+
+def constraint(default: Any = dataclasses.MISSING, *, min: float | None = None,
+               max: float | None = None, min_exclusive: bool = False,
+               doc: str = "", default_factory: Any = dataclasses.MISSING):
+    """A dataclass field with a numeric range checked at load time."""
+    kwargs = {"metadata": {"min": min, "max": max, "min_exclusive": min_exclusive, "doc": doc}}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, **kwargs)
+    return dataclasses.field(default=default, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Sections shared by every task.
+# ---------------------------------------------------------------------------
+
+DataFormat = Literal["csv", "tfrecord", "parquet"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Hash-bucket split of the input into train and eval (ExampleGen output_config)."""
+    train_buckets: int = constraint(4, min=1)
+    eval_buckets: int = constraint(1, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Recurrent encoder and head; see `rnnflow.models`."""
+    cell: Literal["lstm", "gru", "simple_rnn"] = "lstm"
+    bidirectional: bool = True
+    layers: int = constraint(1, min=1, max=8)
+    units: int = constraint(64, min=1)
+    embedding_dim: int = constraint(64, min=1)
+    dropout: float = constraint(0.2, min=0.0, max=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = constraint(10, min=1)
+    batch_size: int = constraint(32, min=1)
+    learning_rate: float = constraint(1e-3, min=0.0, min_exclusive=True)
+    early_stopping_patience: int = constraint(3, min=0)
+    seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Blessing rules. Both thresholds are always set, so a blessing is always decided."""
+    metric: Literal["accuracy", "auc", "precision", "recall"] = "accuracy"
+    # The candidate is blessed only if `metric` on the eval split is at least this.
+    lower_bound: float = constraint(0.5, min=0.0, max=1.0)
+    # ... and it is not worse than the last blessed model by more than this.
+    max_regression: float = constraint(0.02, min=0.0, max=1.0)
+    # Optional raw feature to slice the metrics by (in addition to overall).
+    slice_feature: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """Where the Pusher writes numbered SavedModel versions for TF Serving."""
+    # Relative paths are resolved against the run's --output-dir.
+    base_dir: str = "serving"
+    model_name: Optional[str] = None  # defaults to the pipeline name
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    type: Literal["local", "kubeflow_v2"] = "local"
+    # Extra Beam pipeline options, e.g. ["--runner=DataflowRunner", ...].
+    beam_args: tuple[str, ...] = ()
+    enable_cache: bool = True
+    # KubeflowV2 only: the container image with rnnflow installed.
+    image: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline. `task` and `data` are task-specific dataclasses."""
+    name: str
+    task: Any
+    data: Any
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
+
+    @property
+    def task_type(self) -> str:
+        return self.task.type
+
+    def to_dict(self) -> dict:
+        return to_plain(self)
+
+
+# ---------------------------------------------------------------------------
+# Loading.
+# ---------------------------------------------------------------------------
+
+def builtin_config_names() -> list[str]:
+    files = resources.files(BUILTIN_CONFIG_PACKAGE).iterdir()
+    return sorted(f.name[:-len(".yaml")] for f in files if f.name.endswith(".yaml"))
+
+
+def read_raw_config(name_or_path: str) -> dict:
+    """Reads a built-in config by name, or any YAML file by path."""
+    if os.path.exists(name_or_path):
+        with open(name_or_path, encoding="utf-8") as f:
+            text = f.read()
+        source = name_or_path
+    elif name_or_path in builtin_config_names():
+        text = resources.files(BUILTIN_CONFIG_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text()
+        source = f"built-in config '{name_or_path}'"
+    else:
+        raise ConfigError(
+            f"config '{name_or_path}' is neither a file nor a built-in config; "
+            f"built-in configs: {', '.join(builtin_config_names())}")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Applies `dotted.key=value` overrides; values are parsed as YAML (`[a, b]`, `3`, `true`)."""
+    raw = _deep_copy(raw)
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set '{item}': expected dotted.key=value")
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: value '{value_text}' is not valid YAML: {e}") from e
+        node = raw
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"--set {key}: '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> PipelineConfig:
+    """Reads, overrides and validates a pipeline config."""
+    raw = apply_overrides(read_raw_config(name_or_path), overrides or [])
+    return parse_config(raw)
+
+
+def parse_config(raw: dict) -> PipelineConfig:
+    from rnnflow.components.tasks import get_task, task_names  # tasks import this module
+
+    task_section = raw.get("task")
+    if not isinstance(task_section, dict) or "type" not in task_section:
+        raise ConfigError(f"task.type: required; allowed: {', '.join(task_names())}")
+    task_type = task_section["type"]
+    if task_type not in task_names():
+        raise ConfigError(f"task.type: '{task_type}' is not one of: {', '.join(task_names())}")
+    task = get_task(task_type)
+    field_types = {"task": task.task_config_cls, "data": task.data_config_cls}
+    config = from_dict(PipelineConfig, raw, path="", field_types=field_types)
+    task.validate_config(config)
+    return config
+
+
+def from_dict(cls, raw: Any, path: str, field_types: dict | None = None):
+    """Builds dataclass `cls` from `raw`, checking every key, type and range."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {_show(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(fields), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{_join(path, key)}: unknown field{hint}; known fields: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        field_path = _join(path, name)
+        hint_type = (field_types or {}).get(name, hints[name])
+        if name in raw:
+            values[name] = _coerce(raw[name], hint_type, field_path)
+            _check_range(values[name], f.metadata, field_path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if dataclasses.is_dataclass(hint_type):
+                values[name] = _coerce({}, hint_type, field_path)
+            else:
+                raise ConfigError(f"{field_path}: required field is missing")
+    return cls(**values)
+
+
+def _coerce(value: Any, tp: Any, path: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for option in non_none:
+            try:
+                return _coerce(value, option, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {_show(value)} matches none of the allowed types")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {_show(value)} is not one of: {', '.join(map(str, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {_show(value)}")
+        item_type = args[0] if args else Any
+        return tuple(_coerce(v, item_type, f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {_show(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {_show(value)}")
+        if value != value:  # NaN
+            raise ConfigError(f"{path}: expected a number, got NaN")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: expected a non-empty string, got {_show(value)}")
+        return value
+    raise TypeError(f"{path}: unsupported config type {tp}")
+
+
+def _check_range(value: Any, metadata, path: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    low, high = metadata.get("min"), metadata.get("max")
+    if low is not None:
+        if metadata.get("min_exclusive") and value <= low:
+            raise ConfigError(f"{path}: {value} is out of range; must be > {low}")
+        if not metadata.get("min_exclusive") and value < low:
+            raise ConfigError(f"{path}: {value} is out of range; must be >= {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{path}: {value} is out of range; must be <= {high}")
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses -> JSON-friendly dicts and lists (for custom_config and run summaries)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def resolve_path(path: str) -> str:
+    """Resolves `pkg://package/relative/file` to a file inside an installed package."""
+    if path.startswith(PACKAGE_PATH_PREFIX):
+        package, _, relative = path[len(PACKAGE_PATH_PREFIX):].partition("/")
+        return str(resources.files(package).joinpath(relative))
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _show(value: Any) -> str:
+    return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw

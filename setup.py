@@ -1,0 +1,38 @@
+"""rnnflow: production TFX pipelines for recurrent sequence models.
+
+The repository keeps the fixed top-level layout (pipeline/, components/,
+models/) and installs it as the `rnnflow` namespace, so the package never
+shadows generic top-level names like `models` in a user's environment. This
+file also works as Beam's --setup_file for Dataflow workers.
+"""
+
+from setuptools import setup
+
+PACKAGES = {
+    "rnnflow.pipeline": "pipeline",
+    "rnnflow.pipeline.configs": "pipeline/configs",
+    "rnnflow.components": "components",
+    "rnnflow.components.tasks": "components/tasks",
+    "rnnflow.components.text_classification": "components/text_classification",
+    "rnnflow.models": "models",
+}
+
+setup(
+    name="rnnflow",
+    version="0.1.0",
+    description="Production TFX pipelines for recurrent sequence models",
+    python_requires=">=3.10",
+    packages=list(PACKAGES),
+    package_dir=PACKAGES,
+    package_data={"rnnflow.pipeline.configs": ["*.yaml"]},
+    # The full, pinned stack is requirements/lock.txt; these are the direct imports.
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "tensorflow~=2.16.1",
+        "tensorflow-text~=2.16.1",
+        "keras>=3.3,<3.7",
+        "keras-tuner==1.4.7",
+        "pyyaml>=6",
+    ],
+    entry_points={"console_scripts": ["rnnflow=rnnflow.pipeline.cli:main"]},
+)

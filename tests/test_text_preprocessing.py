@@ -1,0 +1,146 @@
+"""The text preprocessing_fn run through tft_beam on a small in-memory dataset."""
+
+import functools
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from rnnflow.components.text_classification import preprocessing
+from rnnflow.components.text_classification.task import (
+    EMPTY_TEXT_ID, FIRST_VOCAB_ID, LABEL_ID, LABEL_VOCABULARY, PAD_ID, TOKEN_IDS, TOKEN_VOCABULARY)
+
+MAX_TOKENS = 6
+OOV_BUCKETS = 2
+
+
+def _config(tokenizer="word", vocab_size=100, min_frequency=1, label_values=("neg", "pos")):
+    return {
+        "config": {
+            "task": {"type": "text_classification", "tokenizer": tokenizer, "max_tokens": MAX_TOKENS,
+                     "vocab_size": vocab_size, "oov_buckets": OOV_BUCKETS, "min_frequency": min_frequency},
+            "data": {"text_column": "review", "label_column": "sentiment"},
+        },
+        "input": {"label_values": list(label_values)},
+    }
+
+
+def _run(rows, custom_config, label_dtype=tf.string):
+    spec = {"review": tf.io.FixedLenFeature([], tf.string),
+            "sentiment": tf.io.FixedLenFeature([], label_dtype)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    out_dir = tempfile.mkdtemp()
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config))
+        _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+    return transformed, tft.TFTransformOutput(out_dir)
+
+
+ROWS = [
+    {"review": b"Great film, great cast!", "sentiment": b"pos"},
+    {"review": b"great", "sentiment": b"pos"},
+    {"review": b"Terrible.", "sentiment": b"neg"},
+    {"review": b"", "sentiment": b"neg"},
+    {"review": "Caf\u00e9 \u00dcBER gro\u00dfartig".encode(), "sentiment": b"pos"},
+    {"review": b"bad \xff\xfe bytes", "sentiment": b"neg"},
+    {"review": b"one two three four five six seven eight", "sentiment": b"pos"},
+]
+
+
+@pytest.fixture(scope="module")
+def word_run():
+    return _run(ROWS, _config())
+
+
+def _ids(transformed):
+    return np.array([np.asarray(r[TOKEN_IDS]) for r in transformed])
+
+
+def test_shapes_and_right_padding(word_run):
+    ids = _ids(word_run[0])
+    assert ids.shape == (len(ROWS), MAX_TOKENS)
+    for row in ids:
+        nonpad = np.flatnonzero(row != PAD_ID)
+        # Right-padded: all real tokens come before any padding.
+        assert list(nonpad) == list(range(len(nonpad)))
+        assert len(nonpad) >= 1
+
+
+def test_vocabulary_is_case_folded_and_frequency_ordered(word_run):
+    _, output = word_run
+    vocab = [t.decode() for t in output.vocabulary_by_name(TOKEN_VOCABULARY)]
+    assert vocab[0] == "great"  # 3 occurrences, case-folded
+    assert "Great" not in vocab
+    ids = _ids(word_run[0])
+    assert ids[0][0] == ids[0][3] == ids[1][0] == FIRST_VOCAB_ID + vocab.index("great")
+    # Punctuation is its own token.
+    assert "!" in vocab and "," in vocab
+
+
+def test_empty_text_gets_the_empty_token(word_run):
+    ids = _ids(word_run[0])
+    assert list(ids[3]) == [EMPTY_TEXT_ID] + [PAD_ID] * (MAX_TOKENS - 1)
+
+
+def test_non_ascii_is_normalized_not_dropped(word_run):
+    _, output = word_run
+    vocab = [t.decode() for t in output.vocabulary_by_name(TOKEN_VOCABULARY)]
+    assert "caf\u00e9" in vocab
+    assert "\u00fcber" in vocab
+    assert "grossartig" in vocab  # case folding maps \u00df to ss
+
+
+def test_invalid_utf8_is_replaced_not_fatal(word_run):
+    _, output = word_run
+    vocab = [t.decode() for t in output.vocabulary_by_name(TOKEN_VOCABULARY)]
+    assert "bad" in vocab and "bytes" in vocab
+    assert any("\ufffd" in token for token in vocab)
+
+
+def test_truncation_keeps_the_first_tokens(word_run):
+    _, output = word_run
+    vocab = [t.decode() for t in output.vocabulary_by_name(TOKEN_VOCABULARY)]
+    ids = _ids(word_run[0])[6]
+    words = [vocab[i - FIRST_VOCAB_ID] for i in ids]
+    assert words == ["one", "two", "three", "four", "five", "six"]
+
+
+def test_oov_tokens_map_to_oov_buckets():
+    transformed, output = _run(ROWS, _config(vocab_size=2))
+    vocab_size = output.vocabulary_size_by_name(TOKEN_VOCABULARY)
+    assert vocab_size == 2
+    ids = _ids(transformed)
+    oov = (ids >= FIRST_VOCAB_ID + vocab_size)
+    assert oov.any()
+    assert ids.max() < FIRST_VOCAB_ID + vocab_size + OOV_BUCKETS
+    assert preprocessing.vocabulary_size(output, {"oov_buckets": OOV_BUCKETS}) == \
+        FIRST_VOCAB_ID + vocab_size + OOV_BUCKETS
+
+
+def test_labels_use_sorted_class_ids_regardless_of_frequency(word_run):
+    transformed, output = word_run
+    assert [v.decode() for v in output.vocabulary_by_name(LABEL_VOCABULARY)] == ["neg", "pos"]
+    labels = [int(r[LABEL_ID]) for r in transformed]
+    assert labels == [1, 1, 0, 0, 1, 0, 1]
+
+
+def test_integer_labels_become_class_names():
+    rows = [{"review": b"good", "sentiment": 1}, {"review": b"bad", "sentiment": 0},
+            {"review": b"fine", "sentiment": 1}, {"review": b"meh", "sentiment": 2}]
+    transformed, output = _run(rows, _config(label_values=("0", "1", "2")), label_dtype=tf.int64)
+    assert [v.decode() for v in output.vocabulary_by_name(LABEL_VOCABULARY)] == ["0", "1", "2"]
+    assert [int(r[LABEL_ID]) for r in transformed] == [1, 0, 1, 2]
+
+
+def test_character_tokenizer():
+    transformed, output = _run(ROWS[:2], _config(tokenizer="char"))
+    vocab = [t.decode() for t in output.vocabulary_by_name(TOKEN_VOCABULARY)]
+    assert set(vocab) >= {"g", "r", "e", "a", "t", " "}
+    ids = _ids(transformed)[1]
+    assert [vocab[i - FIRST_VOCAB_ID] for i in ids[:5]] == list("great")
+    assert ids[5] == PAD_ID
