@@ -11,6 +11,10 @@ from typing import Any
 from rnnflow.pipeline import config as config_lib
 
 
+# Written by every task's Trainer into its model_run directory; read into the run summary.
+TRAINING_SUMMARY_FILE = "training_summary.json"
+
+
 class DataError(ValueError):
     """The input data cannot train a correct model; the message names the file, column or row."""
 

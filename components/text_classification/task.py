@@ -127,6 +127,7 @@ class TextClassificationTask(Task):
         slicing = [tfma.SlicingSpec()]
         if evaluation.slice_feature:
             slicing.append(tfma.SlicingSpec(feature_keys=[evaluation.slice_feature]))
+        class_ids = list(range(len(report.label_values)))
         return tfma.EvalConfig(
             model_specs=[tfma.ModelSpec(
                 signature_name=EVAL_SIGNATURE, label_key=LABEL_ID, prediction_key=PROBABILITIES,
@@ -139,8 +140,9 @@ class TextClassificationTask(Task):
                 # AUC, and it needs no "positive class" convention.
                 tfma.MetricsSpec(
                     metrics=per_class,
-                    binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(report.label_values)))}),
-                    aggregate=tfma.AggregationOptions(macro_average=True)),
+                    binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),
+                    aggregate=tfma.AggregationOptions(
+                        macro_average=True, class_weights={i: 1.0 for i in class_ids})),
             ])
 
 

@@ -1,0 +1,101 @@
+"""The serving SavedModel: raw text in, class probabilities and class names out.
+
+Signatures (the contract TF Serving clients, TFMA and batch inference rely on):
+- `serving_default`: `<text_column>` string [batch] -> `probabilities` float32
+  [batch, classes], `label` string [batch].
+- `serving_examples`: `examples` serialized tf.Example [batch] -> same outputs.
+- `transform_features`: `examples` serialized tf.Example [batch] (with label) ->
+  transformed features; TFMA's preprocessing function for the label.
+
+The model is exported with `tf.saved_model.save` on a `tf.Module` holding the
+Keras 3 model and Transform's (tf_keras) layer; the two Keras versions never
+meet inside one Keras model.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the text ops the transform graph uses)
+
+from rnnflow.components.text_classification.task import (
+    EVAL_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
+from rnnflow.models.recurrent import disable_cudnn
+
+EXAMPLES_INPUT = "examples"
+LABEL_OUTPUT = "label"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+class ServingModule(tf.Module):
+    """Tracks the model, the transform graph and the class names for export."""
+
+    def __init__(self, model, tf_transform_output, text_column: str, label_column: str,
+                 class_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self.class_names = tf.constant(class_names)
+        self.text_column = text_column
+        self.raw_feature_spec = tf_transform_output.raw_feature_spec()
+        self.raw_feature_spec_without_label = {
+            k: v for k, v in self.raw_feature_spec.items() if k != label_column}
+
+    def predict_transformed(self, transformed):
+        probabilities = self.model({TOKEN_IDS: transformed[TOKEN_IDS]}, training=False)
+        labels = tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))
+        return {PROBABILITIES: probabilities, LABEL_OUTPUT: labels}
+
+    def signatures(self) -> dict:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=self.text_column)])
+        def serve_text(text):
+            raw = {self.text_column: as_raw_feature(text, self.raw_feature_spec[self.text_column])}
+            return self.predict_transformed(self.tft_layer(raw))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+        def serve_examples(examples):
+            raw = tf.io.parse_example(examples, self.raw_feature_spec_without_label)
+            return self.predict_transformed(self.tft_layer(raw))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+        def transform_features(examples):
+            return self.tft_layer(tf.io.parse_example(examples, self.raw_feature_spec))
+
+        return {
+            "serving_default": serve_text.get_concrete_function(),
+            EVAL_SIGNATURE: serve_examples.get_concrete_function(),
+            TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
+        }
+
+
+def as_raw_feature(text: tf.Tensor, spec):
+    """A [batch] string tensor in the shape Transform's raw schema expects for this feature."""
+    if isinstance(spec, tf.io.VarLenFeature):
+        # Same as parsing a tf.Example whose text is empty: the value is absent.
+        return tf.sparse.from_dense(text[:, tf.newaxis])
+    if tuple(spec.shape) == (1,):
+        return text[:, tf.newaxis]
+    return text
+
+
+def export_serving_model(model, tf_transform_output, *, text_column: str, label_column: str,
+                         class_names: list[str], export_dir: str, warmup_texts: list[str]) -> None:
+    disable_cudnn(model)
+    module = ServingModule(model, tf_transform_output, text_column, label_column, class_names)
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    write_warmup_requests(export_dir, text_column, warmup_texts)
+
+
+def write_warmup_requests(export_dir: str, text_column: str, texts: list[str]) -> None:
+    """TF Serving replays these on load so the first real request is not slow (PITFALLS 7.1)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
+    request.inputs[text_column].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    path = os.path.join(export_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(log.SerializeToString())

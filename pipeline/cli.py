@@ -1,0 +1,101 @@
+"""The `rnnflow` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from rnnflow.pipeline.config import ConfigError, builtin_config_names, load_config
+
+EXIT_USAGE = 2
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True,
+                        help=f"built-in config name ({', '.join(builtin_config_names())}) or a YAML path")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set training.epochs=3 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the pipeline locally (LocalDagRunner, SQLite MLMD, Beam DirectRunner)")
+    _add_config_arguments(run)
+    run.add_argument("--output-dir", default=None,
+                     help="pipeline root, metadata, served models and run_summary.json (default: runs/<name>)")
+
+    show = commands.add_parser("show-config", help="validate a config and print it fully resolved")
+    _add_config_arguments(show)
+
+    commands.add_parser("configs", help="list the built-in configs")
+
+    compile_ = commands.add_parser("compile", help="compile a KubeflowV2 / Vertex pipeline spec (JSON)")
+    _add_config_arguments(compile_)
+    compile_.add_argument("--output", required=True, help="path of the pipeline spec JSON to write")
+    compile_.add_argument("--pipeline-root", required=True, help="pipeline root, e.g. gs://bucket/root")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Library deprecation chatter (google-cloud, Beam) drowns the progress lines; the run log keeps it.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = build_parser().parse_args(argv)
+    if args.command == "configs":
+        print("\n".join(builtin_config_names()))
+        return 0
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"rnnflow: config error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "show-config":
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    if args.command == "compile":
+        from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
+
+        path = compile_kubeflow_v2(config, args.pipeline_root, args.output)
+        print(f"wrote {path}")
+        return 0
+    return _run(config, args.output_dir or os.path.join("runs", config.name))
+
+
+def _run(config, output_dir: str) -> int:
+    from rnnflow.pipeline.runner import EXIT_CODES, run_local
+
+    print(f"rnnflow: running pipeline '{config.name}' ({config.task_type}) into {os.path.abspath(output_dir)}")
+    summary = run_local(config, output_dir)
+    print(format_summary(summary))
+    return EXIT_CODES[summary["status"]]
+
+
+def format_summary(summary: dict) -> str:
+    lines = ["", f"status: {summary['status']}   ({summary.get('seconds', 0):.0f}s)"]
+    if summary.get("error"):
+        lines.append(f"error: {summary['error']}")
+        if summary.get("log_file"):
+            lines.append(f"full log: {summary['log_file']}")
+    metrics = summary.get("metrics") or {}
+    if metrics:
+        shown = {k: v for k, v in metrics.items() if "[" not in k}
+        lines.append("eval metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items())))
+    if summary.get("status") != "failed":
+        lines.append(f"blessed: {summary.get('blessed')}")
+        lines.append(f"pushed model: {summary.get('pushed_model') or 'none'}")
+    lines.append(f"summary: {os.path.join(summary['output_dir'], 'run_summary.json')}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

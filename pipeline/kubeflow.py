@@ -1,0 +1,29 @@
+"""Compiles the same pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines."""
+
+from __future__ import annotations
+
+import os
+
+from rnnflow.components.tasks import get_task
+from rnnflow.pipeline.config import ConfigError, PipelineConfig
+from rnnflow.pipeline.pipeline import create_pipeline
+
+
+def compile_kubeflow_v2(config: PipelineConfig, pipeline_root: str, output_path: str) -> str:
+    """Writes the pipeline spec JSON; the image must have rnnflow and tensorflow-text installed."""
+    from tfx import v1 as tfx
+
+    if not config.runner.image:
+        raise ConfigError("runner.image: required to compile for Kubeflow; the container image "
+                          "with rnnflow installed (see Dockerfile notes in README)")
+    report = get_task(config.task_type).preflight(config)
+    serving_dir = config.serving.base_dir if "://" in config.serving.base_dir else \
+        f"{pipeline_root.rstrip('/')}/{config.serving.base_dir}"
+    pipeline = create_pipeline(config, report, pipeline_root,
+                               f"{serving_dir}/{config.serving.model_name or config.name}")
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=config.runner.image),
+        output_dir=os.path.dirname(os.path.abspath(output_path)),
+        output_filename=os.path.basename(output_path))
+    runner.run(pipeline, write_out=True)
+    return os.path.abspath(output_path)

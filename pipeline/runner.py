@@ -1,0 +1,191 @@
+"""Local runs (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner) with progress and a summary."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import traceback
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from rnnflow.components.tasks import DataError, get_task
+from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
+from rnnflow.pipeline import summary as summary_lib
+from rnnflow.pipeline.config import PipelineConfig
+from rnnflow.pipeline.pipeline import RunPaths, create_pipeline
+
+SUCCEEDED, FAILED, NOT_BLESSED = "succeeded", "failed", "not_blessed"
+EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, NOT_BLESSED: 3}
+
+Echo = Callable[[str], None]
+
+
+class _Progress:
+    """Prints one line when each component starts and one when it ends (state, seconds)."""
+
+    def __init__(self, node_ids: list[str], reader_factory, since_ms: int, echo: Echo):
+        self._node_ids = node_ids
+        self._reader_factory = reader_factory
+        self._since_ms = since_ms
+        self._echo = echo
+        self.current: str | None = None
+
+    def _position(self, node_id: str) -> str:
+        return f"[{self._node_ids.index(node_id) + 1}/{len(self._node_ids)}]"
+
+    def started(self, node_id: str) -> None:
+        self.current = node_id
+        self._echo(f"{self._position(node_id)} {node_id} ...")
+
+    def finished(self, node_id: str, seconds: float) -> None:
+        self.current = None
+        execution = self._reader_factory().latest_execution(node_id, self._since_ms)
+        state = summary_lib.component_record(execution, node_id)["state"] if execution else "done"
+        self._echo(f"{self._position(node_id)} {node_id:<30} {state:<9} {seconds:7.1f}s")
+
+    @contextlib.contextmanager
+    def reporting(self):
+        """Hooks LocalDagRunner's per-component launcher for the duration of a run.
+
+        LocalDagRunner has no callbacks, and its own log lines are unreliable to
+        catch (absl resets its logger level when Beam parses flags).
+        """
+        from tfx.orchestration.portable import launcher
+
+        progress = self
+        original = launcher.Launcher
+
+        class ReportingLauncher(original):
+            def launch(self):
+                node_id = self._pipeline_node.node_info.id  # noqa: SLF001
+                progress.started(node_id)
+                started = time.time()
+                result = super().launch()
+                progress.finished(node_id, time.time() - started)
+                return result
+
+        launcher.Launcher = ReportingLauncher
+        try:
+            yield self
+        finally:
+            launcher.Launcher = original
+
+
+def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print) -> dict[str, Any]:
+    """Runs the pipeline locally and writes <output_dir>/run_summary.json; returns the summary."""
+    from tfx import v1 as tfx
+
+    paths = RunPaths(os.path.abspath(output_dir))
+    os.makedirs(paths.output_dir, exist_ok=True)
+    started = time.time()
+    since_ms = int(started * 1000) - 1000  # MLMD stores milliseconds; allow for clock rounding
+    log_file = _attach_log_file(paths)
+    summary: dict[str, Any] = {
+        "status": FAILED, "blessed": False, "pushed_model": None, "metrics": {},
+        "components": [], "config": config.to_dict(), "output_dir": paths.output_dir,
+        "log_file": log_file, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    node_ids: list[str] = []
+    progress = None
+    try:
+        task = get_task(config.task_type)
+        echo(f"Checking input data: {config.data.path}")
+        report = task.preflight(config)
+        summary["input"] = {"files": report.files, "rows": report.rows,
+                            "label_values": report.label_values, "warnings": report.warnings}
+        for warning in report.warnings:
+            echo(f"  warning: {warning}")
+        echo(f"  {report.rows} rows in {len(report.files)} file(s)")
+        pipeline = create_pipeline(config, report, paths.pipeline_root, paths.serving_dir(config),
+                                   paths.metadata)
+        node_ids = [c.id for c in pipeline.components]
+        progress = _Progress(node_ids, lambda: _reader(paths, config), since_ms, echo)
+        with progress.reporting():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        _collect_results(summary, paths, config, node_ids, since_ms)
+    except DataError as e:
+        summary["error"] = f"DataError: {e}"
+    except Exception as e:  # noqa: BLE001 (any component failure ends the run as "failed")
+        summary["error"] = f"{type(e).__name__}: {e}"
+        logging.getLogger(__name__).error("run failed:\n%s", traceback.format_exc())
+        if node_ids:
+            _collect_components(summary, paths, config, node_ids, since_ms,
+                                failed_node=progress.current if progress else None)
+    summary["seconds"] = round(time.time() - started, 1)
+    summary_lib.write_json(paths.summary, summary)
+    return summary
+
+
+def _reader(paths: RunPaths, config: PipelineConfig) -> summary_lib.MetadataReader:
+    return summary_lib.MetadataReader(paths.metadata, config.name)
+
+
+def _collect_components(summary, paths, config, node_ids, since_ms, failed_node=None) -> dict:
+    """Fills summary["components"]; returns node id -> execution for this run."""
+    executions = {}
+    if os.path.exists(paths.metadata):
+        reader = _reader(paths, config)
+        executions = {n: reader.latest_execution(n, since_ms) for n in node_ids}
+    records = []
+    for node_id in node_ids:
+        execution = executions.get(node_id)
+        if execution is not None:
+            records.append(summary_lib.component_record(execution, node_id))
+        else:
+            records.append({"name": node_id, "state": "failed" if node_id == failed_node else "not_run",
+                            "seconds": None})
+    summary["components"] = records
+    return executions
+
+
+def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
+    executions = _collect_components(summary, paths, config, node_ids, since_ms)
+    reader = _reader(paths, config)
+
+    trainer_outputs = reader.outputs(executions["Trainer"])
+    training = _read_training_summary(trainer_outputs["model_run"][0].uri)
+    summary["training"] = training
+    class_names = training.get("classes", []) if training else []
+
+    evaluator_outputs = reader.outputs(executions["Evaluator"])
+    metrics = summary_lib.read_metrics(evaluator_outputs["evaluation"][0].uri, class_names)
+    summary["metrics"] = metrics["overall"]
+    summary["metrics_by_slice"] = metrics["slices"]
+    summary["confusion_matrix"] = metrics["confusion_matrix"]
+    summary["blessed"] = bool(summary_lib.read_blessing(evaluator_outputs["blessing"][0]))
+
+    pushed = reader.outputs(executions["Pusher"])["pushed_model"][0]
+    summary["pushed_model"] = summary_lib.read_pushed_model(pushed)
+    summary["status"] = SUCCEEDED if summary["blessed"] and summary["pushed_model"] else NOT_BLESSED
+
+
+def _read_training_summary(model_run_uri: str) -> dict | None:
+    path = os.path.join(model_run_uri, TRAINING_SUMMARY_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _attach_log_file(paths: RunPaths) -> str:
+    """All library logs of the run go to a file, so the console shows progress only."""
+    os.makedirs(paths.logs, exist_ok=True)
+    log_file = os.path.join(paths.logs, f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    # Libraries install console handlers at import; the console is for progress lines.
+    for old in [h for h in root.handlers if type(h) is logging.StreamHandler
+                or getattr(h, "_rnnflow", False)]:
+        root.removeHandler(old)
+    handler._rnnflow = True  # noqa: SLF001
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    tf_logger = logging.getLogger("tensorflow")  # TF attaches its own console handler
+    tf_logger.handlers = []
+    tf_logger.propagate = True
+    logging.getLogger("absl").setLevel(logging.INFO)
+    return log_file

@@ -1,0 +1,165 @@
+"""Reads what a run did out of ML Metadata: component states, metrics, blessing, pushed model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "complete",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+    metadata_store_pb2.Execution.NEW: "new",
+}
+# TFMA metric names -> the names the run summary uses.
+METRIC_NAMES = {"sparse_categorical_accuracy": "accuracy"}
+NODE_CONTEXT_TYPE = "node"
+
+
+class MetadataReader:
+    """Queries one pipeline's executions in a SQLite MLMD store."""
+
+    def __init__(self, metadata_path: str, pipeline_name: str):
+        connection = metadata_store_pb2.ConnectionConfig()
+        connection.sqlite.filename_uri = metadata_path
+        connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        self._store = metadata_store.MetadataStore(connection)
+        self._pipeline_name = pipeline_name
+
+    def latest_execution(self, node_id: str, since_ms: int = 0):
+        """The newest execution of a component that started at or after `since_ms`."""
+        context = self._store.get_context_by_type_and_name(
+            NODE_CONTEXT_TYPE, f"{self._pipeline_name}.{node_id}")
+        if context is None:
+            return None
+        executions = [e for e in self._store.get_executions_by_context(context.id)
+                      if e.create_time_since_epoch >= since_ms]
+        return max(executions, key=lambda e: (e.create_time_since_epoch, e.id), default=None)
+
+    def outputs(self, execution) -> dict[str, list]:
+        """Output artifacts of an execution by output key."""
+        events = [e for e in self._store.get_events_by_execution_ids([execution.id])
+                  if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+        artifacts = {a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])}
+        by_key: dict[str, list] = {}
+        for event in events:
+            key = event.path.steps[0].key if event.path.steps else ""
+            by_key.setdefault(key, []).append(artifacts[event.artifact_id])
+        return by_key
+
+
+def component_record(execution, node_id: str) -> dict[str, Any]:
+    seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+    return {"name": node_id, "state": STATE_NAMES.get(execution.last_known_state, "unknown"),
+            "seconds": round(seconds, 1)}
+
+
+def custom_property(artifact, name: str):
+    if name not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[name]
+    return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+
+
+def read_blessing(blessing_artifact) -> bool | None:
+    blessed = custom_property(blessing_artifact, "blessed")
+    return None if blessed is None else bool(blessed)
+
+
+def read_pushed_model(pushed_artifact) -> str | None:
+    if not custom_property(pushed_artifact, "pushed"):
+        return None
+    destination = custom_property(pushed_artifact, "pushed_destination")
+    return os.path.abspath(destination) if destination and "://" not in destination else destination
+
+
+def read_metrics(evaluation_uri: str, class_names: list[str]) -> dict[str, Any]:
+    """Candidate-model metrics from a TFMA output, overall and per slice.
+
+    Returns {"overall": {metric: value}, "slices": {"feature=value": {...}},
+    "confusion_matrix": {"classes": [...], "counts": [[actual x predicted]]}}.
+    """
+    import tensorflow_model_analysis as tfma
+
+    result: dict[str, Any] = {"slices": {}}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        values = {}
+        for item in slice_metrics.metric_keys_and_values:
+            key = item.key
+            if key.is_diff or key.model_name not in ("", "candidate"):
+                continue
+            if item.value.WhichOneof("type") != "double_value":
+                continue
+            values[_metric_name(key, class_names)] = item.value.double_value.value
+        result["slices"][_slice_name(slice_metrics.slice_key)] = values
+    result["overall"] = result["slices"].pop("", {})
+    result["confusion_matrix"] = read_confusion_matrix(evaluation_uri, class_names)
+    return result
+
+
+def read_confusion_matrix(evaluation_uri: str, class_names: list[str]) -> dict | None:
+    import tensorflow_model_analysis as tfma
+
+    for slice_plots in tfma.load_plots(evaluation_uri):
+        if slice_plots.slice_key.single_slice_keys:
+            continue
+        for item in slice_plots.plot_keys_and_values:
+            if item.key.model_name not in ("", "candidate"):
+                continue
+            matrices = item.value.multi_class_confusion_matrix_at_thresholds.matrices
+            if not matrices:
+                continue
+            n = len(class_names)
+            counts = [[0] * n for _ in range(n)]
+            for entry in matrices[0].entries:
+                if entry.actual_class_id < n and entry.predicted_class_id < n:
+                    counts[entry.actual_class_id][entry.predicted_class_id] = int(entry.num_weighted_examples)
+            return {"classes": class_names, "counts": counts, "rows": "actual", "columns": "predicted"}
+    return None
+
+
+def _metric_name(key, class_names: list[str]) -> str:
+    name = METRIC_NAMES.get(key.name, key.name)
+    if key.HasField("sub_key") and key.sub_key.HasField("class_id"):
+        class_id = key.sub_key.class_id.value
+        label = class_names[class_id] if class_id < len(class_names) else str(class_id)
+        return f"{name}[{label}]"
+    return name
+
+
+def _slice_name(slice_key) -> str:
+    return ",".join(f"{k.column}={_slice_value(k)}" for k in slice_key.single_slice_keys)
+
+
+def _slice_value(single):
+    kind = single.WhichOneof("kind")
+    value = getattr(single, kind)
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Atomic write: a reader never sees half a summary."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(_finite(payload), f, indent=2, default=str, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _finite(value):
+    """NaN metrics (e.g. precision when a class is never predicted) become null: valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
