@@ -3,7 +3,8 @@
 Signatures (the contract TF Serving clients, TFMA and batch inference rely on):
 - `serving_default`: `<text_column>` string [batch] -> `probabilities` float32
   [batch, classes], `label` string [batch].
-- `serving_examples`: `examples` serialized tf.Example [batch] -> same outputs.
+- `serving_examples`: `examples` serialized tf.Example [batch] -> same outputs
+  (only the text feature is read; an absent text counts as empty).
 - `transform_features`: `examples` serialized tf.Example [batch] (with label) ->
   transformed features; TFMA's preprocessing function for the label.
 
@@ -31,32 +32,34 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 class ServingModule(tf.Module):
     """Tracks the model, the transform graph and the class names for export."""
 
-    def __init__(self, model, tf_transform_output, text_column: str, label_column: str,
-                 class_names: list[str]):
+    def __init__(self, model, tf_transform_output, text_column: str, class_names: list[str]):
         super().__init__()
         self.model = model
         self.tft_layer = tf_transform_output.transform_features_layer()
         self.class_names = tf.constant(class_names)
         self.text_column = text_column
         self.raw_feature_spec = tf_transform_output.raw_feature_spec()
-        self.raw_feature_spec_without_label = {
-            k: v for k, v in self.raw_feature_spec.items() if k != label_column}
 
     def predict_transformed(self, transformed):
         probabilities = self.model({TOKEN_IDS: transformed[TOKEN_IDS]}, training=False)
         labels = tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))
         return {PROBABILITIES: probabilities, LABEL_OUTPUT: labels}
 
+    def predict_text(self, text):
+        raw = {self.text_column: as_raw_feature(text, self.raw_feature_spec[self.text_column])}
+        return self.predict_transformed(self.tft_layer(raw))
+
     def signatures(self) -> dict:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=self.text_column)])
         def serve_text(text):
-            raw = {self.text_column: as_raw_feature(text, self.raw_feature_spec[self.text_column])}
-            return self.predict_transformed(self.tft_layer(raw))
+            return self.predict_text(text)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def serve_examples(examples):
-            raw = tf.io.parse_example(examples, self.raw_feature_spec_without_label)
-            return self.predict_transformed(self.tft_layer(raw))
+            # Text parsed leniently: an absent or empty-list text is "", several values are joined.
+            parsed = tf.io.parse_example(examples, {self.text_column: tf.io.VarLenFeature(tf.string)})
+            values = tf.RaggedTensor.from_sparse(parsed[self.text_column])
+            return self.predict_text(tf.strings.reduce_join(values, axis=1, separator=" "))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def transform_features(examples):
@@ -79,10 +82,9 @@ def as_raw_feature(text: tf.Tensor, spec):
     return text
 
 
-def export_serving_model(model, tf_transform_output, *, text_column: str, label_column: str,
-                         class_names: list[str], export_dir: str, warmup_texts: list[str]) -> None:
+def export_serving_model(model, tf_transform_output, *, text_column: str, class_names: list[str], export_dir: str, warmup_texts: list[str]) -> None:
     disable_cudnn(model)
-    module = ServingModule(model, tf_transform_output, text_column, label_column, class_names)
+    module = ServingModule(model, tf_transform_output, text_column, class_names)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
     write_warmup_requests(export_dir, text_column, warmup_texts)
 

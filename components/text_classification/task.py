@@ -163,9 +163,11 @@ def _label_text(value) -> str | None:
 
 def _scan_csv(path: str, columns: list[str]):
     csv.field_size_limit(sys.maxsize)
-    with open(path, "rb") as raw:
-        text = raw.read().decode("utf-8", errors="replace")
-    reader = csv.reader(text.splitlines(keepends=True))
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        yield from _scan_csv_rows(path, csv.reader(f), columns)
+
+
+def _scan_csv_rows(path: str, reader, columns: list[str]):
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise DataError(f"{path}: empty CSV file (no header row)")

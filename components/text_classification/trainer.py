@@ -55,8 +55,7 @@ def run_fn(fn_args) -> None:
                         callbacks=callbacks, verbose=2)
 
     export.export_serving_model(
-        model, tf_transform_output, text_column=config.data.text_column,
-        label_column=config.data.label_column, class_names=class_names,
+        model, tf_transform_output, text_column=config.data.text_column, class_names=class_names,
         export_dir=fn_args.serving_model_dir,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
     write_training_summary(fn_args.model_run_dir, model, history, class_names)

@@ -1,0 +1,103 @@
+"""Config loading: every kind of bad value is an error that names the field."""
+
+import pytest
+
+from rnnflow.pipeline.config import (ConfigError, apply_overrides, builtin_config_names, load_config,
+                                     parse_config, read_raw_config, resolve_path)
+
+
+def _raw(**sections):
+    raw = read_raw_config("sentiment")
+    for key, value in sections.items():
+        raw[key] = value
+    return raw
+
+
+def test_builtin_sentiment_loads_with_typed_sections():
+    config = load_config("sentiment")
+    assert "sentiment" in builtin_config_names()
+    assert config.task_type == "text_classification"
+    assert config.model.cell == "lstm" and config.model.bidirectional is True
+    assert config.data.split.train_buckets == 3
+    assert resolve_path(config.data.path).endswith("imdb_small_with_labels.txt")
+
+
+def test_config_from_a_file_path(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ntask: {type: text_classification}\ndata: {path: /data/x.csv}\n")
+    config = load_config(str(path))
+    assert config.name == "mine"
+    assert config.task.max_tokens == 256  # default
+    assert config.training.epochs == 10
+
+
+def test_overrides_parse_yaml_values():
+    config = load_config("sentiment", ["training.epochs=3", "model.bidirectional=false",
+                                       "runner.beam_args=[--a=1, --b]", "evaluation.slice_feature=genre"])
+    assert config.training.epochs == 3
+    assert config.model.bidirectional is False
+    assert config.runner.beam_args == ("--a=1", "--b")
+    assert config.evaluation.slice_feature == "genre"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("training.epochs=ten", "training.epochs: expected an integer, got 'ten'"),
+    ("training.epochs=2.5", "training.epochs: expected an integer, got 2.5"),
+    ("training.epochs=0", "training.epochs: 0 is out of range; must be >= 1"),
+    ("training.learning_rate=0", "training.learning_rate: 0.0 is out of range; must be > 0"),
+    ("model.dropout=1.5", "model.dropout: 1.5 is out of range; must be <= 1"),
+    ("model.cell=lsmt", "model.cell: 'lsmt' is not one of: lstm, gru, simple_rnn"),
+    ("model.bidirectional=maybe", "model.bidirectional: expected true or false, got 'maybe'"),
+    ("data.format=xlsx", "data.format: 'xlsx' is not one of: csv, tfrecord, parquet"),
+    ("task.tokenizer=bpe", "task.tokenizer: 'bpe' is not one of: word, char"),
+    ("evaluation.metric=f1", "evaluation.metric: 'f1' is not one of: accuracy, auc, precision, recall"),
+    ("data.txt_column=review", "data.txt_column: unknown field (did you mean 'text_column'?)"),
+    ("model.celll=gru", "model.celll: unknown field (did you mean 'cell'?)"),
+    ("extra=1", "extra: unknown field"),
+    ("data.label_column=text", "data.label_column: 'text' is also data.text_column"),
+    ("evaluation.slice_feature=text", "evaluation.slice_feature: cannot slice by the free-text column"),
+    ("runner.beam_args=--x", "runner.beam_args: expected a list"),
+    ("data.split=3", "data.split: expected a mapping"),
+    ("task.type=ner", "task.type: 'ner' is not one of: text_classification"),
+])
+def test_bad_values_name_the_field_value_and_allowed(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config("sentiment", [override])
+    assert message in str(error.value)
+
+
+def test_missing_required_field():
+    raw = _raw(data={"text_column": "t"})
+    with pytest.raises(ConfigError, match="data.path: required field is missing"):
+        parse_config(raw)
+
+
+def test_missing_task_type():
+    with pytest.raises(ConfigError, match="task.type: required; allowed: text_classification"):
+        parse_config(_raw(task={"tokenizer": "word"}))
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        apply_overrides({}, ["training.epochs"])
+    with pytest.raises(ConfigError, match="'training' is a value, not a section"):
+        apply_overrides({"training": 3}, ["training.epochs=2"])
+
+
+def test_unknown_config_name_lists_builtins():
+    with pytest.raises(ConfigError, match="built-in configs: .*sentiment"):
+        load_config("no-such-config")
+
+
+def test_invalid_yaml_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(path))
+
+
+def test_config_round_trips_through_custom_config_json():
+    import json
+
+    config = load_config("sentiment", ["runner.beam_args=[--a]"])
+    assert parse_config(json.loads(json.dumps(config.to_dict()))) == config
