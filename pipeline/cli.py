@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 
+from rnnflow.components.tasks import DataError
 from rnnflow.pipeline.config import ConfigError, builtin_config_names, load_config
 
 EXIT_USAGE = 2
@@ -52,18 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         config = load_config(args.config, args.overrides)
+        if args.command == "show-config":
+            print(json.dumps(config.to_dict(), indent=2))
+            return 0
+        if args.command == "compile":
+            from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
+
+            print(f"wrote {compile_kubeflow_v2(config, args.pipeline_root, args.output)}")
+            return 0
     except ConfigError as e:
         print(f"rnnflow: config error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if args.command == "show-config":
-        print(json.dumps(config.to_dict(), indent=2))
-        return 0
-    if args.command == "compile":
-        from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
-
-        path = compile_kubeflow_v2(config, args.pipeline_root, args.output)
-        print(f"wrote {path}")
-        return 0
+    except DataError as e:
+        print(f"rnnflow: data error: {e}", file=sys.stderr)
+        return 1
     return _run(config, args.output_dir or os.path.join("runs", config.name))
 
 

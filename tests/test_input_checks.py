@@ -31,6 +31,11 @@ def test_glob_matching_nothing(tmp_path):
         _preflight(tmp_path / "*.csv")
 
 
+def test_wildcard_directories_are_rejected(tmp_path):
+    with pytest.raises(DataError, match="only the file name may contain wildcards"):
+        _preflight(tmp_path / "*" / "d.csv")
+
+
 def test_missing_column_lists_the_columns(tmp_path):
     path = write_csv(tmp_path / "d.csv", ["review", "label"], [["good", "pos"], ["bad", "neg"]])
     with pytest.raises(DataError, match=r"d.csv: column 'text' not found; columns: review, label"):

@@ -62,6 +62,8 @@ class Task(abc.ABC):
 def resolve_input_files(data_config) -> list[str]:
     """The files `data.path` names (a file or a glob), or a DataError naming the path."""
     path = config_lib.resolve_path(data_config.path)
+    if glob.has_magic(os.path.dirname(path)):
+        raise DataError(f"data.path: only the file name may contain wildcards: {path}")
     files = sorted(glob.glob(path)) if glob.has_magic(path) else ([path] if os.path.isfile(path) else [])
     if not files:
         what = "matches no files" if glob.has_magic(path) else "file not found"
@@ -72,6 +74,7 @@ def resolve_input_files(data_config) -> list[str]:
 def standard_example_gen(data_config):
     """CsvExampleGen / ImportExampleGen (TFRecord) / Parquet ExampleGen with a hash split."""
     from tfx import v1 as tfx
+    from tfx.components import FileBasedExampleGen
     from tfx.components.example_gen.custom_executors import parquet_executor
     from tfx.dsl.components.base import executor_spec
     from tfx.proto import example_gen_pb2
@@ -89,5 +92,5 @@ def standard_example_gen(data_config):
         return tfx.components.CsvExampleGen(**kwargs)
     if data_config.format == "tfrecord":
         return tfx.components.ImportExampleGen(**kwargs)
-    return tfx.components.FileBasedExampleGen(
+    return FileBasedExampleGen(
         custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor), **kwargs)

@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks. Each writes JSON; none of them asserts."""

@@ -1,0 +1,126 @@
+"""Pipeline assembly, the anomaly gate, packaging and the Kubeflow compile, without training."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from conftest import imdb_sample_path, run_cli, write_csv
+from rnnflow.components.anomaly_gate import describe_anomalies
+from rnnflow.components.tasks import InputReport
+from rnnflow.pipeline.config import load_config
+from rnnflow.pipeline.pipeline import RunPaths, create_pipeline
+
+REPORT = InputReport(files=["x.csv"], rows=2, label_values=["neg", "pos"])
+
+
+def _components(*overrides):
+    config = load_config("sentiment", list(overrides))
+    pipeline = create_pipeline(config, REPORT, "/tmp/root", "/tmp/serving", "/tmp/m.sqlite")
+    return {c.id: c for c in pipeline.components}, pipeline
+
+
+def test_standard_pipeline_components():
+    components, pipeline = _components()
+    assert set(components) == {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
+                               "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+    assert "AnomalyGate" in {n.id for n in components["Transform"].upstream_nodes}
+    params = components["Transform"].exec_properties
+    assert params["preprocessing_fn"].endswith("text_classification.preprocessing.preprocessing_fn")
+    assert not params.get("module_file")
+    custom = json.loads(params["custom_config"])
+    assert custom["input"]["label_values"] == ["neg", "pos"] and len(custom["code_version"]) == 16
+    assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
+
+
+@pytest.mark.parametrize("fmt, component", [("tfrecord", "ImportExampleGen"), ("parquet", "FileBasedExampleGen")])
+def test_example_gen_follows_data_format(fmt, component):
+    components, _ = _components(f"data.format={fmt}")
+    assert component in components and "CsvExampleGen" not in components
+
+
+def test_curated_schema_uses_import_schema_gen(tmp_path):
+    components, _ = _components(f"data.schema_path={tmp_path}/schema.pbtxt")
+    assert "ImportSchemaGen" in components and "SchemaGen" not in components
+
+
+def test_user_beam_args_come_last_and_win():
+    _, pipeline = _components("runner.beam_args=[--direct_num_workers=2]")
+    assert pipeline.beam_pipeline_args[-1] == "--direct_num_workers=2"
+
+
+def test_serving_dir_relative_to_output_dir():
+    config = load_config("sentiment", ["serving.model_name=imdb"])
+    assert RunPaths("/out").serving_dir(config) == "/out/serving/imdb"
+    config = load_config("sentiment", ["serving.base_dir=/models"])
+    assert RunPaths("/out").serving_dir(config) == "/models/sentiment"
+
+
+def test_anomalies_are_described_readably():
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.anomaly_info["label"]
+    reason = info.reason.add()
+    reason.short_description = "Unexpected string values"
+    reason.description = "Examples contain values missing from the schema: maybe (<1%)."
+    lines = describe_anomalies(anomalies, "eval")
+    assert lines == ["split 'eval', feature 'label': Unexpected string values: "
+                     "Examples contain values missing from the schema: maybe (<1%)."]
+
+
+SCHEMA_WITH_LABEL_DOMAIN = """
+feature { name: "text" type: BYTES }
+feature { name: "label" type: BYTES domain: "label" presence { min_fraction: 1.0 } }
+string_domain { name: "label" value: "neg" value: "pos" }
+"""
+
+
+def test_anomalies_stop_the_run_before_transform(tmp_path):
+    data = write_csv(tmp_path / "d.csv", ["text", "label"],
+                     [["good film", "pos"], ["bad film", "neg"], ["odd film", "maybe"], ["fine", "pos"]] * 5)
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(SCHEMA_WITH_LABEL_DOMAIN)
+    output_dir = tmp_path / "run"
+    result = run_cli(["run", "--config", "sentiment", "--output-dir", str(output_dir),
+                      "--set", f"data.path={data}", "--set", f"data.schema_path={schema}"])
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((output_dir / "run_summary.json").read_text())
+    assert "DataValidationError" in summary["error"]
+    assert "feature 'label'" in summary["error"] and "maybe" in summary["error"]
+    states = {c["name"]: c["state"] for c in summary["components"]}
+    assert states["AnomalyGate"] == "failed"
+    assert states["Transform"] == states["Trainer"] == states["Pusher"] == "not_run"
+    assert "feature 'label'" in result.stdout
+    assert not (output_dir / "serving").exists()
+
+
+def test_kubeflow_v2_spec_compiles(tmp_path):
+    output = tmp_path / "spec.json"
+    result = run_cli(["compile", "--config", "sentiment", "--pipeline-root", "gs://bucket/root",
+                      "--output", str(output), "--set", "runner.image=gcr.io/p/rnnflow:1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = json.loads(output.read_text())
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert {"Transform", "Trainer", "Evaluator", "Pusher", "AnomalyGate"} <= set(tasks)
+    assert "gcr.io/p/rnnflow:1" in output.read_text()
+
+
+def test_kubeflow_compile_requires_an_image(tmp_path):
+    result = run_cli(["compile", "--config", "sentiment", "--pipeline-root", "gs://b/r",
+                      "--output", str(tmp_path / "s.json")])
+    assert result.returncode == 2 and "runner.image: required" in result.stderr
+
+
+def test_package_builds_with_configs_for_beam_workers(tmp_path):
+    root = os.path.join(os.path.dirname(__file__), "..")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), root], check=True, capture_output=True)
+    wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
+    names = zipfile.ZipFile(tmp_path / wheel).namelist()
+    for required in ("rnnflow/pipeline/cli.py", "rnnflow/pipeline/configs/sentiment.yaml",
+                     "rnnflow/components/text_classification/preprocessing.py", "rnnflow/models/recurrent.py"):
+        assert required in names
+    assert imdb_sample_path()  # the default config's data ships with tfx
