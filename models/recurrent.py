@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import keras
 
+from rnnflow.models.mingru import MinGRU
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
 CELLS = {
     "lstm": keras.layers.LSTM,
     "gru": keras.layers.GRU,
     "simple_rnn": keras.layers.SimpleRNN,
+    "mingru": MinGRU,
 }
 
 

@@ -58,7 +58,7 @@ class SplitConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Recurrent encoder and head; see `rnnflow.models`."""
-    cell: Literal["lstm", "gru", "simple_rnn"] = "lstm"
+    cell: Literal["lstm", "gru", "simple_rnn", "mingru"] = "lstm"
     bidirectional: bool = True
     layers: int = constraint(1, min=1, max=8)
     units: int = constraint(64, min=1)

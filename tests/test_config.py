@@ -46,7 +46,7 @@ def test_overrides_parse_yaml_values():
     ("training.epochs=0", "training.epochs: 0 is out of range; must be >= 1"),
     ("training.learning_rate=0", "training.learning_rate: 0.0 is out of range; must be > 0"),
     ("model.dropout=1.5", "model.dropout: 1.5 is out of range; must be <= 1"),
-    ("model.cell=lsmt", "model.cell: 'lsmt' is not one of: lstm, gru, simple_rnn"),
+    ("model.cell=lsmt", "model.cell: 'lsmt' is not one of: lstm, gru, simple_rnn, mingru"),
     ("model.bidirectional=maybe", "model.bidirectional: expected true or false, got 'maybe'"),
     ("data.format=xlsx", "data.format: 'xlsx' is not one of: csv, tfrecord, parquet"),
     ("task.tokenizer=bpe", "task.tokenizer: 'bpe' is not one of: word, char"),

@@ -17,7 +17,7 @@ def _model(**model_fields):
                                  vocab_size=20, num_classes=3, max_tokens=MAX_TOKENS, input_name="token_ids")
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "mingru"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_output_is_a_distribution_over_classes(cell, bidirectional, layers):
@@ -26,10 +26,11 @@ def test_output_is_a_distribution_over_classes(cell, bidirectional, layers):
     probabilities = np.asarray(model({"token_ids": ids}))
     assert probabilities.shape == (5, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    assert len(recurrent_layers(model)) == layers * (2 if bidirectional else 1)
+    if cell != "mingru":  # minGRU is a plain Layer, not a keras.layers.RNN
+        assert len(recurrent_layers(model)) == layers * (2 if bidirectional else 1)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mingru"])
 def test_padding_never_changes_a_prediction(cell):
     model = _model(cell=cell, bidirectional=True, layers=2)
     short = np.zeros((1, MAX_TOKENS), dtype="int64")
