@@ -1,13 +1,15 @@
-"""Recurrent encoders and classifier heads (Keras 3).
+"""Recurrent encoders, masked readouts and classifier heads (Keras 3).
 
 Defaults keep every recurrent layer eligible for the cuDNN kernel on GPU:
 tanh/sigmoid activations, no recurrent dropout (dropout sits between layers),
-right-padded masks from `Embedding(mask_zero=True)`.
+right-padded masks from `Embedding(mask_zero=True)`. `cudnn_eligibility`
+checks a built model against those conditions.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from rnnflow.models.mingru import MinGRU
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
@@ -20,6 +22,59 @@ CELLS = {
 }
 
 
+@keras.saving.register_keras_serializable(package="rnnflow")
+class MaskedMaxPooling(keras.layers.Layer):
+    """Max over time steps that ignores padded steps."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        if mask is not None:
+            x = tf.where(tf.cast(mask, tf.bool)[:, :, tf.newaxis], x, tf.fill(tf.shape(x), x.dtype.min))
+        return tf.reduce_max(x, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
+class AttentionPooling(keras.layers.Layer):
+    """Additive attention over time steps (Bahdanau-style scores), padding excluded."""
+
+    def __init__(self, units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.project = keras.layers.Dense(self.units, activation="tanh", name="project")
+        self.project.build(input_shape)
+        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        self.score.build((*input_shape[:-1], self.units))
+
+    def call(self, x, mask=None):
+        scores = self.score(self.project(x))[..., 0]
+        if mask is not None:
+            scores = tf.where(tf.cast(mask, tf.bool), scores, tf.fill(tf.shape(scores), scores.dtype.min))
+        weights = tf.nn.softmax(scores, axis=1)
+        return tf.reduce_sum(x * weights[:, :, tf.newaxis], axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+POOLING = {
+    "mean": lambda model: keras.layers.GlobalAveragePooling1D(name="mean_pooling"),
+    "max": lambda model: MaskedMaxPooling(name="max_pooling"),
+    "attention": lambda model: AttentionPooling(model.units, name="attention_pooling"),
+}
+
+
 def recurrent_layer(model: ModelConfig, return_sequences: bool, name: str) -> keras.layers.Layer:
     """One (optionally bidirectional) recurrent layer of the configured cell."""
     layer = CELLS[model.cell](model.units, return_sequences=return_sequences, name=name)
@@ -29,38 +84,106 @@ def recurrent_layer(model: ModelConfig, return_sequences: bool, name: str) -> ke
 
 
 def encode_sequence(x, model: ModelConfig):
-    """Stacked recurrent layers; the last returns its final state (many-to-one)."""
+    """Stacked recurrent layers, then the configured readout -> [batch, features]."""
+    x = keras.layers.Dropout(model.input_dropout, name="input_dropout")(x) if model.input_dropout else x
     for depth in range(model.layers):
         last = depth == model.layers - 1
-        x = recurrent_layer(model, return_sequences=not last, name=f"{model.cell}_{depth}")(x)
-        x = keras.layers.Dropout(model.dropout, name=f"dropout_{depth}")(x)
+        # "last" pooling takes the final state from the last layer (masks respected by Keras).
+        sequences = not (last and model.pooling == "last")
+        y = recurrent_layer(model, return_sequences=sequences, name=f"{model.cell}_{depth}")(x)
+        if model.residual and sequences and x.shape[-1] == y.shape[-1]:
+            y = keras.layers.Add(name=f"residual_{depth}")([x, y])
+        if model.layer_norm:
+            y = keras.layers.LayerNormalization(name=f"layer_norm_{depth}")(y)
+        x = keras.layers.Dropout(model.dropout, name=f"dropout_{depth}")(y)
+    if model.pooling != "last":
+        x = POOLING[model.pooling](model)(x)
     return x
 
 
 def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab_size: int,
                           num_classes: int, max_tokens: int, input_name: str,
-                          output_name: str = "probabilities") -> keras.Model:
+                          output_name: str = "probabilities", steps_per_epoch: int | None = None) -> keras.Model:
     """token ids [batch, max_tokens] (0 = padding) -> class probabilities [batch, num_classes]."""
     token_ids = keras.Input(shape=(max_tokens,), dtype="int64", name=input_name)
     x = keras.layers.Embedding(vocab_size, model.embedding_dim, mask_zero=True, name="embedding")(token_ids)
     x = encode_sequence(x, model)
-    probabilities = keras.layers.Dense(num_classes, activation="softmax", name=output_name)(x)
+    # float32 output even under mixed precision, so softmax and the loss stay stable.
+    probabilities = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=output_name)(x)
     classifier = keras.Model({input_name: token_ids}, probabilities, name="text_classifier")
     classifier.compile(
-        # Clipping by global norm is the standard guard against exploding BPTT gradients.
-        optimizer=keras.optimizers.Adam(training.learning_rate, clipnorm=1.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        optimizer=make_optimizer(training, steps_per_epoch),
+        # One-hot labels so label smoothing applies; the Trainer one-hot encodes class ids.
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=training.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     return classifier
 
 
-def recurrent_layers(model: keras.Model) -> list[keras.layers.RNN]:
-    """Every recurrent layer, looking inside Bidirectional wrappers."""
-    found = []
-    for layer in model._flatten_layers(include_self=False):  # noqa: SLF001 (Keras' own traversal)
-        if isinstance(layer, keras.layers.RNN):
-            found.append(layer)
-    return found
+def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None):
+    learning_rate = training.learning_rate
+    decay_steps = max(1, (steps_per_epoch or 100) * training.epochs)
+    if training.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(training.learning_rate, decay_steps)
+    elif training.lr_schedule == "exponential":
+        # Down to a tenth of the initial rate by the last epoch.
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            training.learning_rate, decay_steps=decay_steps, decay_rate=0.1)
+    optimizers = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+                  "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    clip = {"clipnorm": training.clipnorm} if training.clipnorm else {}
+    return optimizers[training.optimizer](learning_rate=learning_rate, **clip)
+
+
+def recurrent_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every recurrent layer (minGRU included), looking inside Bidirectional wrappers."""
+    return [layer for layer in model._flatten_layers(include_self=False)  # noqa: SLF001 (Keras' own traversal)
+            if isinstance(layer, (keras.layers.RNN, MinGRU))]
+
+
+def cudnn_eligibility(model: keras.Model) -> list[dict]:
+    """Per recurrent layer: does it meet the cuDNN kernel conditions, and if not, why not.
+
+    Conditions (Keras 3 LSTM/GRU): tanh activation, sigmoid recurrent activation,
+    recurrent_dropout == 0, unroll False, use_bias True, GRU reset_after True,
+    use_cudnn not False. Masks must be right-padded, which Transform guarantees.
+    """
+    report = []
+    for layer in recurrent_layers(model):
+        reasons = []
+        if isinstance(layer, MinGRU):
+            reasons.append("minGRU has no cuDNN kernel (it trains as a parallel scan instead)")
+        elif not isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+            reasons.append(f"{type(layer).__name__} has no cuDNN kernel")
+        else:
+            cell = layer.cell
+            if keras.activations.serialize(cell.activation) != "tanh":
+                reasons.append(f"activation is {keras.activations.serialize(cell.activation)}, not tanh")
+            if keras.activations.serialize(cell.recurrent_activation) != "sigmoid":
+                reasons.append(f"recurrent_activation is {keras.activations.serialize(cell.recurrent_activation)}, "
+                               "not sigmoid")
+            if cell.recurrent_dropout:
+                reasons.append(f"recurrent_dropout is {cell.recurrent_dropout}, not 0")
+            if layer.unroll:
+                reasons.append("unroll is True")
+            if not cell.use_bias:
+                reasons.append("use_bias is False")
+            if isinstance(layer, keras.layers.GRU) and not cell.reset_after:
+                reasons.append("reset_after is False")
+            if getattr(layer, "use_cudnn", "auto") is False:
+                reasons.append("use_cudnn is False")
+        report.append({"layer": layer.path if hasattr(layer, "path") else layer.name,
+                       "eligible": not reasons, "reasons": reasons})
+    return report
+
+
+def describe_model(model: keras.Model, config: ModelConfig) -> dict:
+    """What the run summary records about the model."""
+    return {
+        "cell": config.cell, "bidirectional": config.bidirectional, "layers": config.layers,
+        "units": config.units, "embedding_dim": config.embedding_dim, "pooling": config.pooling,
+        "residual": config.residual, "layer_norm": config.layer_norm,
+        "params": int(model.count_params()), "cudnn": cudnn_eligibility(model),
+    }
 
 
 def disable_cudnn(model: keras.Model) -> None:

@@ -57,12 +57,19 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Recurrent encoder and head; see `rnnflow.models`."""
+    """Recurrent encoder and head; see `rnnflow.models.recurrent`."""
     cell: Literal["lstm", "gru", "simple_rnn", "mingru"] = "lstm"
     bidirectional: bool = True
     layers: int = constraint(1, min=1, max=8)
     units: int = constraint(64, min=1)
     embedding_dim: int = constraint(64, min=1)
+    # Readout over time steps for many-to-one tasks; all of them ignore padding.
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    # Residual connections between stacked recurrent layers of equal width.
+    residual: bool = False
+    layer_norm: bool = False
+    input_dropout: float = constraint(0.0, min=0.0, max=1.0)
+    # Between recurrent layers and before the head (never recurrent dropout: it disables cuDNN).
     dropout: float = constraint(0.2, min=0.0, max=1.0)
 
 
@@ -70,9 +77,37 @@ class ModelConfig:
 class TrainingConfig:
     epochs: int = constraint(10, min=1)
     batch_size: int = constraint(32, min=1)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     learning_rate: float = constraint(1e-3, min=0.0, min_exclusive=True)
+    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    # Clip gradients by global norm (the standard cure for exploding BPTT gradients); 0 disables.
+    clipnorm: float = constraint(1.0, min=0.0)
+    label_smoothing: float = constraint(0.0, min=0.0, max=0.5)
+    # "balanced" weighs classes by inverse frequency in the input.
+    class_weight: Literal["none", "balanced"] = "none"
+    # float16 compute on GPU (ignored on CPU, where it is slower).
+    mixed_precision: bool = False
     early_stopping_patience: int = constraint(3, min=0)
     seed: int = 42
+
+
+TUNABLE_SECTIONS = ("model", "training")
+RANGE_KEYS = {"min", "max", "step", "sampling"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """keras-tuner search run by the TFX Tuner component before the Trainer."""
+    enabled: bool = False
+    algorithm: Literal["random", "hyperband", "bayesian"] = "random"
+    objective: Literal["val_loss", "val_accuracy"] = "val_loss"
+    max_trials: int = constraint(4, min=1)
+    epochs_per_trial: int = constraint(2, min=1)
+    # Dotted model/training field -> list of choices, or {min, max, step, sampling: linear|log}.
+    search_space: Any = dataclasses.field(default_factory=dict)
+    # Reuse the best hyperparameters of an earlier run (its --output-dir, or a
+    # best_hyperparameters.txt) instead of searching again.
+    reuse_from: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +150,7 @@ class PipelineConfig:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
 
     @property
@@ -197,8 +233,89 @@ def parse_config(raw: dict) -> PipelineConfig:
     task = get_task(task_type)
     field_types = {"task": task.task_config_cls, "data": task.data_config_cls}
     config = from_dict(PipelineConfig, raw, path="", field_types=field_types)
+    search_space = validate_search_space(config.tuning.search_space)
+    if config.tuning.enabled and not search_space:
+        raise ConfigError("tuning.search_space: empty; tuning needs at least one field to search")
+    if config.tuning.enabled and config.tuning.reuse_from:
+        raise ConfigError("tuning.reuse_from: set either tuning.enabled or tuning.reuse_from, not both")
+    config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
     task.validate_config(config)
     return config
+
+
+def replace_fields(config: PipelineConfig, values: dict[str, Any]) -> PipelineConfig:
+    """A copy of `config` with dotted fields replaced (e.g. tuned hyperparameters), re-validated."""
+    raw = config.to_dict()
+    for key, value in values.items():
+        node = raw
+        *sections, name = key.split(".")
+        for section in sections:
+            node = node[section]
+        node[name] = value
+    return parse_config(raw)
+
+
+def validate_search_space(raw: Any, path: str = "tuning.search_space") -> dict:
+    """Flattens and checks the search space: {"model.units": {"min": 16, ...}, "model.cell": [...]}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of model/training fields, got {_show(raw)}")
+    flat: dict = {}
+    for key, spec in raw.items():
+        if isinstance(spec, dict) and not set(spec) <= RANGE_KEYS:
+            for sub_key, value in validate_search_space(spec, f"{path}.{key}").items():
+                flat[f"{key}.{sub_key}"] = value
+        else:
+            flat[key] = spec
+    if path != "tuning.search_space":
+        return flat
+    return {field: _validate_dimension(field, spec, f"{path}.{field}") for field, spec in flat.items()}
+
+
+def _validate_dimension(field: str, spec: Any, path: str):
+    section, _, name = field.partition(".")
+    if section not in TUNABLE_SECTIONS:
+        raise ConfigError(f"{path}: only {' and '.join(TUNABLE_SECTIONS)} fields can be tuned")
+    cls = {"model": ModelConfig, "training": TrainingConfig}[section]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        close = difflib.get_close_matches(name, list(fields), n=1)
+        hint = f" (did you mean '{section}.{close[0]}'?)" if close else ""
+        raise ConfigError(f"{path}: unknown field{hint}; known fields: {', '.join(fields)}")
+    hint_type, metadata = typing.get_type_hints(cls)[name], fields[name].metadata
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ConfigError(f"{path}: empty list of choices")
+        values = []
+        for i, value in enumerate(spec):
+            values.append(_coerce(value, hint_type, f"{path}[{i}]"))
+            _check_range(values[-1], metadata, f"{path}[{i}]")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{path}: duplicate choices {list(spec)}")
+        return values
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a list of choices or {{min, max, step, sampling}}, got {_show(spec)}")
+    if hint_type not in (int, float):
+        raise ConfigError(f"{path}: a range needs a numeric field; give a list of choices instead")
+    for bound in ("min", "max"):
+        if bound not in spec:
+            raise ConfigError(f"{path}.{bound}: required for a range")
+        spec[bound] = _coerce(spec[bound], hint_type, f"{path}.{bound}")
+        _check_range(spec[bound], metadata, f"{path}.{bound}")
+    if spec["min"] >= spec["max"]:
+        raise ConfigError(f"{path}: min {spec['min']} must be below max {spec['max']}")
+    sampling = spec.get("sampling", "linear")
+    if sampling not in ("linear", "log"):
+        raise ConfigError(f"{path}.sampling: {_show(sampling)} is not one of: linear, log")
+    if sampling == "log" and spec["min"] <= 0:
+        raise ConfigError(f"{path}: log sampling needs min > 0, got {spec['min']}")
+    result = {"min": spec["min"], "max": spec["max"], "sampling": sampling}
+    if "step" in spec:
+        result["step"] = _coerce(spec["step"], hint_type, f"{path}.step")
+        if result["step"] <= 0:
+            raise ConfigError(f"{path}.step: {result['step']} is out of range; must be > 0")
+    return result
 
 
 def from_dict(cls, raw: Any, path: str, field_types: dict | None = None):

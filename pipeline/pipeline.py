@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import os
 from pathlib import Path
@@ -11,9 +12,10 @@ from tfx import v1 as tfx
 
 from rnnflow.components.anomaly_gate import AnomalyGate
 from rnnflow.components.tasks import InputReport, get_task
-from rnnflow.pipeline.config import PipelineConfig, resolve_path
+from rnnflow.pipeline.config import ConfigError, PipelineConfig, resolve_path
 
 # Beam DirectRunner in-process: the fastest choice for data that fits one machine.
+BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"  # written by TFX's Tuner
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
@@ -66,11 +68,30 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         preprocessing_fn=task.preprocessing_fn, custom_config=custom_config)
     transform.add_upstream_node(anomaly_gate)
 
+    tuning_components = []
+    hyperparameters = None
+    if config.tuning.enabled:
+        tuner = tfx.components.Tuner(
+            tuner_fn=task.tuner_fn,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
+            custom_config=custom_config)
+        tuning_components, hyperparameters = [tuner], tuner.outputs["best_hyperparameters"]
+    elif config.tuning.reuse_from:
+        importer = tfx.dsl.Importer(
+            source_uri=find_best_hyperparameters(config.tuning.reuse_from),
+            artifact_type=tfx.types.standard_artifacts.HyperParameters,
+        ).with_id("hyperparameters_importer")
+        tuning_components, hyperparameters = [importer], importer.outputs["result"]
+
     trainer = tfx.components.Trainer(
         run_fn=task.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        hyperparameters=hyperparameters,
         custom_config=custom_config)
 
     latest_blessed_model = tfx.dsl.Resolver(
@@ -95,12 +116,28 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-                    transform, trainer, latest_blessed_model, evaluator, pusher],
+                    transform, *tuning_components, trainer, latest_blessed_model, evaluator, pusher],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
             if metadata_path else None),
         beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *config.runner.beam_args])
+
+
+def find_best_hyperparameters(reuse_from: str) -> str:
+    """The directory holding best_hyperparameters.txt: given directly, or the newest Tuner
+    output under an earlier run's --output-dir."""
+    path = os.path.abspath(os.path.expanduser(reuse_from))
+    if os.path.isfile(path) and os.path.basename(path) == BEST_HYPERPARAMETERS_FILE:
+        return os.path.dirname(path)
+    if os.path.isfile(os.path.join(path, BEST_HYPERPARAMETERS_FILE)):
+        return path
+    found = glob.glob(os.path.join(path, "pipeline_root", "Tuner", "best_hyperparameters", "*",
+                                   BEST_HYPERPARAMETERS_FILE))
+    if not found:
+        raise ConfigError(f"tuning.reuse_from: no {BEST_HYPERPARAMETERS_FILE} under {path} "
+                          "(give a run's --output-dir where tuning was enabled, or the file itself)")
+    return os.path.dirname(max(found, key=lambda f: int(f.split(os.sep)[-2])))
 
 
 def code_version() -> str:

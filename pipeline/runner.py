@@ -17,6 +17,7 @@ from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
 from rnnflow.pipeline.pipeline import RunPaths, create_pipeline
 
+TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
 SUCCEEDED, FAILED, NOT_BLESSED = "succeeded", "failed", "not_blessed"
 EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, NOT_BLESSED: 3}
 
@@ -146,9 +147,15 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     reader = _reader(paths, config)
 
     trainer_outputs = reader.outputs(executions["Trainer"])
-    training = _read_training_summary(trainer_outputs["model_run"][0].uri)
+    training = _read_training_summary(trainer_outputs["model_run"][0].uri) or {}
+    summary["model"] = training.pop("model", None)
+    summary["hyperparameters"] = training.pop("hyperparameters", {})
     summary["training"] = training
-    class_names = training.get("classes", []) if training else []
+    class_names = training.get("classes", [])
+    if executions.get("Tuner") is not None:
+        results = reader.outputs(executions["Tuner"])["tuner_results"][0].uri
+        with open(os.path.join(results, TUNER_RESULTS_FILE), encoding="utf-8") as f:
+            summary["trials"] = json.load(f)
 
     evaluator_outputs = reader.outputs(executions["Evaluator"])
     metrics = summary_lib.read_metrics(evaluator_outputs["evaluation"][0].uri, class_names)

@@ -101,3 +101,50 @@ def test_config_round_trips_through_custom_config_json():
 
     config = load_config("sentiment", ["runner.beam_args=[--a]"])
     assert parse_config(json.loads(json.dumps(config.to_dict()))) == config
+
+
+TUNING_ON = ["tuning.enabled=true"]
+
+
+def test_search_space_accepts_nested_or_dotted_fields():
+    config = load_config("sentiment", [*TUNING_ON, "tuning.search_space.model.cell=[lstm, gru, mingru]",
+                                       "tuning.search_space={training.learning_rate: {min: 0.0001, max: 0.01, "
+                                       "sampling: log}, model.cell: [gru]}"])
+    assert config.tuning.search_space == {
+        "training.learning_rate": {"min": 0.0001, "max": 0.01, "sampling": "log"}, "model.cell": ["gru"]}
+
+
+def test_search_space_ranges_are_typed_like_their_field():
+    config = load_config("sentiment", [*TUNING_ON, "tuning.search_space.model.units={min: 8, max: 64, step: 8}"])
+    assert config.tuning.search_space["model.units"] == {"min": 8, "max": 64, "sampling": "linear", "step": 8}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tuning.search_space.model.celll=[gru]",
+     "tuning.search_space.model.celll: unknown field (did you mean 'model.cell'?)"),
+    ("tuning.search_space.data.path=[a]", "tuning.search_space.data.path: only model and training fields"),
+    ("tuning.search_space.model.cell=[gru, lsmt]",
+     "tuning.search_space.model.cell[1]: 'lsmt' is not one of: lstm, gru, simple_rnn, mingru"),
+    ("tuning.search_space.model.cell=[]", "tuning.search_space.model.cell: empty list of choices"),
+    ("tuning.search_space.model.cell=[gru, gru]", "duplicate choices"),
+    ("tuning.search_space.model.cell={min: 1, max: 2}", "model.cell: a range needs a numeric field"),
+    ("tuning.search_space.model.units={min: 64, max: 8}", "model.units: min 64 must be below max 8"),
+    ("tuning.search_space.model.units={max: 8}", "tuning.search_space.model.units.min: required"),
+    ("tuning.search_space.model.units={min: 0, max: 8}", "model.units.min: 0 is out of range; must be >= 1"),
+    ("tuning.search_space.model.dropout={min: 0.0, max: 0.5, sampling: log}", "log sampling needs min > 0"),
+    ("tuning.search_space.model.dropout={min: 0.1, max: 0.5, sampling: cubic}", "is not one of: linear, log"),
+    ("tuning.search_space.model.units=32", "expected a list of choices or {min, max, step, sampling}"),
+    ("tuning.algorithm=grid", "tuning.algorithm: 'grid' is not one of: random, hyperband, bayesian"),
+    ("tuning.max_trials=0", "tuning.max_trials: 0 is out of range"),
+])
+def test_bad_search_spaces_fail_at_load(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config("sentiment", [*TUNING_ON, override])
+    assert message in str(error.value)
+
+
+def test_tuning_needs_a_search_space_and_excludes_reuse():
+    with pytest.raises(ConfigError, match="tuning.search_space: empty"):
+        load_config("sentiment", TUNING_ON)
+    with pytest.raises(ConfigError, match="either tuning.enabled or tuning.reuse_from"):
+        load_config("sentiment", [*TUNING_ON, "tuning.search_space.model.cell=[gru]", "tuning.reuse_from=/x"])

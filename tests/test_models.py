@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from rnnflow.models.recurrent import build_text_classifier, disable_cudnn, recurrent_layers
+from rnnflow.models.mingru import MinGRU
+from rnnflow.models.recurrent import (build_text_classifier, cudnn_eligibility, describe_model, disable_cudnn,
+                                      make_optimizer, recurrent_layers)
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
 MAX_TOKENS = 12
@@ -26,8 +28,7 @@ def test_output_is_a_distribution_over_classes(cell, bidirectional, layers):
     probabilities = np.asarray(model({"token_ids": ids}))
     assert probabilities.shape == (5, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    if cell != "mingru":  # minGRU is a plain Layer, not a keras.layers.RNN
-        assert len(recurrent_layers(model)) == layers * (2 if bidirectional else 1)
+    assert len(recurrent_layers(model)) == layers * (2 if bidirectional else 1)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "mingru"])
@@ -64,3 +65,80 @@ def test_notebook_model_cells_run():
         exec("".join(cell["source"]), namespace)  # noqa: S102
     assert namespace["config"].model.cell == "gru"
     assert namespace["model"].output_shape == (None, 2)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_every_pooling_ignores_padding(pooling, cell):
+    fields = dict(cell=cell, units=4, embedding_dim=4, layers=2, pooling=pooling, residual=True, layer_norm=True)
+    model = build_text_classifier(ModelConfig(**fields), TrainingConfig(), vocab_size=20, num_classes=3,
+                                  max_tokens=MAX_TOKENS, input_name="token_ids")
+    trimmed = build_text_classifier(ModelConfig(**fields), TrainingConfig(), vocab_size=20, num_classes=3,
+                                    max_tokens=5, input_name="token_ids")
+    trimmed.set_weights(model.get_weights())
+    ids = np.zeros((2, MAX_TOKENS), dtype="int64")
+    ids[0, :3] = [5, 6, 7]
+    ids[1, :5] = [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(np.asarray(model({"token_ids": ids})),
+                               np.asarray(trimmed({"token_ids": ids[:, :5]})), atol=1e-5)
+
+
+def test_residual_connections_only_between_equal_widths():
+    bi = _model(cell="gru", bidirectional=True, layers=3, residual=True, pooling="mean")
+    names = [layer.name for layer in bi.layers]
+    # Embedding width 4 != 2 * 4 units, so layer 0 has no residual; layers 1 and 2 do.
+    assert "residual_0" not in names and "residual_1" in names and "residual_2" in names
+
+
+def _eligibility(layer):
+    import keras
+
+    inputs = keras.Input((MAX_TOKENS, 3))
+    return cudnn_eligibility(keras.Model(inputs, layer(inputs)))
+
+
+def test_default_layers_are_cudnn_eligible():
+    model = _model(cell="lstm", bidirectional=True, layers=2)
+    report = cudnn_eligibility(model)
+    assert len(report) == 4 and all(r["eligible"] and not r["reasons"] for r in report)
+    assert all(r["eligible"] for r in cudnn_eligibility(_model(cell="gru", bidirectional=False)))
+
+
+@pytest.mark.parametrize("make_layer, reason", [
+    (lambda k: k.layers.LSTM(4, activation="relu"), "activation is relu, not tanh"),
+    (lambda k: k.layers.GRU(4, recurrent_activation="hard_sigmoid"), "recurrent_activation is hard_sigmoid"),
+    (lambda k: k.layers.LSTM(4, recurrent_dropout=0.1), "recurrent_dropout is 0.1, not 0"),
+    (lambda k: k.layers.LSTM(4, unroll=True), "unroll is True"),
+    (lambda k: k.layers.GRU(4, use_bias=False), "use_bias is False"),
+    (lambda k: k.layers.GRU(4, reset_after=False), "reset_after is False"),
+    (lambda k: k.layers.LSTM(4, use_cudnn=False), "use_cudnn is False"),
+    (lambda k: k.layers.SimpleRNN(4), "SimpleRNN has no cuDNN kernel"),
+    (lambda k: MinGRU(4), "minGRU has no cuDNN kernel"),
+    (lambda k: k.layers.Bidirectional(k.layers.LSTM(4, recurrent_dropout=0.2)), "recurrent_dropout is 0.2"),
+])
+def test_each_kind_of_ineligible_layer_is_reported(make_layer, reason):
+    import keras
+
+    report = _eligibility(make_layer(keras))
+    assert report and all(not r["eligible"] for r in report)
+    assert all(any(reason in why for why in r["reasons"]) for r in report)
+
+
+def test_describe_model_records_topology_params_and_cudnn():
+    model = _model(cell="gru", bidirectional=True, layers=2, pooling="attention")
+    described = describe_model(model, ModelConfig(cell="gru", layers=2, pooling="attention"))
+    assert described["params"] == model.count_params() > 0
+    assert described["cell"] == "gru" and described["pooling"] == "attention"
+    assert len(described["cudnn"]) == 4
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop", "sgd"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "exponential"])
+def test_optimizers_and_schedules(optimizer, schedule):
+    opt = make_optimizer(TrainingConfig(optimizer=optimizer, lr_schedule=schedule, learning_rate=0.01,
+                                        clipnorm=2.0, epochs=2), steps_per_epoch=5)
+    assert opt.clipnorm == 2.0
+    lr0 = float(opt.learning_rate) if schedule == "constant" else float(opt._learning_rate(0))
+    assert lr0 == pytest.approx(0.01)
+    if schedule != "constant":
+        assert float(opt._learning_rate(10)) < 0.01

@@ -124,3 +124,24 @@ def test_package_builds_with_configs_for_beam_workers(tmp_path):
                      "rnnflow/components/text_classification/preprocessing.py", "rnnflow/models/recurrent.py"):
         assert required in names
     assert imdb_sample_path()  # the default config's data ships with tfx
+
+
+def test_tuning_adds_the_tuner_and_feeds_the_trainer():
+    components, _ = _components("tuning.enabled=true", "tuning.search_space.model.cell=[gru, mingru]")
+    assert "Tuner" in components
+    assert components["Tuner"].exec_properties["tuner_fn"].endswith("text_classification.tuning.tuner_fn")
+    assert "Tuner" in {n.id for n in components["Trainer"].upstream_nodes}
+
+
+def test_reuse_from_imports_earlier_best_hyperparameters(tmp_path):
+    from rnnflow.pipeline.config import ConfigError
+
+    best = tmp_path / "pipeline_root" / "Tuner" / "best_hyperparameters"
+    for version in ("7", "12"):
+        (best / version).mkdir(parents=True)
+        (best / version / "best_hyperparameters.txt").write_text("{}")
+    components, _ = _components(f"tuning.reuse_from={tmp_path}")
+    assert "hyperparameters_importer" in components and "Tuner" not in components
+    assert components["hyperparameters_importer"].exec_properties["artifact_uri"] == str(best / "12")
+    with pytest.raises(ConfigError, match="tuning.reuse_from: no best_hyperparameters.txt"):
+        _components(f"tuning.reuse_from={tmp_path / 'empty'}")

@@ -26,6 +26,7 @@ class InputReport:
     rows: int
     # Sorted class names (classification tasks): fixes class ids before training.
     label_values: list[str] = dataclasses.field(default_factory=list)
+    label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -38,6 +39,7 @@ class Task(abc.ABC):
     # Dotted paths of the TFX user functions on the installed package.
     preprocessing_fn: str
     run_fn: str
+    tuner_fn: str
 
     def validate_config(self, config: config_lib.PipelineConfig) -> None:
         """Cross-field checks that types and ranges alone cannot express."""

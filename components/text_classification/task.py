@@ -63,6 +63,7 @@ class TextClassificationTask(Task):
     data_config_cls = TextDataConfig
     preprocessing_fn = "rnnflow.components.text_classification.preprocessing.preprocessing_fn"
     run_fn = "rnnflow.components.text_classification.trainer.run_fn"
+    tuner_fn = "rnnflow.components.text_classification.tuning.tuner_fn"
 
     def validate_config(self, config) -> None:
         data = config.data
@@ -105,7 +106,8 @@ class TextClassificationTask(Task):
         if invalid_utf8:
             warnings.append(f"{invalid_utf8} of {rows} texts contain invalid UTF-8; the bytes are "
                             "replaced by U+FFFD in training and serving alike")
-        return InputReport(files=files, rows=rows, label_values=sorted(labels), warnings=warnings)
+        return InputReport(files=files, rows=rows, label_values=sorted(labels),
+                           label_counts=dict(sorted(labels.items())), warnings=warnings)
 
     def eval_config(self, config, report: InputReport):
         import tensorflow_model_analysis as tfma

@@ -1,0 +1,80 @@
+"""Tuner tuner_fn: keras-tuner search over the config's model/training fields."""
+
+from __future__ import annotations
+
+import keras_tuner as kt
+from absl import logging
+from tfx import v1 as tfx
+
+from rnnflow.components.text_classification.trainer import TrainingData, build_model
+from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
+
+OBJECTIVE_DIRECTIONS = {"val_loss": "min", "val_accuracy": "max"}
+
+
+def search_space(config: PipelineConfig) -> kt.HyperParameters:
+    """keras-tuner hyperparameters named after the dotted config fields they set."""
+    hp = kt.HyperParameters()
+    for field, spec in config.tuning.search_space.items():
+        if isinstance(spec, list):
+            hp.Choice(field, spec)
+        elif isinstance(spec["min"], int):
+            hp.Int(field, spec["min"], spec["max"], step=spec.get("step", 1), sampling=spec["sampling"])
+        else:
+            hp.Float(field, spec["min"], spec["max"], step=spec.get("step"), sampling=spec["sampling"])
+    return hp
+
+
+def tuned_values(config: PipelineConfig, values: dict) -> dict:
+    """Only the searched fields (Hyperband adds its own `tuner/...` bookkeeping values)."""
+    return {k: v for k, v in values.items() if k in config.tuning.search_space}
+
+
+class ReportingTuner(kt.Tuner):
+    """Prints one line per finished trial: id, hyperparameters, objective.
+
+    keras-tuner's own multi-line summaries go to the run log instead of the console.
+    """
+
+    def search_space_summary(self, extended=False):
+        logging.info("Search space: %s", self.oracle.hyperparameters.get_config())
+
+    def results_summary(self, num_trials=10):
+        for trial in self.oracle.get_best_trials(num_trials):
+            logging.info("Trial %s: %s score=%s", trial.trial_id, trial.hyperparameters.values, trial.score)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        finished = self.oracle.trials[trial.trial_id]
+        score = "n/a" if finished.score is None else f"{finished.score:.4f}"
+        values = ", ".join(f"{k}={v}" for k, v in tuned_values(self._config, finished.hyperparameters.values).items())
+        print(f"    trial {trial.trial_id}: {values} -> {self.oracle.objective.name}={score}", flush=True)
+
+
+def make_oracle(config: PipelineConfig):
+    tuning = config.tuning
+    objective = kt.Objective(tuning.objective, OBJECTIVE_DIRECTIONS[tuning.objective])
+    common = dict(objective=objective, hyperparameters=search_space(config), seed=config.training.seed,
+                  tune_new_entries=False, allow_new_entries=False)
+    if tuning.algorithm == "hyperband":
+        return kt.oracles.HyperbandOracle(max_epochs=max(2, tuning.epochs_per_trial), hyperband_iterations=1,
+                                          **common)
+    if tuning.algorithm == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=tuning.max_trials, **common)
+    return kt.oracles.RandomSearchOracle(max_trials=tuning.max_trials, **common)
+
+
+def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
+    config = parse_config(fn_args.custom_config["config"])
+    data = TrainingData(fn_args, config)
+
+    def build(hp):
+        return build_model(replace_fields(config, tuned_values(config, hp.values)), data)
+
+    tuner = ReportingTuner(oracle=make_oracle(config), hypermodel=build, directory=fn_args.working_dir,
+                           project_name="rnnflow", overwrite=True)
+    tuner._config = config  # noqa: SLF001 (read by on_trial_end)
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={"x": data.train(), "validation_data": data.eval(),
+                    "epochs": config.tuning.epochs_per_trial, "verbose": 0})
