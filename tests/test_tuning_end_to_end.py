@@ -1,6 +1,7 @@
 """Tuning inside the pipeline: two tiny trials feed their best hyperparameters to the Trainer."""
 
 import json
+import shutil
 
 import pytest
 
@@ -9,8 +10,8 @@ from conftest import FAST_OVERRIDES, run_cli
 pytestmark = pytest.mark.e2e
 
 TUNING = ["tuning.enabled=true", "tuning.max_trials=2", "tuning.epochs_per_trial=1",
-          "tuning.search_space.model.cell=[gru, mingru]",
-          "tuning.search_space.training.learning_rate={min: 0.001, max: 0.01, sampling: log}"]
+          "tuning.search_space={model.cell: [gru, mingru], "
+          "training.learning_rate: {min: 0.001, max: 0.01, sampling: log}}"]
 
 
 def _run(output_dir, overrides):
@@ -50,6 +51,8 @@ def test_one_progress_line_per_trial(tuned):
 
 def test_reuse_best_hyperparameters_without_searching(tuned, tmp_path):
     tuned_dir, _, first = tuned
+    # A copy of the tuned run: data components come from the cache, the Tuner is replaced.
+    shutil.copytree(tuned_dir, tmp_path / "reuse")
     _, summary = _run(tmp_path / "reuse", [f"tuning.reuse_from={tuned_dir}"])
     names = [c["name"] for c in summary["components"]]
     assert "Tuner" not in names and "hyperparameters_importer" in names
