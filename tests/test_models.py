@@ -142,3 +142,15 @@ def test_optimizers_and_schedules(optimizer, schedule):
     assert lr0 == pytest.approx(0.01)
     if schedule != "constant":
         assert float(opt._learning_rate(10)) < 0.01
+
+
+def test_balanced_class_weights_and_default_strategy():
+    from rnnflow.components.text_classification.trainer import class_weights, distribution_strategy
+
+    balanced = TrainingConfig(class_weight="balanced")
+    weights = class_weights(type("C", (), {"training": balanced})(), {"neg": 30, "pos": 10}, ["neg", "pos"])
+    assert weights == pytest.approx({0: 40 / 60, 1: 40 / 20})
+    assert class_weights(type("C", (), {"training": TrainingConfig()})(), {"neg": 3, "pos": 1}, ["neg", "pos"]) is None
+    import tensorflow as tf
+
+    assert not isinstance(distribution_strategy(), tf.distribute.MirroredStrategy)  # no GPUs here

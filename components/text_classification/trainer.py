@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 
@@ -27,6 +28,11 @@ class TrainingData:
         self.class_names = [v.decode() for v in self.tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
         self.vocab_size = preprocessing.vocabulary_size(
             self.tf_transform_output, {"oov_buckets": config.task.oov_buckets})
+        split = config.data.split
+        train_rows = fn_args.custom_config["input"]["rows"] * split.train_buckets / (
+            split.train_buckets + split.eval_buckets)
+        # Approximate (hash split); sizes learning-rate schedules.
+        self.steps_per_epoch = max(1, math.ceil(train_rows / config.training.batch_size))
         self._fn_args = fn_args
         self._config = config
 
@@ -50,7 +56,7 @@ class TrainingData:
 def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
     return build_text_classifier(config.model, config.training, vocab_size=data.vocab_size,
                                  num_classes=len(data.class_names), max_tokens=config.task.max_tokens,
-                                 input_name=TOKEN_IDS)
+                                 input_name=TOKEN_IDS, steps_per_epoch=data.steps_per_epoch)
 
 
 def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_names: list[str]):
