@@ -47,6 +47,9 @@ class _Progress:
         state = summary_lib.component_record(execution, node_id)["state"] if execution else "done"
         self._echo(f"{self._position(node_id)} {node_id:<30} {state:<9} {seconds:7.1f}s")
 
+    def failed(self, node_id: str, seconds: float) -> None:
+        self._echo(f"{self._position(node_id)} {node_id:<30} {'failed':<9} {seconds:7.1f}s")
+
     @contextlib.contextmanager
     def reporting(self):
         """Hooks LocalDagRunner's per-component launcher for the duration of a run.
@@ -64,7 +67,11 @@ class _Progress:
                 node_id = self._pipeline_node.node_info.id  # noqa: SLF001
                 progress.started(node_id)
                 started = time.time()
-                result = super().launch()
+                try:
+                    result = super().launch()
+                except BaseException:
+                    progress.failed(node_id, time.time() - started)
+                    raise
                 progress.finished(node_id, time.time() - started)
                 return result
 
@@ -109,6 +116,10 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print) -> di
         _collect_results(summary, paths, config, node_ids, since_ms)
     except DataError as e:
         summary["error"] = f"DataError: {e}"
+    except KeyboardInterrupt:
+        summary["error"] = "interrupted"
+        summary_lib.write_json(paths.summary, summary)
+        raise
     except Exception as e:  # noqa: BLE001 (any component failure ends the run as "failed")
         summary["error"] = f"{type(e).__name__}: {e}"
         logging.getLogger(__name__).error("run failed:\n%s", traceback.format_exc())

@@ -94,6 +94,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path):
     assert states["AnomalyGate"] == "failed"
     assert states["Transform"] == states["Trainer"] == states["Pusher"] == "not_run"
     assert "feature 'label'" in result.stdout
+    assert any("AnomalyGate" in line and "failed" in line for line in result.stdout.splitlines())
     assert not (output_dir / "serving").exists()
 
 
