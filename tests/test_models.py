@@ -22,8 +22,10 @@ def _model(**model_fields):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "mingru"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_output_is_a_distribution_over_classes(cell, bidirectional, layers):
-    model = _model(cell=cell, bidirectional=bidirectional, layers=layers)
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+def test_output_is_a_distribution_over_classes(cell, bidirectional, layers, pooling):
+    model = _model(cell=cell, bidirectional=bidirectional, layers=layers, pooling=pooling,
+                   residual=layers > 1, layer_norm=layers > 1, input_dropout=0.1)
     ids = np.random.default_rng(0).integers(1, 20, size=(5, MAX_TOKENS))
     probabilities = np.asarray(model({"token_ids": ids}))
     assert probabilities.shape == (5, 3)
