@@ -145,6 +145,6 @@ def test_bad_search_spaces_fail_at_load(override, message):
 
 def test_tuning_needs_a_search_space_and_excludes_reuse():
     with pytest.raises(ConfigError, match="tuning.search_space: empty"):
-        load_config("sentiment", TUNING_ON)
+        load_config("sentiment", [*TUNING_ON, "tuning.search_space={}"])
     with pytest.raises(ConfigError, match="either tuning.enabled or tuning.reuse_from"):
         load_config("sentiment", [*TUNING_ON, "tuning.search_space.model.cell=[gru]", "tuning.reuse_from=/x"])
