@@ -97,7 +97,9 @@ def format_summary(summary: dict) -> str:
 
 
 def _fmt(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.4g}"
+    return str(value)
 
 
 if __name__ == "__main__":
