@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(wall, 1), "status": summary["status"], "metrics": summary["metrics"],
         "components": summary["components"], "epochs_run": (summary.get("training") or {}).get("epochs_run"),
         "machine": {"python": platform.python_version(), "processor": platform.processor(),
-                    "cpus": __import__("os").cpu_count()},
+                    "cpus": os.cpu_count()},
     }
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)

@@ -31,14 +31,10 @@ class ConfigError(ValueError):
     """A config value is missing, unknown, of the wrong type or out of range."""
 
 
-def constraint(default: Any = dataclasses.MISSING, *, min: float | None = None,
-               max: float | None = None, min_exclusive: bool = False,
-               doc: str = "", default_factory: Any = dataclasses.MISSING):
+def constraint(default: Any, *, min: float | None = None, max: float | None = None,
+               min_exclusive: bool = False):
     """A dataclass field with a numeric range checked at load time."""
-    kwargs = {"metadata": {"min": min, "max": max, "min_exclusive": min_exclusive, "doc": doc}}
-    if default_factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=default_factory, **kwargs)
-    return dataclasses.field(default=default, **kwargs)
+    return dataclasses.field(default=default, metadata={"min": min, "max": max, "min_exclusive": min_exclusive})
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import importlib
 import os
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def code_version() -> str:
     """
     digest = hashlib.sha256()
     for package in ("pipeline", "components", "models"):
-        package_dir = Path(__import__(f"rnnflow.{package}", fromlist=["_"]).__file__).parent
+        package_dir = Path(importlib.import_module(f"rnnflow.{package}").__file__).parent
         for source in sorted(package_dir.rglob("*.py")):
             digest.update(str(source.relative_to(package_dir.parent)).encode())
             digest.update(source.read_bytes())
