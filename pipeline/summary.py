@@ -93,7 +93,7 @@ def read_metrics(evaluation_uri: str, class_names: list[str]) -> dict[str, Any]:
         values = {}
         for item in slice_metrics.metric_keys_and_values:
             key = item.key
-            if key.is_diff or key.model_name not in ("", "candidate"):
+            if key.is_diff or not _is_candidate(key):
                 continue
             if item.value.WhichOneof("type") != "double_value":
                 continue
@@ -111,7 +111,7 @@ def read_confusion_matrix(evaluation_uri: str, class_names: list[str]) -> dict |
         if slice_plots.slice_key.single_slice_keys:
             continue
         for item in slice_plots.plot_keys_and_values:
-            if item.key.model_name not in ("", "candidate"):
+            if not _is_candidate(item.key):
                 continue
             matrices = item.value.multi_class_confusion_matrix_at_thresholds.matrices
             if not matrices:
@@ -123,6 +123,11 @@ def read_confusion_matrix(evaluation_uri: str, class_names: list[str]) -> dict |
                     counts[entry.actual_class_id][entry.predicted_class_id] = int(entry.num_weighted_examples)
             return {"classes": class_names, "counts": counts, "rows": "actual", "columns": "predicted"}
     return None
+
+
+def _is_candidate(key) -> bool:
+    """TFMA names the models "candidate" and "baseline" when a baseline exists, "" otherwise."""
+    return key.model_name in ("", "candidate")
 
 
 def _metric_name(key, class_names: list[str]) -> str:

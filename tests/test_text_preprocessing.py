@@ -118,7 +118,7 @@ def test_oov_tokens_map_to_oov_buckets():
     oov = (ids >= FIRST_VOCAB_ID + vocab_size)
     assert oov.any()
     assert ids.max() < FIRST_VOCAB_ID + vocab_size + OOV_BUCKETS
-    assert preprocessing.vocabulary_size(output, {"oov_buckets": OOV_BUCKETS}) == \
+    assert preprocessing.vocabulary_size(output, OOV_BUCKETS) == \
         FIRST_VOCAB_ID + vocab_size + OOV_BUCKETS
 
 

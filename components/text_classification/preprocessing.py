@@ -75,10 +75,9 @@ def label_text(label: tf.Tensor) -> tf.Tensor:
     return tf.strings.strip(label)
 
 
-def vocabulary_size(tf_transform_output, task: dict) -> int:
+def vocabulary_size(tf_transform_output, oov_buckets: int) -> int:
     """Number of token ids the embedding must cover: reserved ids, vocabulary and OOV buckets."""
-    return (FIRST_VOCAB_ID + tf_transform_output.vocabulary_size_by_name(TOKEN_VOCABULARY)
-            + task["oov_buckets"])
+    return FIRST_VOCAB_ID + tf_transform_output.vocabulary_size_by_name(TOKEN_VOCABULARY) + oov_buckets
 
 
 def _dense(feature, default):

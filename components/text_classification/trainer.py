@@ -26,8 +26,7 @@ class TrainingData:
     def __init__(self, fn_args, config: PipelineConfig):
         self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
         self.class_names = [v.decode() for v in self.tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
-        self.vocab_size = preprocessing.vocabulary_size(
-            self.tf_transform_output, {"oov_buckets": config.task.oov_buckets})
+        self.vocab_size = preprocessing.vocabulary_size(self.tf_transform_output, config.task.oov_buckets)
         split = config.data.split
         train_rows = fn_args.custom_config["input"]["rows"] * split.train_buckets / (
             split.train_buckets + split.eval_buckets)

@@ -36,6 +36,10 @@ class ReportingTuner(kt.Tuner):
     keras-tuner's own multi-line summaries go to the run log instead of the console.
     """
 
+    def __init__(self, config: PipelineConfig, **kwargs):
+        super().__init__(**kwargs)
+        self._config = config
+
     def search_space_summary(self, extended=False):
         logging.info("Search space: %s", self.oracle.hyperparameters.get_config())
 
@@ -71,9 +75,8 @@ def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
     def build(hp):
         return build_model(replace_fields(config, tuned_values(config, hp.values)), data)
 
-    tuner = ReportingTuner(oracle=make_oracle(config), hypermodel=build, directory=fn_args.working_dir,
+    tuner = ReportingTuner(config, oracle=make_oracle(config), hypermodel=build, directory=fn_args.working_dir,
                            project_name="rnnflow", overwrite=True)
-    tuner._config = config  # noqa: SLF001 (read by on_trial_end)
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={"x": data.train(), "validation_data": data.eval(),
