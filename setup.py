@@ -13,6 +13,7 @@ PACKAGES = {
     "rnnflow.pipeline.configs": "pipeline/configs",
     "rnnflow.components": "components",
     "rnnflow.components.tasks": "components/tasks",
+    "rnnflow.components.forecasting": "components/forecasting",
     "rnnflow.components.text_classification": "components/text_classification",
     "rnnflow.models": "models",
 }

@@ -119,6 +119,28 @@ def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab
     return classifier
 
 
+FORECAST_LOSSES = {
+    "mae": keras.losses.MeanAbsoluteError,
+    "mse": keras.losses.MeanSquaredError,
+    "huber": keras.losses.Huber,
+}
+
+
+def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: int, input_width: int,
+                     horizon: int, targets: int, loss: str, input_name: str,
+                     steps_per_epoch: int | None = None) -> keras.Model:
+    """[batch, lookback, input_width] -> [batch, horizon, targets]: a direct multi-horizon head
+    (all steps at once from the encoding, no feedback of its own forecasts)."""
+    window = keras.Input(shape=(lookback, input_width), dtype="float32", name=input_name)
+    x = encode_sequence(window, model)
+    x = keras.layers.Dense(horizon * targets, dtype="float32", name="horizon_head")(x)
+    forecast = keras.layers.Reshape((horizon, targets), name="forecast")(x)
+    forecaster = keras.Model({input_name: window}, forecast, name="forecaster")
+    forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),
+                       metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    return forecaster
+
+
 def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None):
     learning_rate = training.learning_rate
     decay_steps = max(1, (steps_per_epoch or 100) * training.epochs)

@@ -144,7 +144,8 @@ class PipelineConfig:
     data: Any
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    # Task-specific like task/data; EvaluationConfig is the classification default.
+    evaluation: Any = dataclasses.field(default_factory=EvaluationConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
@@ -227,7 +228,8 @@ def parse_config(raw: dict) -> PipelineConfig:
     if task_type not in task_names():
         raise ConfigError(f"task.type: '{task_type}' is not one of: {', '.join(task_names())}")
     task = get_task(task_type)
-    field_types = {"task": task.task_config_cls, "data": task.data_config_cls}
+    field_types = {"task": task.task_config_cls, "data": task.data_config_cls,
+                   "evaluation": task.evaluation_config_cls}
     config = from_dict(PipelineConfig, raw, path="", field_types=field_types)
     search_space = validate_search_space(config.tuning.search_space)
     if config.tuning.enabled and not search_space:
@@ -333,7 +335,8 @@ def from_dict(cls, raw: Any, path: str, field_types: dict | None = None):
         if name in raw:
             values[name] = _coerce(raw[name], hint_type, field_path)
             _check_range(values[name], f.metadata, field_path)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        elif name in (field_types or {}) or (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING):
             if dataclasses.is_dataclass(hint_type):
                 values[name] = _coerce({}, hint_type, field_path)
             else:

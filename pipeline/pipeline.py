@@ -66,7 +66,8 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=task.preprocessing_fn, custom_config=custom_config)
+        preprocessing_fn=task.preprocessing_fn, custom_config=custom_config,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits)))
     transform.add_upstream_node(anomaly_gate)
 
     tuning_components = []
@@ -113,11 +114,15 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
 
+    reports = task.after_evaluation(config, report, examples=example_gen.outputs["examples"],
+                                    model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"])
+
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-                    transform, *tuning_components, trainer, latest_blessed_model, evaluator, pusher],
+                    transform, *tuning_components, trainer, latest_blessed_model, evaluator, pusher,
+                    *reports],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)

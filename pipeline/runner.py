@@ -103,7 +103,8 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print) -> di
         echo(f"Checking input data: {config.data.path}")
         report = task.preflight(config)
         summary["input"] = {"files": report.files, "rows": report.rows,
-                            "label_values": report.label_values, "warnings": report.warnings}
+                            "label_values": report.label_values, "warnings": report.warnings,
+                            **({"details": report.details} if report.details else {})}
         for warning in report.warnings:
             echo(f"  warning: {warning}")
         echo(f"  {report.rows} rows in {len(report.files)} file(s)")
@@ -172,8 +173,11 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     metrics = summary_lib.read_metrics(evaluator_outputs["evaluation"][0].uri, class_names)
     summary["metrics"] = metrics["overall"]
     summary["metrics_by_slice"] = metrics["slices"]
-    summary["confusion_matrix"] = metrics["confusion_matrix"]
+    if metrics["confusion_matrix"] is not None:
+        summary["confusion_matrix"] = metrics["confusion_matrix"]
     summary["blessed"] = bool(summary_lib.read_blessing(evaluator_outputs["blessing"][0]))
+    get_task(config.task_type).summarize(summary, {
+        node: reader.outputs(execution) for node, execution in executions.items() if execution is not None})
 
     pushed = reader.outputs(executions["Pusher"])["pushed_model"][0]
     summary["pushed_model"] = summary_lib.read_pushed_model(pushed)

@@ -147,7 +147,8 @@ def test_optimizers_and_schedules(optimizer, schedule):
 
 
 def test_balanced_class_weights_and_default_strategy():
-    from rnnflow.components.text_classification.trainer import class_weights, distribution_strategy
+    from rnnflow.components.text_classification.trainer import class_weights
+    from rnnflow.components.training import distribution_strategy
 
     balanced = TrainingConfig(class_weight="balanced")
     weights = class_weights(type("C", (), {"training": balanced})(), {"neg": 30, "pos": 10}, ["neg", "pos"])

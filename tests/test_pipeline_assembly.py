@@ -130,7 +130,7 @@ def test_package_builds_with_configs_for_beam_workers(tmp_path):
 def test_tuning_adds_the_tuner_and_feeds_the_trainer():
     components, _ = _components("tuning.enabled=true", "tuning.search_space.model.cell=[gru, mingru]")
     assert "Tuner" in components
-    assert components["Tuner"].exec_properties["tuner_fn"].endswith("text_classification.tuning.tuner_fn")
+    assert components["Tuner"].exec_properties["tuner_fn"].endswith("text_classification.trainer.tuner_fn")
     assert "Tuner" in {n.id for n in components["Trainer"].upstream_nodes}
 
 

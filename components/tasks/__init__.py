@@ -14,6 +14,7 @@ from rnnflow.components.tasks.base import DataError, InputReport, Task
 # task type -> "module:attribute" of its Task object (imported lazily, so that
 # loading a config does not import TensorFlow).
 _TASKS = {
+    "forecasting": "rnnflow.components.forecasting.task:TASK",
     "text_classification": "rnnflow.components.text_classification.task:TASK",
 }
 

@@ -28,6 +28,8 @@ class InputReport:
     label_values: list[str] = dataclasses.field(default_factory=list)
     label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # Task-specific facts (e.g. a series' frequency and split boundaries); JSON-serializable.
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Task(abc.ABC):
@@ -36,6 +38,9 @@ class Task(abc.ABC):
     name: str
     task_config_cls: type
     data_config_cls: type
+    evaluation_config_cls: type = config_lib.EvaluationConfig
+    # Example splits Transform materializes; Transform analyzes "train" only.
+    splits: tuple[str, ...] = ("train", "eval")
     # Dotted paths of the TFX user functions on the installed package.
     preprocessing_fn: str
     run_fn: str
@@ -55,6 +60,15 @@ class Task(abc.ABC):
     def example_gen(self, config: config_lib.PipelineConfig, report: InputReport):
         """The ExampleGen for `data.format`; tasks with their own ingestion override this."""
         return standard_example_gen(config.data)
+
+    def after_evaluation(self, config: config_lib.PipelineConfig, report: InputReport, *,
+                         examples, model, blessing) -> list:
+        """Extra components that run once the model is evaluated (e.g. a held-out test report)."""
+        return []
+
+    def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:
+        """Adds task-specific results to the run summary; `outputs` maps node id -> output
+        key -> artifacts of this run."""
 
     def custom_config(self, config: config_lib.PipelineConfig, report: InputReport) -> dict[str, Any]:
         """JSON passed to Transform and Trainer: the resolved config plus the input report."""

@@ -63,7 +63,7 @@ class TextClassificationTask(Task):
     data_config_cls = TextDataConfig
     preprocessing_fn = "rnnflow.components.text_classification.preprocessing.preprocessing_fn"
     run_fn = "rnnflow.components.text_classification.trainer.run_fn"
-    tuner_fn = "rnnflow.components.text_classification.tuning.tuner_fn"
+    tuner_fn = "rnnflow.components.text_classification.trainer.tuner_fn"
 
     def validate_config(self, config) -> None:
         data = config.data

@@ -1,4 +1,4 @@
-"""Tuner tuner_fn: keras-tuner search over the config's model/training fields."""
+"""keras-tuner search over the config's model/training fields, shared by every task's tuner_fn."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import keras_tuner as kt
 from absl import logging
 from tfx import v1 as tfx
 
-from rnnflow.components.text_classification.trainer import TrainingData, build_model
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
 
 OBJECTIVE_DIRECTIONS = {"val_loss": "min", "val_accuracy": "max"}
@@ -68,9 +67,11 @@ def make_oracle(config: PipelineConfig):
     return kt.oracles.RandomSearchOracle(max_trials=tuning.max_trials, **common)
 
 
-def tuner_fn(fn_args) -> tfx.components.TunerFnResult:
+def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult:
+    """The TunerFnResult for a task: `data_cls(fn_args, config)` provides train()/eval()
+    datasets and `build_model(config, data)` a compiled Keras model."""
     config = parse_config(fn_args.custom_config["config"])
-    data = TrainingData(fn_args, config)
+    data = data_cls(fn_args, config)
 
     def build(hp):
         return build_model(replace_fields(config, tuned_values(config, hp.values)), data)

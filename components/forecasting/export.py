@@ -1,0 +1,91 @@
+"""The serving SavedModel: raw lookback windows in, forecasts in original units out.
+
+Signatures:
+- `serving_default`: one float32 [batch, lookback] input per feature column, named
+  after it (plus `window_end_time` int64 [batch], seconds since the epoch UTC of the
+  last lookback step, when calendar features are on) -> `forecast` float32
+  [batch, horizon, targets] in the targets' original units.
+- `serving_examples`: `examples` serialized tf.Example [batch] with the same
+  features -> the same output (TFMA evaluates through it).
+
+Normalization is Transform's graph (train-split statistics); the model predicts
+z-scores, undone here with the same statistics.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from rnnflow.components.forecasting.task import (
+    EVAL_SIGNATURE, FORECAST, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME)
+from rnnflow.models.recurrent import disable_cudnn
+
+EXAMPLES_INPUT = "examples"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+class ForecastServingModule(tf.Module):
+    def __init__(self, model, tf_transform_output, *, columns: list[str], lookback: int, calendar: bool):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self.columns = columns
+        self.lookback = lookback
+        self.calendar = calendar
+
+    def input_specs(self) -> dict[str, tf.TensorSpec]:
+        specs = {c: tf.TensorSpec([None, self.lookback], tf.float32, name=c) for c in self.columns}
+        if self.calendar:
+            specs[WINDOW_END_TIME] = tf.TensorSpec([None], tf.int64, name=WINDOW_END_TIME)
+        return specs
+
+    def forecast(self, raw: dict) -> dict:
+        raw = dict(raw)
+        if self.calendar:
+            raw[WINDOW_END_TIME] = tf.reshape(raw[WINDOW_END_TIME], [-1, 1])
+        transformed = self.tft_layer(raw)
+        normalized = self.model({WINDOW: transformed[WINDOW]}, training=False)
+        scale, location = transformed[TARGET_STD][:, None, :], transformed[TARGET_MEAN][:, None, :]
+        return {FORECAST: normalized * scale + location}
+
+    def signatures(self) -> dict:
+        @tf.function(input_signature=[self.input_specs()])
+        def serve(raw):
+            return self.forecast(raw)
+
+        parse_spec = {c: tf.io.FixedLenFeature([self.lookback], tf.float32) for c in self.columns}
+        if self.calendar:
+            parse_spec[WINDOW_END_TIME] = tf.io.FixedLenFeature([], tf.int64)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+        def serve_examples(examples):
+            return self.forecast(tf.io.parse_example(examples, parse_spec))
+
+        return {"serving_default": serve.get_concrete_function(),
+                EVAL_SIGNATURE: serve_examples.get_concrete_function()}
+
+
+def export_serving_model(model, tf_transform_output, *, config, details: dict, export_dir: str) -> None:
+    disable_cudnn(model)
+    module = ForecastServingModule(model, tf_transform_output, columns=details["columns"],
+                                   lookback=config.task.lookback, calendar=config.task.calendar_features)
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    write_warmup_requests(export_dir, module.input_specs())
+
+
+def write_warmup_requests(export_dir: str, specs: dict[str, tf.TensorSpec]) -> None:
+    """One all-zero window, replayed by TF Serving on load (PITFALLS 7.1)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
+    for name, spec in specs.items():
+        shape = [1, *spec.shape[1:]]
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.zeros(shape, spec.dtype.as_numpy_dtype)))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    path = os.path.join(export_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(log.SerializeToString())

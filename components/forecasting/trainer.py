@@ -1,0 +1,70 @@
+"""Trainer run_fn and Tuner tuner_fn for forecasting (Keras 3)."""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from rnnflow.components.forecasting import export
+from rnnflow.components.forecasting.preprocessing import input_width
+from rnnflow.components.forecasting.task import TARGET, WINDOW
+from rnnflow.components.training import (
+    config_with_hyperparameters, fit, history_summary, write_training_summary)
+from rnnflow.models.recurrent import build_forecaster, describe_model
+from rnnflow.pipeline.config import PipelineConfig
+
+
+class ForecastData:
+    """Transformed train/eval windows as ({window}, target) batches, in normalized units."""
+
+    def __init__(self, fn_args, config: PipelineConfig):
+        self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+        self.details = fn_args.custom_config["input"]["details"]
+        self.input_width = input_width(self.details, config.task.calendar_features)
+        train_windows = self.details["splits"]["train"]["windows"]
+        self.steps_per_epoch = max(1, math.ceil(train_windows / config.training.batch_size))
+        self._fn_args = fn_args
+        self._config = config
+
+    def dataset(self, files, shuffle: bool):
+        training = self._config.training
+        dataset = self._fn_args.data_accessor.tf_dataset_factory(
+            files,
+            tfxio.TensorFlowDatasetOptions(batch_size=training.batch_size, label_key=TARGET, num_epochs=1,
+                                           shuffle=shuffle, shuffle_seed=training.seed),
+            self.tf_transform_output.transformed_metadata.schema)
+        return dataset.map(lambda features, target: ({WINDOW: features[WINDOW]}, target))
+
+    def train(self):
+        return self.dataset(self._fn_args.train_files, shuffle=True)
+
+    def eval(self):
+        return self.dataset(self._fn_args.eval_files, shuffle=False)
+
+
+def build_model(config: PipelineConfig, data: ForecastData):
+    task = config.task
+    return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=data.input_width,
+                            horizon=task.horizon, targets=len(data.details["targets"]), loss=task.loss,
+                            input_name=WINDOW, steps_per_epoch=data.steps_per_epoch)
+
+
+def run_fn(fn_args) -> None:
+    """Trains on normalized windows with early stopping on eval, exports a model that
+    answers in original units."""
+    config, hyperparameters = config_with_hyperparameters(fn_args)
+    data = ForecastData(fn_args, config)
+    model, history = fit(config, fn_args, lambda: build_model(config, data), data)
+    export.export_serving_model(model, data.tf_transform_output, config=config, details=data.details,
+                                export_dir=fn_args.serving_model_dir)
+    write_training_summary(fn_args.model_run_dir, {
+        **history_summary(history), "model": describe_model(model, config.model),
+        "hyperparameters": hyperparameters})
+
+
+def tuner_fn(fn_args):
+    from rnnflow.components.tuning import tuner_result
+
+    return tuner_result(fn_args, ForecastData, build_model)
