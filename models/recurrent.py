@@ -126,15 +126,56 @@ FORECAST_LOSSES = {
 }
 
 
+class SubtractLastStep(keras.layers.Layer):
+    """Each of the first `channels` features minus its value at the last step (the
+    features after them, e.g. calendar cycles, pass unchanged)."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, window):
+        series = window[..., :self.channels]
+        return keras.ops.concatenate([series - series[:, -1:, :], window[..., self.channels:]], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+class AddLastValue(keras.layers.Layer):
+    """forecast [batch, horizon, targets] + the last window value of each target."""
+
+    def __init__(self, target_indices: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.target_indices = list(target_indices)
+
+    def call(self, forecast, window):
+        last = keras.ops.take(window[:, -1, :], self.target_indices, axis=-1)
+        return forecast + last[:, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "target_indices": self.target_indices}
+
+
 def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: int, input_width: int,
-                     horizon: int, targets: int, loss: str, input_name: str,
-                     steps_per_epoch: int | None = None) -> keras.Model:
+                     horizon: int, target_indices: list[int], series_channels: int, anchor: str, loss: str,
+                     input_name: str, steps_per_epoch: int | None = None) -> keras.Model:
     """[batch, lookback, input_width] -> [batch, horizon, targets]: a direct multi-horizon head
-    (all steps at once from the encoding, no feedback of its own forecasts)."""
+    (all steps at once from the encoding, no feedback of its own forecasts).
+
+    `anchor="last_value"` makes the model level-invariant (NLinear, Zeng et al. 2023):
+    the encoder sees each series relative to its last value and the head predicts the
+    change from it, so a level shift between train and test does not bias forecasts.
+    `target_indices` are the targets' positions among the first `series_channels` features.
+    """
     window = keras.Input(shape=(lookback, input_width), dtype="float32", name=input_name)
-    x = encode_sequence(window, model)
+    x = SubtractLastStep(series_channels, name="relative_to_last")(window) if anchor == "last_value" else window
+    x = encode_sequence(x, model)
+    targets = len(target_indices)
     x = keras.layers.Dense(horizon * targets, dtype="float32", name="horizon_head")(x)
-    forecast = keras.layers.Reshape((horizon, targets), name="forecast")(x)
+    forecast = keras.layers.Reshape((horizon, targets), name="change" if anchor == "last_value" else "forecast")(x)
+    if anchor == "last_value":
+        forecast = AddLastValue(target_indices, name="forecast")(forecast, window)
     forecaster = keras.Model({input_name: window}, forecast, name="forecaster")
     forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),
                        metrics=[keras.metrics.MeanAbsoluteError(name="mae")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 
@@ -85,15 +86,23 @@ def format_summary(summary: dict) -> str:
         lines.append(f"error: {summary['error']}")
         if summary.get("log_file"):
             lines.append(f"full log: {summary['log_file']}")
-    metrics = summary.get("metrics") or {}
-    if metrics:
-        shown = {k: v for k, v in metrics.items() if "[" not in k}
-        lines.append("eval metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items())))
+    for label, key in (("eval metrics", "metrics"), ("test metrics", "test_metrics")):
+        if summary.get(key):
+            lines.append(f"{label}: " + ", ".join(
+                f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
     if summary.get("status") != "failed":
         lines.append(f"blessed: {summary.get('blessed')}")
         lines.append(f"pushed model: {summary.get('pushed_model') or 'none'}")
+    if summary.get("plot"):
+        lines.append(f"plot: {summary['plot']}")
     lines.append(f"summary: {os.path.join(summary['output_dir'], 'run_summary.json')}")
     return "\n".join(lines)
+
+
+def _headline(metrics: dict) -> dict:
+    """Overall metrics only: per-class ("auc[pos]") and per-horizon-step ("mae_h3") values
+    stay in run_summary.json."""
+    return {k: v for k, v in metrics.items() if "[" not in k and not re.search(r"_h\d+$", k)}
 
 
 def _fmt(value) -> str:

@@ -14,6 +14,7 @@ dataclasses for them (see `rnnflow.components.tasks`).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 import types
@@ -386,6 +387,8 @@ def _coerce(value: Any, tp: Any, path: str):
             raise ConfigError(f"{path}: expected a number, got NaN")
         return float(value)
     if tp is str:
+        if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads 2017-07-01 as a date
+            value = value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: expected a non-empty string, got {_show(value)}")
         return value

@@ -74,6 +74,9 @@ class ForecastingConfig:
     # Steps between consecutive window starts (train, eval and test alike).
     stride: int = constraint(1, min=1)
     loss: Literal["mae", "mse", "huber"] = "mae"
+    # last_value: inputs and forecasts relative to each series' last observed value
+    # (robust to level shifts between train and test); none: absolute (normalized) values.
+    anchor: Literal["last_value", "none"] = "last_value"
     # sin/cos of hour of day, day of week and day of year of every lookback step (those
     # finer than the series' frequency are left out).
     calendar_features: bool = False

@@ -45,9 +45,10 @@ class ForecastData:
 
 
 def build_model(config: PipelineConfig, data: ForecastData):
-    task = config.task
+    task, columns = config.task, data.details["columns"]
     return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=data.input_width,
-                            horizon=task.horizon, targets=len(data.details["targets"]), loss=task.loss,
+                            horizon=task.horizon, target_indices=[columns.index(t) for t in data.details["targets"]],
+                            series_channels=len(columns), anchor=task.anchor, loss=task.loss,
                             input_name=WINDOW, steps_per_epoch=data.steps_per_epoch)
 
 

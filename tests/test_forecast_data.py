@@ -1,0 +1,248 @@
+"""Forecasting input: cleaning policies, windowing, the chronological split, baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnflow.components.forecasting import metrics, series as series_lib
+from rnnflow.components.forecasting.task import OWNED_ROWS, WINDOW_END_TIME, future_feature
+from rnnflow.components.tasks import DataError
+from rnnflow.pipeline.config import ConfigError, load_config
+
+
+def write_csv(tmp_path, rows, name="series.csv", header="time,a,b"):
+    path = tmp_path / name
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+def hourly(n, start="2024-01-01 00:00", a=lambda i: i, b=lambda i: 100 + i):
+    times = pd.date_range(start, periods=n, freq="h")
+    return [f"{t:%Y-%m-%d %H:%M},{a(i)},{b(i)}" for i, t in enumerate(times)]
+
+
+def config_for(path, *overrides):
+    return load_config("forecast", [f"data.path={path}", "data.time_column=time", "data.target_columns=[a]",
+                                    "data.frequency=null", "task.lookback=3", "task.horizon=2",
+                                    "data.split.train_fraction=0.5", "data.split.eval_fraction=0.25",
+                                    *overrides])
+
+
+def test_windows_of_a_tiny_series_are_hand_checkable(tmp_path):
+    from rnnflow.components.forecasting.windowing import window_example
+
+    config = config_for(write_csv(tmp_path, hourly(20)))
+    series = series_lib.read_series(config)
+    assert series.columns == ["a", "b"] and series.frequency_seconds == 3600
+    plan = series_lib.plan_windows(series, config)
+    # rows 0-9 train, 10-14 eval, 15-19 test; a window spans lookback 3 + horizon 2 = 5 rows.
+    assert [w.start for w in plan["train"]] == [0, 1, 2, 3, 4, 5]
+    assert [w.start for w in plan["eval"]] == [10]
+    assert [w.start for w in plan["test"]] == [15]
+
+    example = window_example(series, plan["train"][2], lookback=3, horizon=2)
+    features = example.features.feature
+    assert list(features["a"].float_list.value) == [2, 3, 4]
+    assert list(features["b"].float_list.value) == [102, 103, 104]
+    assert list(features[future_feature("a")].float_list.value) == [5, 6]
+    assert future_feature("b") not in features  # b is an input only
+    assert features[WINDOW_END_TIME].int64_list.value[0] == pd.Timestamp("2024-01-01 04:00").value // 10**9
+    assert features[OWNED_ROWS].int64_list.value[0] == 1
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 7])
+def test_each_train_input_row_is_owned_exactly_once(tmp_path, stride):
+    config = config_for(write_csv(tmp_path, hourly(40)), f"task.stride={stride}")
+    plan = series_lib.plan_windows(series_lib.read_series(config), config)
+    owned = [row for w in plan["train"] for row in range(w.start, w.start + w.owned)]
+    inputs = {row for w in plan["train"] for row in range(w.start, w.start + 3)}
+    assert sorted(owned) == sorted(inputs)  # no row twice, none missing
+    assert all(w.owned == 0 for split in ("eval", "test") for w in plan[split])
+    assert [w.start for w in plan["train"]] == list(range(0, 20 - 5 + 1, stride))
+
+
+def test_no_window_crosses_a_split_and_eval_test_targets_follow_all_train_targets():
+    config = load_config("forecast")
+    series = series_lib.read_series(config)
+    plan = series_lib.plan_windows(series, config)
+    bounds = series_lib.split_rows(series, config)
+    lookback, horizon = config.task.lookback, config.task.horizon
+    target_times = {}
+    for split, windows in plan.items():
+        first, end = bounds[split]
+        assert all(first <= w.start and w.start + lookback + horizon <= end for w in windows)
+        target_times[split] = [series.times[w.start + lookback + h] for w in windows for h in range(horizon)]
+    assert max(target_times["train"]) < min(target_times["eval"])
+    assert max(target_times["eval"]) < min(target_times["test"])
+    # Eval/test inputs are after every train target too.
+    assert series.times[plan["eval"][0].start] > max(target_times["train"])
+
+
+def test_date_split(tmp_path):
+    config = config_for(write_csv(tmp_path, hourly(48)), "data.split.eval_start=2024-01-02 00:00",
+                        "data.split.test_start=2024-01-02T12:00:00")
+    series = series_lib.read_series(config)
+    assert series_lib.split_rows(series, config) == {"train": (0, 24), "eval": (24, 36), "test": (36, 48)}
+
+
+def test_unsorted_rows_are_sorted_with_a_warning(tmp_path):
+    rows = hourly(20)
+    rows[3], rows[7] = rows[7], rows[3]
+    series = series_lib.read_series(config_for(write_csv(tmp_path, rows)))
+    assert list(series.column("a")) == list(range(20))
+    assert any("not in time order" in w for w in series.warnings)
+
+
+def test_duplicate_timestamps_fail_naming_the_line_or_keep_the_first(tmp_path):
+    rows = hourly(20)
+    rows.insert(5, rows[4].replace(",4,", ",999,"))
+    path = write_csv(tmp_path, rows)
+    with pytest.raises(DataError, match=r"duplicate timestamps in time: series.csv line 7"):
+        series_lib.read_series(config_for(path))
+    series = series_lib.read_series(config_for(path, "data.on_bad_rows=ffill"))
+    assert 999 not in series.column("a") and len(series.times) == 20
+    assert any("duplicate" in w for w in series.warnings)
+
+
+def test_missing_and_non_numeric_cells(tmp_path):
+    rows = hourly(20)
+    rows[4] = rows[4].replace(",4,", ",abc,")
+    rows[8] = rows[8].replace(",8,", ",,")
+    path = write_csv(tmp_path, rows)
+    with pytest.raises(DataError, match=r"2 missing or non-numeric cells: a at series.csv line 6: 'abc'; "
+                                        r"a at series.csv line 10: empty"):
+        series_lib.read_series(config_for(path))
+    assert series_lib.read_series(config_for(path, "data.on_bad_rows=ffill")).column("a")[[4, 8]].tolist() == [3, 7]
+    assert series_lib.read_series(config_for(path, "data.on_bad_rows=interpolate")).column("a")[[4, 8]].tolist() \
+        == [4, 8]
+    dropped = series_lib.read_series(config_for(path, "data.on_bad_rows=drop"))
+    assert len(dropped.times) == 18
+    assert dropped.segments() == [(0, 4), (4, 7), (7, 18)]
+
+
+def test_nan_and_infinite_values_are_bad_cells(tmp_path):
+    rows = hourly(20)
+    rows[2] = rows[2].replace(",2,", ",nan,")
+    rows[3] = rows[3].replace(",3,", ",inf,")
+    with pytest.raises(DataError, match="2 missing or non-numeric cells"):
+        series_lib.read_series(config_for(write_csv(tmp_path, rows)))
+
+
+def test_gaps_fail_or_are_filled_or_split_the_windows(tmp_path):
+    rows = hourly(30)
+    del rows[10:13]  # 3 missing hours
+    path = write_csv(tmp_path, rows)
+    with pytest.raises(DataError, match=r"3 missing time steps of 1h in 1 gaps: after series.csv line 11"):
+        series_lib.read_series(config_for(path))
+    filled = series_lib.read_series(config_for(path, "data.on_bad_rows=interpolate"))
+    assert filled.column("a").tolist() == list(range(30))
+    dropped = series_lib.read_series(config_for(path, "data.on_bad_rows=drop"))
+    assert dropped.segments() == [(0, 10), (10, 27)]
+    plan = series_lib.plan_windows(dropped, config_for(path, "data.on_bad_rows=drop"))
+    starts = [w.start for w in plan["train"]]
+    assert all(not (s < 10 < s + 5) for s in starts)  # no window spans the gap
+
+
+def test_off_grid_timestamps_fail(tmp_path):
+    rows = hourly(20)
+    rows[5] = rows[5].replace(":00,", ":30,", 1)
+    with pytest.raises(DataError, match=r"off the 1h grid.*series.csv line 7"):
+        series_lib.read_series(config_for(write_csv(tmp_path, rows), "data.frequency=1h"))
+
+
+def test_unreadable_time(tmp_path):
+    rows = hourly(20)
+    rows[3] = "yesterday" + rows[3][16:]
+    path = write_csv(tmp_path, rows)
+    with pytest.raises(DataError, match=r"unreadable times in time: series.csv line 5 \('yesterday'\)"):
+        series_lib.read_series(config_for(path))
+    assert len(series_lib.read_series(config_for(path, "data.on_bad_rows=drop")).times) == 19
+
+
+def test_missing_target_column_is_named(tmp_path):
+    path = write_csv(tmp_path, hourly(20))
+    with pytest.raises(DataError, match=r"column 'OT' \(named in data\) is not in series.csv; columns: time, a, b"):
+        series_lib.read_series(config_for(path, "data.target_columns=[OT]"))
+
+
+def test_series_shorter_than_one_window(tmp_path):
+    config = config_for(write_csv(tmp_path, hourly(4)))
+    with pytest.raises(DataError, match=r"4 rows after cleaning, fewer than lookback \+ horizon = 5"):
+        series_lib.plan_windows(series_lib.read_series(config), config)
+
+
+def test_split_too_short_for_a_window_is_named(tmp_path):
+    config = config_for(write_csv(tmp_path, hourly(16)))
+    with pytest.raises(DataError, match=r"the eval split \(4 rows.*no complete window"):
+        series_lib.plan_windows(series_lib.read_series(config), config)
+
+
+def test_malformed_csv_row_names_the_file(tmp_path):
+    rows = hourly(20)
+    rows[2] += ",1,2,3"
+    with pytest.raises(DataError, match=r"series.csv: cannot read as csv"):
+        series_lib.read_series(config_for(write_csv(tmp_path, rows)))
+
+
+def test_default_features_skip_text_columns_and_include_targets(tmp_path):
+    rows = [f"{r},sunny" for r in hourly(20)]
+    path = write_csv(tmp_path, rows, header="time,a,b,weather")
+    series = series_lib.read_series(config_for(path, "data.feature_columns=[b]"))
+    assert series.columns == ["b", "a"]
+    series = series_lib.read_series(config_for(path))
+    assert series.columns == ["a", "b"] and any("weather" in w for w in series.warnings)
+
+
+def test_column_names_must_work_as_serving_inputs(tmp_path):
+    path = write_csv(tmp_path, hourly(20), header="time,a,temp (C)")
+    with pytest.raises(DataError, match=r"'temp \(C\)' cannot name a TF Serving input"):
+        series_lib.read_series(config_for(path))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.target_columns=[]"], "data.target_columns: name at least one column"),
+    (["data.split.train_fraction=0.9", "data.split.eval_fraction=0.1"], "leaves no test split"),
+    (["data.split.eval_start=2024-01-01"], "set both eval_start and test_start"),
+    (["data.split.eval_start=2024-02-01", "data.split.test_start=2024-01-01"], "must be before"),
+    (["data.frequency=1 month"], "data.frequency: '1 month' is not a fixed step"),
+    (["data.target_columns=[time]"], "'time' is the time column"),
+    (["tuning.objective=val_accuracy"], "forecasting tunes on val_loss"),
+    (["evaluation.metric=auc"], "evaluation.metric: unknown field"),
+])
+def test_config_errors(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config_for(write_csv(tmp_path, hourly(20)), *overrides)
+
+
+def test_baselines_by_hand():
+    history = np.array([[1.0], [2.0], [3.0], [4.0], [5.0]])  # lookback 5, one target
+    assert metrics.persistence_forecast(history, 3)[:, 0].tolist() == [5, 5, 5]
+    # season 2: step h takes the value 2*ceil(h/2) steps before it.
+    assert metrics.seasonal_naive_forecast(history, 5, season=2)[:, 0].tolist() == [4, 5, 4, 5, 4]
+    assert metrics.seasonal_naive_forecast(history, 2, season=5)[:, 0].tolist() == [1, 2]
+
+
+def test_error_metrics_by_hand():
+    actual = np.array([[[2.0], [4.0]], [[0.0], [-2.0]]])  # 2 windows, horizon 2
+    forecast = np.array([[[1.0], [4.0]], [[0.0], [2.0]]])
+    sums = metrics.ErrorSums(horizon=2, targets=1)
+    sums.add(actual, forecast)
+    result = sums.metrics(per_step=True)
+    assert result["mae"] == pytest.approx((1 + 0 + 0 + 4) / 4)
+    assert result["rmse"] == pytest.approx(np.sqrt((1 + 0 + 0 + 16) / 4))
+    # sMAPE: 2|e|/(|y|+|f|): 2/3, 0, 0 (both zero), 2 -> mean 0.6667 -> 66.67%.
+    assert result["smape"] == pytest.approx(100 * (2 / 3 + 0 + 0 + 2) / 4)
+    assert result["mae_h1"] == pytest.approx(0.5) and result["mae_h2"] == pytest.approx(2.0)
+
+
+def test_skill_compares_with_persistence_on_the_same_windows():
+    accumulator = metrics.ForecastAccumulator(horizon=2, targets=1, season=None)
+    history = np.array([[0.0], [1.0]])
+    accumulator.add(history, actual=np.array([[2.0], [3.0]]), forecast=np.array([[2.0], [2.0]]))
+    result = accumulator.metrics()
+    assert result["baseline_persistence_mae"] == pytest.approx(1.5)  # |2-1|, |3-1|
+    assert result["mae"] == pytest.approx(0.5)
+    assert result["skill"] == pytest.approx(1 - 0.5 / 1.5)
+    assert result["baseline_seasonal_naive_mae"] is None
