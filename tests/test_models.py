@@ -1,5 +1,6 @@
 """Model builders: shapes, masking, export-time cuDNN switch, and the notebook's model cells."""
 
+import dataclasses
 import json
 import os
 
@@ -157,3 +158,33 @@ def test_balanced_class_weights_and_default_strategy():
     import tensorflow as tf
 
     assert not isinstance(distribution_strategy(), tf.distribute.MirroredStrategy)  # no GPUs here
+
+
+def _forecaster(anchor, **overrides):
+    from rnnflow.models.recurrent import build_forecaster
+
+    model_config = dataclasses.replace(ModelConfig(), bidirectional=False, units=8, **overrides)
+    return build_forecaster(model_config, TrainingConfig(), lookback=6, input_width=4, horizon=3,
+                            target_indices=[2, 0], series_channels=3, anchor=anchor, loss="huber",
+                            input_name="window")
+
+
+def test_forecaster_shapes_and_direct_head():
+    model = _forecaster("none", cell="gru")
+    window = np.random.default_rng(0).normal(size=(5, 6, 4)).astype("float32")
+    assert model({"window": window}).shape == (5, 3, 2)
+
+
+def test_last_value_anchor_forecasts_change_from_the_last_value():
+    model = _forecaster("last_value")
+    head = model.get_layer("horizon_head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # predicts "no change"
+    window = np.random.default_rng(1).normal(size=(4, 6, 4)).astype("float32")
+    forecast = np.asarray(model({"window": window}))
+    expected = window[:, -1, [2, 0]]  # the targets' last values, repeated over the horizon
+    np.testing.assert_allclose(forecast, np.repeat(expected[:, None, :], 3, axis=1), rtol=1e-6)
+    # The encoder sees the series relative to their last value: a level shift changes nothing.
+    shifted = window.copy()
+    shifted[..., :3] += 10.0  # the calendar channel (index 3) is not shifted
+    relative = model.get_layer("relative_to_last")
+    np.testing.assert_allclose(np.asarray(relative(shifted)), np.asarray(relative(window)), atol=1e-5)

@@ -16,6 +16,8 @@ from rnnflow.pipeline.config import load_config
 from rnnflow.pipeline.pipeline import RunPaths, create_pipeline
 
 REPORT = InputReport(files=["x.csv"], rows=2, label_values=["neg", "pos"])
+FORECAST_REPORT = InputReport(files=["x.csv"], rows=40, details={
+    "columns": ["a"], "targets": ["a"], "frequency_seconds": 3600, "season": 24, "fingerprint": "f"})
 
 
 def _components(*overrides):
@@ -98,14 +100,18 @@ def test_anomalies_stop_the_run_before_transform(tmp_path):
     assert not (output_dir / "serving").exists()
 
 
-def test_kubeflow_v2_spec_compiles(tmp_path):
+@pytest.mark.parametrize("config, task_components", [
+    ("sentiment", {"CsvExampleGen"}),
+    ("forecast", {"TimeSeriesExampleGen", "ForecastReport"}),
+])
+def test_kubeflow_v2_spec_compiles(tmp_path, config, task_components):
     output = tmp_path / "spec.json"
-    result = run_cli(["compile", "--config", "sentiment", "--pipeline-root", "gs://bucket/root",
+    result = run_cli(["compile", "--config", config, "--pipeline-root", "gs://bucket/root",
                       "--output", str(output), "--set", "runner.image=gcr.io/p/rnnflow:1"])
     assert result.returncode == 0, result.stderr[-3000:]
     spec = json.loads(output.read_text())
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert {"Transform", "Trainer", "Evaluator", "Pusher", "AnomalyGate"} <= set(tasks)
+    assert {"Transform", "Trainer", "Evaluator", "Pusher", "AnomalyGate", *task_components} <= set(tasks)
     assert "gcr.io/p/rnnflow:1" in output.read_text()
 
 
@@ -122,7 +128,8 @@ def test_package_builds_with_configs_for_beam_workers(tmp_path):
     wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
     names = zipfile.ZipFile(tmp_path / wheel).namelist()
     for required in ("rnnflow/pipeline/cli.py", "rnnflow/pipeline/configs/sentiment.yaml",
-                     "rnnflow/components/text_classification/preprocessing.py", "rnnflow/models/recurrent.py"):
+                     "rnnflow/components/text_classification/preprocessing.py", "rnnflow/models/recurrent.py",
+                     "rnnflow/pipeline/configs/forecast.yaml", "rnnflow/components/forecasting/windowing.py"):
         assert required in names
     assert imdb_sample_path()  # the default config's data ships with tfx
 
@@ -132,6 +139,17 @@ def test_tuning_adds_the_tuner_and_feeds_the_trainer():
     assert "Tuner" in components
     assert components["Tuner"].exec_properties["tuner_fn"].endswith("text_classification.trainer.tuner_fn")
     assert "Tuner" in {n.id for n in components["Trainer"].upstream_nodes}
+
+
+def test_forecasting_plugs_in_its_own_example_gen_splits_and_report():
+    config = load_config("forecast")
+    pipeline = create_pipeline(config, FORECAST_REPORT, "/tmp/root", "/tmp/serving", "/tmp/m.sqlite")
+    components = {c.id: c for c in pipeline.components}
+    assert "TimeSeriesExampleGen" in components and "CsvExampleGen" not in components
+    splits = json.loads(components["Transform"].exec_properties["splits_config"])
+    assert splits == {"analyze": ["train"], "transform": ["train", "eval", "test"]}
+    assert {"Trainer", "Evaluator", "TimeSeriesExampleGen"} <= {n.id for n in components["ForecastReport"].upstream_nodes}
+    assert components["Trainer"].exec_properties["run_fn"].endswith("forecasting.trainer.run_fn")
 
 
 def test_reuse_from_imports_earlier_best_hyperparameters(tmp_path):

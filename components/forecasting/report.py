@@ -118,11 +118,13 @@ def plot_forecasts(result: dict, *, target: str, target_index: int, frequency_se
 def ForecastReport(
     examples: InputArtifact[standard_artifacts.Examples],
     model: InputArtifact[standard_artifacts.Model],
+    blessing: InputArtifact[standard_artifacts.ModelBlessing],
     report: OutputArtifact[ForecastTestReport],
     config_json: Parameter[str],
     report_json: Parameter[str],
 ):
-    """Test-split metrics (with baselines) and a forecast plot for the trained model."""
+    """Test-split metrics (with baselines) and a forecast plot for the trained model, run
+    after the Evaluator has decided the blessing on the eval split."""
     config, input_report = json.loads(config_json), json.loads(report_json)
     details, task = input_report["details"], config["task"]
     files = tf.io.gfile.glob(os.path.join(examples.uri, "Split-test", "*"))
@@ -131,7 +133,8 @@ def ForecastReport(
                             season=details["season"])
     tf.io.gfile.makedirs(report.uri)
     with tf.io.gfile.GFile(os.path.join(report.uri, METRICS_FILE), "w") as f:
-        json.dump({"metrics": result["metrics"], "windows": result["windows"]}, f, indent=2)
+        json.dump({"metrics": result["metrics"], "windows": result["windows"],
+                   "blessed": bool(blessing.get_int_custom_property("blessed"))}, f, indent=2)
     if result["windows"]:
         plot_forecasts(result, target=details["targets"][0], target_index=0,
                        frequency_seconds=details["frequency_seconds"], path=os.path.join(report.uri, PLOT_FILE))

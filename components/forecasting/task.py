@@ -175,7 +175,8 @@ class ForecastingTask(Task):
     def after_evaluation(self, config, report, *, examples, model, blessing) -> list:
         from rnnflow.components.forecasting.report import ForecastReport
 
-        return [ForecastReport(examples=examples, model=model, config_json=_json(config.to_dict()),
+        return [ForecastReport(examples=examples, model=model, blessing=blessing,
+                               config_json=_json(config.to_dict()),
                                report_json=_json(dataclasses.asdict(report)))]
 
     def summarize(self, summary, outputs) -> None:
