@@ -87,3 +87,16 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
                         callbacks=callbacks, class_weight=class_weight, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
     return model, history
+
+
+def transformed_dataset(fn_args, files, config: PipelineConfig, tf_transform_output, label_key: str,
+                        shuffle: bool):
+    """One pass over Transform's output as (features, label) batches."""
+    from tfx_bsl.public import tfxio
+
+    training = config.training
+    return fn_args.data_accessor.tf_dataset_factory(
+        files,
+        tfxio.TensorFlowDatasetOptions(batch_size=training.batch_size, label_key=label_key, num_epochs=1,
+                                       shuffle=shuffle, shuffle_seed=training.seed),
+        tf_transform_output.transformed_metadata.schema)

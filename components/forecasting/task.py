@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import pandas as pd
 
-from rnnflow.components.tasks.base import InputReport, Task
+from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold
 from rnnflow.pipeline.config import ConfigError, constraint
 
 # Feature names of the windowed examples and of Transform's outputs, named once here.
@@ -160,11 +160,7 @@ class ForecastingTask(Task):
         from rnnflow.components.forecasting.metrics import metric_configs
 
         evaluation = config.evaluation
-        skill_threshold = tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.min_skill}),
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -evaluation.max_regression}))
+        skill_threshold = blessing_threshold(evaluation.min_skill, evaluation.max_regression)
         return tfma.EvalConfig(
             model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, prediction_key=FORECAST)],
             slicing_specs=[tfma.SlicingSpec()],

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 
 import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from rnnflow.components.forecasting import export
 from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.task import TARGET, WINDOW
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, write_training_summary)
+    config_with_hyperparameters, fit, history_summary, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -29,12 +28,8 @@ class ForecastData:
         self._config = config
 
     def dataset(self, files, shuffle: bool):
-        training = self._config.training
-        dataset = self._fn_args.data_accessor.tf_dataset_factory(
-            files,
-            tfxio.TensorFlowDatasetOptions(batch_size=training.batch_size, label_key=TARGET, num_epochs=1,
-                                           shuffle=shuffle, shuffle_seed=training.seed),
-            self.tf_transform_output.transformed_metadata.schema)
+        dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, TARGET,
+                                      shuffle)
         return dataset.map(lambda features, target: ({WINDOW: features[WINDOW]}, target))
 
     def train(self):

@@ -75,6 +75,17 @@ class Task(abc.ABC):
         return {"config": config.to_dict(), "input": dataclasses.asdict(report)}
 
 
+def blessing_threshold(lower_bound: float, max_regression: float):
+    """TFMA threshold on a higher-is-better metric: at least `lower_bound`, and at most
+    `max_regression` below the last blessed model (ignored while there is none)."""
+    import tensorflow_model_analysis as tfma
+
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_regression}))
+
+
 def resolve_input_files(data_config) -> list[str]:
     """The files `data.path` names (a file or a glob), or a DataError naming the path."""
     path = config_lib.resolve_path(data_config.path)

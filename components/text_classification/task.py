@@ -8,7 +8,8 @@ import dataclasses
 import sys
 from typing import Literal, Optional
 
-from rnnflow.components.tasks.base import (DataError, InputReport, Task, resolve_input_files)
+from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold,
+                                           resolve_input_files)
 from rnnflow.pipeline.config import ConfigError, DataFormat, SplitConfig, constraint
 
 # Feature names produced by Transform, named once here.
@@ -113,11 +114,7 @@ class TextClassificationTask(Task):
         import tensorflow_model_analysis as tfma
 
         evaluation = config.evaluation
-        threshold = tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.lower_bound}),
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -evaluation.max_regression}))
+        threshold = blessing_threshold(evaluation.lower_bound, evaluation.max_regression)
 
         def metric(name):
             class_name, _ = METRICS[name]

@@ -7,12 +7,11 @@ import math
 import keras
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS
 from rnnflow.components.training import (
-    config_with_hyperparameters, distribution_strategy, fit, history_summary, write_training_summary)
+    config_with_hyperparameters, fit, history_summary, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -33,12 +32,8 @@ class TrainingData:
         self._config = config
 
     def dataset(self, files, shuffle: bool):
-        training = self._config.training
-        dataset = self._fn_args.data_accessor.tf_dataset_factory(
-            files,
-            tfxio.TensorFlowDatasetOptions(batch_size=training.batch_size, label_key=LABEL_ID, num_epochs=1,
-                                           shuffle=shuffle, shuffle_seed=training.seed),
-            self.tf_transform_output.transformed_metadata.schema)
+        dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, LABEL_ID,
+                                      shuffle)
         depth = len(self.class_names)
         return dataset.map(lambda features, label: (features, tf.one_hot(tf.reshape(label, [-1]), depth)))
 
