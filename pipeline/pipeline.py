@@ -17,6 +17,8 @@ from rnnflow.pipeline.config import ConfigError, PipelineConfig, resolve_path
 
 # Beam DirectRunner in-process: the fastest choice for data that fits one machine.
 BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"  # written by TFX's Tuner
+# The config sections that decide examples and their transformation.
+DATA_SECTIONS = ("name", "task", "data")
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
@@ -66,7 +68,7 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=task.preprocessing_fn, custom_config=custom_config,
+        preprocessing_fn=task.preprocessing_fn, custom_config=data_only(custom_config),
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits)))
     transform.add_upstream_node(anomaly_gate)
 
@@ -128,6 +130,13 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
             if metadata_path else None),
         beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *config.runner.beam_args])
+
+
+def data_only(custom_config: dict) -> dict:
+    """Transform sees only the sections that shape the data, so changing the model or the
+    training settings reuses the cached Transform."""
+    sections = {k: v for k, v in custom_config["config"].items() if k in DATA_SECTIONS}
+    return {**custom_config, "config": sections}
 
 
 def find_best_hyperparameters(reuse_from: str) -> str:

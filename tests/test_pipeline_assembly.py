@@ -164,3 +164,20 @@ def test_reuse_from_imports_earlier_best_hyperparameters(tmp_path):
     assert components["hyperparameters_importer"].exec_properties["artifact_uri"] == str(best / "12")
     with pytest.raises(ConfigError, match="tuning.reuse_from: no best_hyperparameters.txt"):
         _components(f"tuning.reuse_from={tmp_path / 'empty'}")
+
+
+@pytest.mark.parametrize("config_name, report, example_gen", [
+    ("sentiment", REPORT, "CsvExampleGen"), ("forecast", FORECAST_REPORT, "TimeSeriesExampleGen")])
+def test_model_and_training_changes_keep_examples_and_transform_cached(config_name, report, example_gen):
+    def properties(*overrides):
+        config = load_config(config_name, list(overrides))
+        components = {c.id: c for c in create_pipeline(config, report, "/r", "/s", "/m.sqlite").components}
+        return {node: components[node].exec_properties for node in (example_gen, "Transform", "Trainer")}
+
+    base = properties()
+    changed = properties("training.epochs=1", "model.units=7", "training.learning_rate=0.01")
+    assert changed[example_gen] == base[example_gen]
+    assert changed["Transform"] == base["Transform"]
+    assert changed["Trainer"] != base["Trainer"]
+    assert properties("data.split.train_fraction=0.6" if config_name == "forecast"
+                      else "task.max_tokens=9")["Transform"] != base["Transform"]

@@ -147,10 +147,10 @@ class ForecastingTask(Task):
 
     def example_gen(self, config, report: InputReport):
         from rnnflow.components.forecasting.windowing import TimeSeriesExampleGen
-        from rnnflow.pipeline.pipeline import code_version
+        from rnnflow.pipeline.pipeline import DATA_SECTIONS, code_version
 
         return TimeSeriesExampleGen(
-            config_json=_json(config.to_dict()),
+            config_json=_json({k: v for k, v in config.to_dict().items() if k in DATA_SECTIONS}),
             # Not an input artifact, so TFX's cache cannot see data or code changes otherwise.
             cache_key=f"{report.details['fingerprint']}:{code_version()}")
 
