@@ -188,3 +188,14 @@ def test_last_value_anchor_forecasts_change_from_the_last_value():
     shifted[..., :3] += 10.0  # the calendar channel (index 3) is not shifted
     relative = model.get_layer("relative_to_last")
     np.testing.assert_allclose(np.asarray(relative(shifted)), np.asarray(relative(window)), atol=1e-5)
+
+
+def test_forecasting_notebook_cells_run():
+    path = os.path.join(os.path.dirname(__file__), "..", "notebooks", "forecasting.ipynb")
+    with open(path, encoding="utf-8") as f:
+        cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
+    namespace = {}
+    for cell in cells[:2]:  # the cells that need no earlier pipeline run
+        exec("".join(cell["source"]), namespace)  # noqa: S102
+    assert set(namespace["plan"]) == {"train", "eval", "test"}
+    assert namespace["model"].output_shape == (None, 3, 1)
