@@ -1,9 +1,14 @@
 """Shared fixtures: small real data and one end-to-end run reused by several test modules."""
 
 import csv
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from importlib import resources
 
 import pytest
@@ -43,3 +48,26 @@ def sentiment_run(tmp_path_factory):
         args += ["--set", override]
     result = run_cli(args)
     return output_dir, result
+
+
+def predict_with_model_server(model_base_path: str, model_name: str, body: dict) -> dict:
+    """POSTs `body` to a real tensorflow_model_server's REST :predict; skips where there is none."""
+    if shutil.which("tensorflow_model_server") is None:
+        pytest.skip("tensorflow_model_server is not on PATH (not installable here: no PyPI/Debian "
+                    "package, no Docker); the graph-level serving checks still run")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["tensorflow_model_server", f"--rest_api_port={port}",
+                               f"--model_name={model_name}", f"--model_base_path={model_base_path}"])
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/{model_name}:predict",
+                                         data=json.dumps(body).encode())
+        for _ in range(60):
+            try:
+                return json.loads(urllib.request.urlopen(request, timeout=5).read())
+            except OSError:
+                time.sleep(1)
+        raise AssertionError(f"tensorflow_model_server answered nothing on port {port}")
+    finally:
+        server.terminate()

@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from conftest import FAST_OVERRIDES, run_cli
+from conftest import FAST_OVERRIDES, predict_with_model_server, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -196,32 +196,10 @@ def test_not_blessed_run_pushes_nothing(run, tmp_path):
 
 
 def test_tensorflow_model_server_round_trip(run):
-    if shutil.which("tensorflow_model_server") is None:
-        pytest.skip("tensorflow_model_server is not on PATH (not installable here: no PyPI/Debian "
-                    "package, no Docker); the graph-level checks above still run")
     _, _, summary = run
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = os.path.dirname(summary["pushed_model"])
-    server = subprocess.Popen(["tensorflow_model_server", f"--rest_api_port={port}", "--model_name=sentiment",
-                               f"--model_base_path={base}"])
-    try:
-        body = json.dumps({"instances": RAW_TEXTS}).encode()
-        for _ in range(60):
-            try:
-                response = urllib.request.urlopen(urllib.request.Request(
-                    f"http://127.0.0.1:{port}/v1/models/sentiment:predict", data=body), timeout=5)
-                break
-            except OSError:
-                time.sleep(1)
-        predictions = json.loads(response.read())["predictions"]
-        assert len(predictions) == len(RAW_TEXTS)
-        for p in predictions:
-            assert sum(p["probabilities"]) == pytest.approx(1.0, abs=1e-5)
-    finally:
-        server.terminate()
+    response = predict_with_model_server(os.path.dirname(summary["pushed_model"]), "sentiment",
+                                         {"instances": RAW_TEXTS})
+    predictions = response["predictions"]
+    assert len(predictions) == len(RAW_TEXTS)
+    for p in predictions:
+        assert sum(p["probabilities"]) == pytest.approx(1.0, abs=1e-5)

@@ -246,3 +246,15 @@ def test_skill_compares_with_persistence_on_the_same_windows():
     assert result["mae"] == pytest.approx(0.5)
     assert result["skill"] == pytest.approx(1 - 0.5 / 1.5)
     assert result["baseline_seasonal_naive_mae"] is None
+
+
+def test_parquet_with_native_datetime_and_float_columns(tmp_path):
+    times = pd.date_range("2024-03-01", periods=30, freq="15min", tz="Europe/Paris")
+    frame = pd.DataFrame({"time": times, "a": np.arange(30, dtype=np.float64), "b": np.arange(30) * 2})
+    frame = frame.iloc[::-1]  # unsorted on purpose
+    frame.to_parquet(tmp_path / "series.parquet")
+    config = config_for(tmp_path / "series.parquet", "data.format=parquet")
+    series = series_lib.read_series(config)
+    assert series.frequency_seconds == 900 and series.column("a").tolist() == list(range(30))
+    assert series.times[0] == pd.Timestamp("2024-02-29 23:00")  # UTC
+    assert series_lib.preflight(config).details["season"] is None  # 96 steps > lookback 3

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import predict_with_model_server, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -178,6 +178,19 @@ def test_pushed_model_forecasts_raw_windows_in_original_units(weather, weather_c
     assert 0.0 < forecast.mean() < 15.0
     np.testing.assert_allclose(response["from_examples"], forecast, rtol=1e-5)
     assert response["cudnn_ops"] == []
+
+
+def test_tensorflow_model_server_round_trip(weather, weather_config):
+    from rnnflow.components.forecasting import series as series_lib
+
+    _, _, summary = weather
+    series = series_lib.read_series(weather_config)
+    lookback = weather_config.task.lookback
+    inputs = {c: [series.column(c)[-lookback:].tolist()] for c in series.columns}
+    inputs["window_end_time"] = [int(series.times[-1].value // 10**9)]
+    response = predict_with_model_server(os.path.dirname(summary["pushed_model"]), "forecast",
+                                         {"inputs": inputs})
+    assert np.array(response["outputs"]).shape == (1, weather_config.task.horizon, 1)
 
 
 @pytest.fixture(scope="module")
