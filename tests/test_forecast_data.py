@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -258,3 +260,19 @@ def test_parquet_with_native_datetime_and_float_columns(tmp_path):
     assert series.frequency_seconds == 900 and series.column("a").tolist() == list(range(30))
     assert series.times[0] == pd.Timestamp("2024-02-29 23:00")  # UTC
     assert series_lib.preflight(config).details["season"] is None  # 96 steps > lookback 3
+
+
+ETTH1 = os.path.join(os.environ.get("RNNFLOW_DATASETS", os.path.join(os.path.dirname(__file__), "..", "..",
+                                                                     "shared", "datasets")), "ett", "ETTh1.csv")
+
+
+@pytest.mark.skipif(not os.path.exists(ETTH1), reason=f"ETTh1 not found at {ETTH1} (set RNNFLOW_DATASETS)")
+def test_the_documented_etth1_command_passes_preflight():
+    config = load_config("forecast", [f"data.path={ETTH1}", "data.time_column=date", "data.target_columns=[OT]",
+                                      "task.lookback=96", "task.horizon=24"])
+    report = series_lib.preflight(config)
+    details = report.details
+    assert details["frequency"] == "1h" and details["season"] == 24
+    assert details["columns"] == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    assert report.rows == 17420 and report.warnings == []
+    assert sum(s["rows"] for s in details["splits"].values()) == 17420
