@@ -59,13 +59,19 @@ def test_disable_cudnn_reaches_inside_bidirectional():
     assert all(layer.use_cudnn is False for layer in layers)
 
 
-def test_notebook_model_cells_run():
-    path = os.path.join(os.path.dirname(__file__), "..", "notebooks", "quickstart.ipynb")
+def run_notebook_cells(name: str, count: int) -> dict:
+    """Executes the first `count` code cells of notebooks/<name>; returns their namespace."""
+    path = os.path.join(os.path.dirname(__file__), "..", "notebooks", name)
     with open(path, encoding="utf-8") as f:
         cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
     namespace = {}
-    for cell in cells[:2]:  # the cells that need no earlier pipeline run
+    for cell in cells[:count]:
         exec("".join(cell["source"]), namespace)  # noqa: S102
+    return namespace
+
+
+def test_notebook_model_cells_run():
+    namespace = run_notebook_cells("quickstart.ipynb", 2)  # the cells that need no earlier pipeline run
     assert namespace["config"].model.cell == "gru"
     assert namespace["model"].output_shape == (None, 2)
 
@@ -191,11 +197,6 @@ def test_last_value_anchor_forecasts_change_from_the_last_value():
 
 
 def test_forecasting_notebook_cells_run():
-    path = os.path.join(os.path.dirname(__file__), "..", "notebooks", "forecasting.ipynb")
-    with open(path, encoding="utf-8") as f:
-        cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
-    namespace = {}
-    for cell in cells[:2]:  # the cells that need no earlier pipeline run
-        exec("".join(cell["source"]), namespace)  # noqa: S102
+    namespace = run_notebook_cells("forecasting.ipynb", 2)  # the cells that need no earlier pipeline run
     assert set(namespace["plan"]) == {"train", "eval", "test"}
     assert namespace["model"].output_shape == (None, 3, 1)

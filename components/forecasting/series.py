@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rnnflow.components.forecasting.task import (
-    SPLITS, as_naive_utc, check_column_name, frequency_seconds, season_steps)
+    as_naive_utc, check_column_name, frequency_seconds, season_steps)
 from rnnflow.components.tasks.base import DataError, InputReport, resolve_input_files
 
 _SHOWN = 5  # rows named per problem in an error message
@@ -343,5 +343,3 @@ def _step_name(seconds: int) -> str:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
 
-
-__all__ = ["SPLITS", "Series", "Window", "plan_windows", "preflight", "read_series", "split_rows"]
