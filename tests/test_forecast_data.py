@@ -276,3 +276,12 @@ def test_the_documented_etth1_command_passes_preflight():
     assert details["columns"] == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
     assert report.rows == 17420 and report.warnings == []
     assert sum(s["rows"] for s in details["splits"].values()) == 17420
+
+
+def test_byte_order_mark_and_invalid_utf8_cells(tmp_path):
+    rows = hourly(20)
+    rows[6] = rows[6].replace(",6,", ",\udcff6,")
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("time,a,b\n" + "\n".join(rows) + "\n").encode("utf-8", "surrogateescape"))
+    with pytest.raises(DataError, match=r"a at bom.csv line 8: '\ufffd6'"):  # the time column is found
+        series_lib.read_series(config_for(path))

@@ -192,8 +192,8 @@ def _read_file(path: str, fmt: str) -> pd.DataFrame:
             first_line = 1
         else:
             # Strings first: a bad cell is reported as written, not silently coerced.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace",
-                                skipinitialspace=True)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                encoding_errors="replace", skipinitialspace=True)
             first_line = 2  # after the header
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as e:
         raise DataError(f"{path}: cannot read as {fmt}: {e}") from e
