@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             for horizon in horizons:
                 result = run_one(args.data, mode, horizon, epochs, args.seed, anchor)
                 results.append(result)
-                print(f"{anchor:10s} {mode} H={horizon:3d}: test MSE {result['test_mse']:.3f} MAE {result['test_mae']:.3f} | "
+                print(f"{anchor:10s} {mode} H={horizon:3d}: "
+                      f"test MSE {result['test_mse']:.3f} MAE {result['test_mae']:.3f} | "
                       f"persistence MSE {result['persistence_mse']:.3f} MAE {result['persistence_mae']:.3f} | "
                       f"{result['epochs_run']} epochs, {result['train_seconds']:.0f}s", flush=True)
     report = {"benchmark": "etth1_forecast", "data": os.path.abspath(args.data), "epochs": epochs,
