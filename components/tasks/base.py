@@ -71,7 +71,8 @@ class Task(abc.ABC):
         key -> artifacts of this run."""
 
     def custom_config(self, config: config_lib.PipelineConfig, report: InputReport) -> dict[str, Any]:
-        """JSON passed to Transform and Trainer: the resolved config plus the input report."""
+        """JSON passed to Transform (its name/task/data sections only) and Trainer: the
+        resolved config plus the input report."""
         return {"config": config.to_dict(), "input": dataclasses.asdict(report)}
 
 
