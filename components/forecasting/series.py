@@ -30,6 +30,7 @@ class Series:
     targets: list[str]
     frequency_seconds: int
     warnings: list[str]
+    files: list[str]  # the input files read, in order
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.columns.index(name)]
@@ -93,7 +94,7 @@ def read_series(config) -> Series:
     frame = _handle_bad_cells(frame, columns, policy, warnings)
     return Series(times=pd.DatetimeIndex(frame["_time"]), values=frame[columns].to_numpy(np.float64),
                   columns=columns, targets=list(data.target_columns), frequency_seconds=step,
-                  warnings=warnings)
+                  warnings=warnings, files=files)
 
 
 def split_rows(series: Series, config) -> dict[str, tuple[int, int]]:
@@ -153,7 +154,6 @@ def split_summary(series: Series, config, plan: dict[str, list[Window]]) -> dict
 
 
 def preflight(config) -> InputReport:
-    files = resolve_input_files(config.data)
     series = read_series(config)
     plan = plan_windows(series, config)
     season = season_steps(config, series.frequency_seconds)
@@ -162,14 +162,14 @@ def preflight(config) -> InputReport:
         warnings.append(f"season {season} is longer than lookback {config.task.lookback}: "
                         "no seasonal-naive baseline")
         season = None
-    return InputReport(files=files, rows=len(series.times), warnings=warnings, details={
+    return InputReport(files=series.files, rows=len(series.times), warnings=warnings, details={
         "columns": series.columns,
         "targets": series.targets,
         "frequency_seconds": series.frequency_seconds,
         "frequency": _step_name(series.frequency_seconds),
         "season": season,
         "splits": split_summary(series, config, plan),
-        "fingerprint": fingerprint(files),
+        "fingerprint": fingerprint(series.files),
     })
 
 
