@@ -6,10 +6,12 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import warnings
 
 from rnnflow.components.tasks import DataError
+from rnnflow.pipeline import run_state
 from rnnflow.pipeline.config import ConfigError, builtin_config_names, load_config
 
 EXIT_USAGE = 2
@@ -30,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(run)
     run.add_argument("--output-dir", default=None,
                      help="pipeline root, metadata, served models and run_summary.json (default: runs/<name>)")
+    run.add_argument("--strict-data", action="store_true",
+                     help="fail before any component when the input check warns (data fixed up, invalid "
+                          "bytes, classes too rare for the eval split, a constant target, ...)")
+
+    status = commands.add_parser(
+        "status", help="the state of the last run in an output dir (exit code: the run's, 4 while running)")
+    status.add_argument("--output-dir", required=True)
 
     show = commands.add_parser("show-config", help="validate a config and print it fully resolved")
     _add_config_arguments(show)
@@ -52,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "configs":
         print("\n".join(builtin_config_names()))
         return 0
+    if args.command == "status":
+        return _status(args.output_dir)
     try:
         config = load_config(args.config, args.overrides)
         if args.command == "show-config":
@@ -68,16 +79,54 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"rnnflow: data error: {e}", file=sys.stderr)
         return 1
-    return _run(config, args.output_dir or os.path.join("runs", config.name))
+    output_dir = args.output_dir or os.path.join("runs", config.name)
+    try:
+        output_dir = run_state.prepare_output_dir(output_dir)
+    except run_state.OutputDirError as e:
+        print(f"rnnflow: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run(config, output_dir, strict_data=args.strict_data)
 
 
-def _run(config, output_dir: str) -> int:
-    from rnnflow.pipeline.runner import EXIT_CODES, run_local
+def _run(config, output_dir: str, strict_data: bool) -> int:
+    from rnnflow.pipeline.runner import run_local
 
-    print(f"rnnflow: running pipeline '{config.name}' ({config.task_type}) into {os.path.abspath(output_dir)}")
-    summary = run_local(config, output_dir)
+    print(f"rnnflow: running pipeline '{config.name}' ({config.task_type}) into {output_dir}")
+    # A scheduler's SIGTERM ends the run like Ctrl-C: the summary then says "interrupted".
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        summary = run_local(config, output_dir, strict_data=strict_data)
+    except run_state.OutputDirError as e:
+        print(f"rnnflow: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\nrnnflow: interrupted; {os.path.join(output_dir, run_state.SUMMARY_FILE)} says so",
+              file=sys.stderr)
+        return run_state.EXIT_CODES[run_state.INTERRUPTED]
     print(format_summary(summary))
-    return EXIT_CODES[summary["status"]]
+    return run_state.EXIT_CODES[summary["status"]]
+
+
+def _status(output_dir: str) -> int:
+    """Prints the last run's state; exits with its exit code (4 while it is still running)."""
+    paths = run_state.RunPaths(os.path.abspath(output_dir))
+    summary = run_state.read_summary(paths.summary)
+    if summary is None:
+        print(f"rnnflow: no {run_state.SUMMARY_FILE} in {paths.output_dir}: no run has started there",
+              file=sys.stderr)
+        return EXIT_USAGE
+    status = run_state.current_status(summary)
+    if status != summary.get("status"):
+        run_state.mark_interrupted(summary)
+        summary["error"] = (f"process {summary.get('pid')} ended without finishing the run "
+                            "(killed, or the machine went down)")
+    summary.setdefault("output_dir", paths.output_dir)
+    if status == run_state.RUNNING:
+        print(f"status: running   (pid {summary.get('pid')} on {summary.get('host')}, "
+              f"started {summary.get('started_at')})")
+        return run_state.EXIT_RUNNING
+    print(f"started: {summary.get('started_at')}" + format_summary(summary))
+    return run_state.EXIT_CODES.get(status, 1)
 
 
 def format_summary(summary: dict) -> str:
@@ -90,7 +139,7 @@ def format_summary(summary: dict) -> str:
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
-    if summary.get("status") != "failed":
+    if summary.get("status") in ("succeeded", "not_blessed"):
         lines.append(f"blessed: {summary.get('blessed')}")
         lines.append(f"pushed model: {summary.get('pushed_model') or 'none'}")
     if summary.get("plot"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import hashlib
 import importlib
@@ -20,34 +19,6 @@ BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"  # written by TFX's Tuner
 # The config sections that decide examples and their transformation.
 DATA_SECTIONS = ("name", "task", "data")
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPaths:
-    """Where a local run keeps its artifacts, metadata, served models and summary."""
-    output_dir: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.output_dir, "pipeline_root")
-
-    @property
-    def metadata(self) -> str:
-        return os.path.join(self.output_dir, "metadata.sqlite")
-
-    @property
-    def summary(self) -> str:
-        return os.path.join(self.output_dir, "run_summary.json")
-
-    @property
-    def logs(self) -> str:
-        return os.path.join(self.output_dir, "logs")
-
-    def serving_dir(self, config: PipelineConfig) -> str:
-        base = config.serving.base_dir
-        if not (os.path.isabs(base) or "://" in base):
-            base = os.path.join(self.output_dir, base)
-        return os.path.join(base, config.serving.model_name or config.name)
 
 
 def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: str,

@@ -1,4 +1,8 @@
-"""Local runs (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner) with progress and a summary."""
+"""Local runs (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner) with progress and a summary.
+
+The input check runs before TensorFlow and TFX are imported, so bad data is
+reported in about a second rather than after the twenty seconds those imports take.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import contextlib
 import json
 import logging
 import os
+import re
+import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -15,11 +22,14 @@ from rnnflow.components.tasks import DataError, get_task
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
-from rnnflow.pipeline.pipeline import RunPaths, create_pipeline
+from rnnflow.pipeline.run_state import (  # noqa: F401 (EXIT_CODES: the CLI's exit codes)
+    EXIT_CODES, FAILED, INTERRUPTED, NOT_BLESSED, RUNNING, SUCCEEDED, RunPaths, begin_run, mark_interrupted,
+    prepare_output_dir, write_json)
 
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
-SUCCEEDED, FAILED, NOT_BLESSED = "succeeded", "failed", "not_blessed"
-EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, NOT_BLESSED: 3}
+# Lines native TensorFlow/XLA code prints to stderr on import that look like errors but are not
+# (CUDA plugin factories registered twice by the libraries TFX loads); they go to the log file only.
+_NATIVE_NOISE = re.compile(r"Unable to register cu(FFT|DNN|BLAS) factory")
 
 Echo = Callable[[str], None]
 
@@ -82,32 +92,48 @@ class _Progress:
             launcher.Launcher = original
 
 
-def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print) -> dict[str, Any]:
-    """Runs the pipeline locally and writes <output_dir>/run_summary.json; returns the summary."""
-    from tfx import v1 as tfx
+def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print, *,
+              strict_data: bool = False) -> dict[str, Any]:
+    """Runs the pipeline locally and writes <output_dir>/run_summary.json; returns the summary.
 
-    paths = RunPaths(os.path.abspath(output_dir))
-    os.makedirs(paths.output_dir, exist_ok=True)
+    `strict_data` turns the input check's warnings (data that was fixed up, or that looks
+    unable to train a model worth blessing) into a failure before any component runs.
+    Raises OutputDirError when the directory is unusable or another run is using it.
+    """
+    paths = RunPaths(prepare_output_dir(output_dir))
     started = time.time()
     since_ms = int(started * 1000) - 1000  # MLMD stores milliseconds; allow for clock rounding
-    log_file = _attach_log_file(paths)
     summary: dict[str, Any] = {
         "status": FAILED, "blessed": False, "pushed_model": None, "metrics": {},
         "components": [], "config": config.to_dict(), "output_dir": paths.output_dir,
-        "log_file": log_file, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    note = begin_run(paths, {**summary, "status": RUNNING})
+    if note:
+        echo(f"note: {note}")
+    summary["log_file"] = _attach_log_file(paths)
     node_ids: list[str] = []
     progress = None
     try:
         task = get_task(config.task_type)
         echo(f"Checking input data: {config.data.path}")
-        report = task.preflight(config)
+        with _native_stderr_to_log():
+            report = task.preflight(config)
         summary["input"] = {"files": report.files, "rows": report.rows,
                             "label_values": report.label_values, "warnings": report.warnings,
-                            **({"details": report.details} if report.details else {})}
+                            "notes": report.notes, **({"details": report.details} if report.details else {})}
         for warning in report.warnings:
             echo(f"  warning: {warning}")
+        for line in report.notes:
+            echo(f"  note: {line}")
         echo(f"  {report.rows} rows in {len(report.files)} file(s)")
+        if strict_data and report.warnings:
+            raise DataError(f"--strict-data: {len(report.warnings)} data warning(s): "
+                            + "; ".join(report.warnings))
+        with _native_stderr_to_log():
+            from tfx import v1 as tfx
+
+            from rnnflow.pipeline.pipeline import create_pipeline
         pipeline = create_pipeline(config, report, paths.pipeline_root, paths.serving_dir(config),
                                    paths.metadata)
         node_ids = [c.id for c in pipeline.components]
@@ -118,8 +144,13 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print) -> di
     except DataError as e:
         summary["error"] = f"DataError: {e}"
     except KeyboardInterrupt:
-        summary["error"] = "interrupted"
-        summary_lib.write_json(paths.summary, summary)
+        mark_interrupted(summary)
+        summary["error"] = "interrupted (Ctrl-C or SIGTERM)"
+        summary["seconds"] = round(time.time() - started, 1)
+        if node_ids:
+            _collect_components(summary, paths, config, node_ids, since_ms,
+                                failed_node=progress.current if progress else None)
+        write_json(paths.summary, summary)
         raise
     except Exception as e:  # noqa: BLE001 (any component failure ends the run as "failed")
         summary["error"] = f"{type(e).__name__}: {e}"
@@ -128,8 +159,31 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print) -> di
             _collect_components(summary, paths, config, node_ids, since_ms,
                                 failed_node=progress.current if progress else None)
     summary["seconds"] = round(time.time() - started, 1)
-    summary_lib.write_json(paths.summary, summary)
+    write_json(paths.summary, summary)
     return summary
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log():
+    """Captures what native code writes to stderr (file descriptor 2) meanwhile: known
+    harmless noise goes to the log file only, anything else is also shown as usual."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            log = logging.getLogger("rnnflow.stderr")
+            for line in capture.read().decode("utf-8", errors="replace").splitlines():
+                if line.strip():
+                    log.info("%s", line)
+                    if not _NATIVE_NOISE.search(line):
+                        print(line, file=sys.stderr)
 
 
 def _reader(paths: RunPaths, config: PipelineConfig) -> summary_lib.MetadataReader:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from typing import Any
 
@@ -147,24 +145,3 @@ def _slice_value(single):
     kind = single.WhichOneof("kind")
     value = getattr(single, kind)
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Atomic write: a reader never sees half a summary."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_finite(payload), f, indent=2, default=str, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _finite(value):
-    """NaN metrics (e.g. precision when a class is never predicted) become null: valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

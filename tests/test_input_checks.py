@@ -94,7 +94,8 @@ def test_empty_texts_and_invalid_utf8_are_kept_with_warnings(tmp_path):
     assert report.rows == 5
     assert report.label_values == ["neg", "pos"]
     assert any("1 of 5 rows have an empty text" in w for w in report.warnings)
-    assert any("1 of 5 texts contain invalid UTF-8" in w for w in report.warnings)
+    assert any("1 of 5 rows contain bytes that are not valid utf-8 (first: " in w
+               and "d.csv line 4, byte offset 37)" in w for w in report.warnings)
 
 
 def test_parquet_input(tmp_path):

@@ -13,7 +13,8 @@ from conftest import imdb_sample_path, run_cli, write_csv
 from rnnflow.components.anomaly_gate import describe_anomalies
 from rnnflow.components.tasks import InputReport
 from rnnflow.pipeline.config import load_config
-from rnnflow.pipeline.pipeline import RunPaths, create_pipeline
+from rnnflow.pipeline.pipeline import create_pipeline
+from rnnflow.pipeline.run_state import RunPaths
 
 REPORT = InputReport(files=["x.csv"], rows=2, label_values=["neg", "pos"])
 FORECAST_REPORT = InputReport(files=["x.csv"], rows=40, details={

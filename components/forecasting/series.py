@@ -7,6 +7,7 @@ same cleaned series. Rows are named by file and line in every message.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 import os
@@ -16,6 +17,7 @@ import pandas as pd
 
 from rnnflow.components.forecasting.task import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
+from rnnflow.components.csv_input import CsvOptions, delimiter_hint, not_csv_message, read_head, sniff_format
 from rnnflow.components.tasks.base import DataError, InputReport, resolve_input_files
 
 _SHOWN = 5  # rows named per problem in an error message
@@ -29,7 +31,8 @@ class Series:
     columns: list[str]  # feature columns; targets included
     targets: list[str]
     frequency_seconds: int
-    warnings: list[str]
+    warnings: list[str]  # data fixed up or doubtful (errors under --strict-data)
+    notes: list[str]  # informational (e.g. columns left out)
     files: list[str]  # the input files read, in order
 
     def column(self, name: str) -> np.ndarray:
@@ -53,15 +56,20 @@ def read_series(config) -> Series:
     """Reads `data.path` and applies `data.on_bad_rows`; a DataError names every problem."""
     data = config.data
     files = resolve_input_files(data)
-    frame = pd.concat([_read_file(path, data.format) for path in files], ignore_index=True)
+    frame = pd.concat([_read_file(path, data) for path in files], ignore_index=True)
     if frame.empty:
         raise DataError(f"data.path: no rows in {', '.join(files)}")
     for column in [data.time_column, *data.target_columns, *data.feature_columns]:
         if column not in frame.columns:
+            hint = ""
+            if data.format == "csv":
+                with open(files[0], "rb") as f:
+                    hint = delimiter_hint(files[0], f.readline(), CsvOptions(data.encoding, data.delimiter))
             raise DataError(f"column '{column}' (named in data) is not in {_where(frame)}; "
-                            f"columns: {', '.join(c for c in frame.columns if not c.startswith('_'))}")
+                            f"columns: {', '.join(c for c in frame.columns if not c.startswith('_'))}{hint}")
     warnings: list[str] = []
-    columns = _feature_columns(frame, data, warnings)
+    notes: list[str] = []
+    columns = _feature_columns(frame, data, notes)
     for column in columns:
         problem = check_column_name(column)
         if problem:
@@ -94,7 +102,7 @@ def read_series(config) -> Series:
     frame = _handle_bad_cells(frame, columns, policy, warnings)
     return Series(times=pd.DatetimeIndex(frame["_time"]), values=frame[columns].to_numpy(np.float64),
                   columns=columns, targets=list(data.target_columns), frequency_seconds=step,
-                  warnings=warnings, files=files)
+                  warnings=warnings, notes=notes, files=files)
 
 
 def split_rows(series: Series, config) -> dict[str, tuple[int, int]]:
@@ -157,12 +165,12 @@ def preflight(config) -> InputReport:
     series = read_series(config)
     plan = plan_windows(series, config)
     season = season_steps(config, series.frequency_seconds)
-    warnings = list(series.warnings)
+    warnings, notes = [*series.warnings, *_constant_targets(series, config)], list(series.notes)
     if season is not None and season > config.task.lookback:
-        warnings.append(f"season {season} is longer than lookback {config.task.lookback}: "
-                        "no seasonal-naive baseline")
+        notes.append(f"season {season} is longer than lookback {config.task.lookback}: "
+                     "no seasonal-naive baseline")
         season = None
-    return InputReport(files=series.files, rows=len(series.times), warnings=warnings, details={
+    return InputReport(files=series.files, rows=len(series.times), warnings=warnings, notes=notes, details={
         "columns": series.columns,
         "targets": series.targets,
         "frequency_seconds": series.frequency_seconds,
@@ -171,6 +179,20 @@ def preflight(config) -> InputReport:
         "splits": split_summary(series, config, plan),
         "fingerprint": fingerprint(series.files),
     })
+
+
+def _constant_targets(series: Series, config) -> list[str]:
+    """Warnings for targets that never change in the train split: persistence is exact there,
+    so no model can beat it by `evaluation.min_skill` and the run cannot be blessed."""
+    first, end = split_rows(series, config)["train"]
+    warnings = []
+    for target in series.targets:
+        values = series.column(target)[first:end]
+        if len(values) and np.ptp(values) == 0:
+            warnings.append(f"target '{target}' is constant ({values[0]:g}) in the train split: the "
+                            "persistence forecast is exact, so no model can beat it and the run will "
+                            "not be blessed")
+    return warnings
 
 
 def fingerprint(files: list[str]) -> str:
@@ -185,23 +207,34 @@ def fingerprint(files: list[str]) -> str:
 
 # ---------------------------------------------------------------------------
 
-def _read_file(path: str, fmt: str) -> pd.DataFrame:
+def _read_file(path: str, data) -> pd.DataFrame:
+    fmt = data.format
+    likely = sniff_format(read_head(path))
+    if fmt == "csv" and likely != "csv":
+        raise DataError(not_csv_message(path, read_head(path)))
+    hint = f"; it looks like {likely}: set data.format: {likely}" if likely != fmt else ""
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
             first_line = 1
         else:
             # Strings first: a bad cell is reported as written, not silently coerced.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                                encoding_errors="replace", skipinitialspace=True)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=data.delimiter,
+                                encoding=_with_bom(data.encoding), encoding_errors="replace",
+                                skipinitialspace=True)
             first_line = 2  # after the header
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as e:
-        raise DataError(f"{path}: cannot read as {fmt}: {e}") from e
+        raise DataError(f"{path}: cannot read as {fmt}: {e}{hint}") from e
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.assign(_file=os.path.basename(path), _line=np.arange(len(frame)) + first_line)
 
 
-def _feature_columns(frame: pd.DataFrame, data, warnings: list[str]) -> list[str]:
+def _with_bom(encoding: str) -> str:
+    """UTF-8 with an optional byte-order mark, which pandas then drops."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _feature_columns(frame: pd.DataFrame, data, notes: list[str]) -> list[str]:
     if data.feature_columns:
         columns = list(data.feature_columns)
     else:
@@ -213,7 +246,7 @@ def _feature_columns(frame: pd.DataFrame, data, warnings: list[str]) -> list[str
             numeric = pd.to_numeric(present, errors="coerce").notna().mean() if len(present) else 0.0
             (columns if numeric > 0.5 else skipped).append(column)
         if skipped:
-            warnings.append(f"not numeric, not used as features: {', '.join(skipped)}")
+            notes.append(f"not numeric, not used as features: {', '.join(skipped)}")
     # Targets are features too: their history is the strongest input.
     return columns + [t for t in data.target_columns if t not in columns]
 

@@ -15,6 +15,7 @@ from typing import Literal, Optional
 
 import pandas as pd
 
+from rnnflow.components.csv_input import check_options
 from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold
 from rnnflow.pipeline.config import ConfigError, constraint
 
@@ -52,6 +53,10 @@ class TimeSplitConfig:
 class SeriesDataConfig:
     path: str
     format: Literal["csv", "parquet"] = "csv"
+    # CSV only: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...) and
+    # field delimiter.
+    encoding: str = "utf-8"
+    delimiter: str = ","
     time_column: str = "date"
     # Empty: every numeric column. Target columns are always used as features too.
     feature_columns: tuple[str, ...] = ()
@@ -115,6 +120,9 @@ class ForecastingTask(Task):
 
     def validate_config(self, config) -> None:
         data, split = config.data, config.data.split
+        problem = check_options(data.encoding, data.delimiter)
+        if problem:
+            raise ConfigError(problem)
         if not data.target_columns:
             raise ConfigError("data.target_columns: name at least one column to forecast, e.g. [OT]")
         for field in ("feature_columns", "target_columns"):

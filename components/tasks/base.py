@@ -27,7 +27,10 @@ class InputReport:
     # Sorted class names (classification tasks): fixes class ids before training.
     label_values: list[str] = dataclasses.field(default_factory=list)
     label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Data that was fixed up or looks unable to train a good model (errors under --strict-data).
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # Informational findings (e.g. columns left out).
+    notes: list[str] = dataclasses.field(default_factory=list)
     # Task-specific facts (e.g. a series' frequency and split boundaries); JSON-serializable.
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -100,9 +103,13 @@ def resolve_input_files(data_config) -> list[str]:
 
 
 def standard_example_gen(data_config):
-    """CsvExampleGen / ImportExampleGen (TFRecord) / Parquet ExampleGen with a hash split."""
+    """CSV ExampleGen (`data.encoding`/`data.delimiter`) / ImportExampleGen (TFRecord) /
+    Parquet ExampleGen with a hash split."""
     from tfx import v1 as tfx
     from tfx.components import FileBasedExampleGen
+
+    from rnnflow.components.csv_example_gen import csv_example_gen
+    from rnnflow.components.csv_input import CsvOptions
     from tfx.components.example_gen.custom_executors import parquet_executor
     from tfx.dsl.components.base import executor_spec
     from tfx.proto import example_gen_pb2
@@ -117,7 +124,7 @@ def standard_example_gen(data_config):
     ]))
     kwargs = dict(input_base=input_base, input_config=input_config, output_config=output_config)
     if data_config.format == "csv":
-        return tfx.components.CsvExampleGen(**kwargs)
+        return csv_example_gen(CsvOptions(data_config.encoding, data_config.delimiter), **kwargs)
     if data_config.format == "tfrecord":
         return tfx.components.ImportExampleGen(**kwargs)
     return FileBasedExampleGen(

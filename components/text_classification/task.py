@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import collections
-import csv
 import dataclasses
-import sys
+import math
 from typing import Literal, Optional
 
+from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
+                                         read_head, read_records, sniff_format)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold,
                                            resolve_input_files)
 from rnnflow.pipeline.config import ConfigError, DataFormat, SplitConfig, constraint
@@ -33,12 +35,17 @@ METRICS = {
 EVAL_SIGNATURE = "serving_examples"
 TRANSFORM_SIGNATURE = "transform_features"
 PROBABILITIES = "probabilities"
+_SHOWN = 5  # classes named in a warning
 
 
 @dataclasses.dataclass(frozen=True)
 class TextDataConfig:
     path: str
     format: DataFormat = "csv"
+    # CSV only: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...) and
+    # field delimiter.
+    encoding: str = "utf-8"
+    delimiter: str = ","
     text_column: str = "text"
     label_column: str = "label"
     # Optional curated schema (schema.pbtxt): ImportSchemaGen replaces SchemaGen.
@@ -68,6 +75,9 @@ class TextClassificationTask(Task):
 
     def validate_config(self, config) -> None:
         data = config.data
+        problem = check_options(data.encoding, data.delimiter)
+        if problem:
+            raise ConfigError(problem)
         if data.text_column == data.label_column:
             raise ConfigError(f"data.label_column: '{data.label_column}' is also data.text_column")
         if config.evaluation.slice_feature == data.text_column:
@@ -75,38 +85,46 @@ class TextClassificationTask(Task):
                               f"'{data.text_column}'")
 
     def preflight(self, config) -> InputReport:
-        files = resolve_input_files(config.data)
-        reader = {"csv": _scan_csv, "tfrecord": _scan_tfrecord, "parquet": _scan_parquet}[config.data.format]
-        columns = [config.data.text_column, config.data.label_column]
+        data = config.data
+        files = resolve_input_files(data)
+        reader = {"csv": _scan_csv, "tfrecord": _scan_tfrecord, "parquet": _scan_parquet}[data.format]
+        columns = [data.text_column, data.label_column]
         if config.evaluation.slice_feature:
             columns.append(config.evaluation.slice_feature)
         labels: collections.Counter = collections.Counter()
-        rows = empty_texts = invalid_utf8 = 0
+        rows = empty_texts = invalid_rows = 0
+        first_invalid = None
         for file in files:
-            for where, text, label in reader(file, columns):
+            for row in reader(file, columns, data):
                 rows += 1
-                if label is None or label == "":
-                    raise DataError(f"{where}: empty label in column '{config.data.label_column}'")
-                labels[label] += 1
-                if not text:
+                if row.label is None or row.label == "":
+                    raise DataError(f"{row.where}: empty label in column '{data.label_column}'")
+                labels[row.label] += 1
+                if not row.text:
                     empty_texts += 1
-                elif "\ufffd" in text:
-                    invalid_utf8 += 1
+                if row.invalid:
+                    invalid_rows += 1
+                    first_invalid = first_invalid or row.invalid
         described = ", ".join(files) if len(files) < 4 else f"{files[0]} and {len(files) - 1} more files"
         if rows == 0:
             raise DataError(f"{described}: no data rows")
         if empty_texts == rows:
-            raise DataError(f"{described}: text column '{config.data.text_column}' is empty in all {rows} rows")
+            raise DataError(f"{described}: text column '{data.text_column}' is empty in all {rows} rows")
         if len(labels) < 2:
-            raise DataError(f"{described}: label column '{config.data.label_column}' has a single class "
+            raise DataError(f"{described}: label column '{data.label_column}' has a single class "
                             f"{list(labels)}; a classifier needs at least two")
         warnings = []
         if empty_texts:
             warnings.append(f"{empty_texts} of {rows} rows have an empty text; they are kept and "
                             "encoded as a dedicated empty-text token")
-        if invalid_utf8:
-            warnings.append(f"{invalid_utf8} of {rows} texts contain invalid UTF-8; the bytes are "
-                            "replaced by U+FFFD in training and serving alike")
+        if invalid_rows:
+            encoding = data.encoding if data.format == "csv" else "utf-8"
+            warnings.append(f"{invalid_rows} of {rows} rows contain bytes that are not valid {encoding} "
+                            f"(first: {first_invalid}); they are replaced by U+FFFD in training and serving "
+                            f"alike{_encoding_hint(data, files)}")
+        rare = _rare_classes(labels, data.split)
+        if rare:
+            warnings.append(rare)
         return InputReport(files=files, rows=rows, label_values=sorted(labels),
                            label_counts=dict(sorted(labels.items())), warnings=warnings)
 
@@ -145,6 +163,52 @@ class TextClassificationTask(Task):
             ])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    where: str  # file and line/row/record
+    text: str
+    label: str | None
+    invalid: str | None = None  # where the first byte invalid in the encoding is, if any
+
+
+def _rare_classes(labels: collections.Counter, split: SplitConfig) -> str | None:
+    """A warning when some classes are too rare to be expected in the eval split."""
+    total_buckets = split.train_buckets + split.eval_buckets
+    needed = max(2, math.ceil(total_buckets / split.eval_buckets))
+    rare = sorted((n, label) for label, n in labels.items() if n < needed)
+    if not rare:
+        return None
+    shown = ", ".join(f"'{label}' ({n})" for n, label in rare[:_SHOWN])
+    more = f" and {len(rare) - _SHOWN} more" if len(rare) > _SHOWN else ""
+    return (f"{len(rare)} of {len(labels)} classes have fewer than {needed} examples: {shown}{more}; "
+            f"with {split.eval_buckets} of {total_buckets} hash buckets in eval, each is expected to have "
+            "no eval example and too few to learn from (merge rare classes or add data)")
+
+
+def _encoding_hint(data, files: list[str]) -> str:
+    """Which encoding would read the files cleanly, when the configured one does not."""
+    if data.format != "csv":
+        return ""
+    for encoding in ("utf-8", "cp1252", "latin-1"):
+        if encoding == codecs.lookup(data.encoding).name or encoding.replace("-", "") == data.encoding:
+            continue
+        if all(_decodes(file, encoding) for file in files):
+            return f"; if the file is {encoding}, set data.encoding: {encoding}"
+    return ""
+
+
+def _decodes(path: str, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _label_text(value) -> str | None:
     """Labels as the strings Transform will see: ints as decimal text, strings stripped."""
     if value is None:
@@ -160,31 +224,26 @@ def _label_text(value) -> str | None:
     return str(value).strip()
 
 
-def _scan_csv(path: str, columns: list[str]):
-    csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        yield from _scan_csv_rows(path, csv.reader(f), columns)
-
-
-def _scan_csv_rows(path: str, reader, columns: list[str]):
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise DataError(f"{path}: empty CSV file (no header row)")
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataError(f"{path}: column '{missing[0]}' not found; columns: {', '.join(header)}")
-    index = [header.index(c) for c in columns]
-    for row in reader:
-        if not row:
-            continue
-        line = reader.line_num
-        if len(row) != len(header):
-            raise DataError(f"{path} line {line}: malformed row with {len(row)} fields; "
-                            f"the header has {len(header)}")
-        label = row[index[1]].strip()
-        if label and _looks_like_float(label):
-            label = _label_text(float(label))
-        yield f"{path} line {line}", row[index[0]].strip(), label
+def _scan_csv(path: str, columns: list[str], data):
+    options = CsvOptions(data.encoding, data.delimiter)
+    with open(path, "rb") as f:
+        try:
+            header, records = read_records(path, f, options)
+            missing = [c for c in columns if c not in header]
+            if missing:
+                f.seek(0)
+                raise DataError(f"{path}: column '{missing[0]}' not found; columns: {', '.join(header)}"
+                                f"{delimiter_hint(path, f.readline(), options)}")
+            index = [header.index(c) for c in columns]
+            for record in records:
+                label = record.fields[index[1]].strip()
+                if label and _looks_like_float(label):
+                    label = _label_text(float(label))
+                invalid = (f"{path} line {record.line}, byte offset {record.invalid_byte_at}"
+                           if record.invalid_byte_at is not None else None)
+                yield _Row(f"{path} line {record.line}", record.fields[index[0]].strip(), label, invalid)
+        except CsvFormatError as e:
+            raise DataError(str(e)) from None
 
 
 def _looks_like_float(value: str) -> bool:
@@ -195,30 +254,52 @@ def _looks_like_float(value: str) -> bool:
     return not value.lstrip("-+").isdigit()
 
 
-def _scan_parquet(path: str, columns: list[str]):
+def _scan_parquet(path: str, columns: list[str], data):
+    import pyarrow
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(path).names
+    try:
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in columns[:2] if c in names]).to_pydict()
+    except (pyarrow.ArrowException, OSError) as e:
+        raise DataError(f"{path}: cannot read as parquet ({e}){_format_hint(path, 'parquet')}") from None
     missing = [c for c in columns if c not in names]
     if missing:
         raise DataError(f"{path}: column '{missing[0]}' not found; columns: {', '.join(names)}")
-    table = pq.read_table(path, columns=columns[:2]).to_pydict()
     for i, (text, label) in enumerate(zip(table[columns[0]], table[columns[1]])):
-        yield f"{path} row {i}", _text(text), _label_text(label)
+        where = f"{path} row {i}"
+        yield _Row(where, _text(text), _label_text(label), where if _invalid_utf8(text) else None)
 
 
-def _scan_tfrecord(path: str, columns: list[str]):
+def _scan_tfrecord(path: str, columns: list[str], data):
     import tensorflow as tf
 
-    for i, record in enumerate(tf.data.TFRecordDataset(path, compression_type=_compression(path))):
+    records = iter(tf.data.TFRecordDataset(path, compression_type=_compression(path)))
+    i = 0
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as e:
+            raise DataError(f"{path}: not a readable TFRecord file (record {i}: {e.message})"
+                            f"{_format_hint(path, 'tfrecord')}") from None
         example = tf.train.Example.FromString(record.numpy())
         features = example.features.feature
         missing = [c for c in columns if c not in features]
         if missing:
             raise DataError(f"{path} record {i}: feature '{missing[0]}' not found; "
                             f"features: {', '.join(sorted(features))}")
-        yield f"{path} record {i}", _text(_first_value(features[columns[0]])), \
-            _label_text(_first_value(features[columns[1]]))
+        text = _first_value(features[columns[0]])
+        where = f"{path} record {i}"
+        yield _Row(where, _text(text), _label_text(_first_value(features[columns[1]])),
+                   where if _invalid_utf8(text) else None)
+        i += 1
+
+
+def _format_hint(path: str, configured: str) -> str:
+    likely = sniff_format(read_head(path))
+    return f"; it looks like {likely}: set data.format: {likely}" if likely != configured else ""
 
 
 def _compression(path: str) -> str:
@@ -229,6 +310,16 @@ def _first_value(feature):
     kind = feature.WhichOneof("kind")
     values = list(getattr(feature, kind).value) if kind else []
     return values[0] if values else None
+
+
+def _invalid_utf8(value) -> bool:
+    if not isinstance(value, bytes):
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _text(value) -> str:

@@ -1,0 +1,158 @@
+"""Where a local run keeps its files, and the life cycle of its run_summary.json.
+
+Light on purpose (no TensorFlow, TFX or ML Metadata imports): the CLI checks the
+output directory and reports a run's state in well under a second.
+
+A run writes its summary with status "running" (and its pid and host) before it
+does anything else and replaces it when it ends, so a scheduler reading the file
+never mistakes a killed run for the previous run's success. The previous
+summary is kept as run_summary.previous.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import socket
+from typing import Any
+
+RUNNING, SUCCEEDED, FAILED, NOT_BLESSED, INTERRUPTED = (
+    "running", "succeeded", "failed", "not_blessed", "interrupted")
+# `rnnflow run` exit codes by final status; 2 is a usage or config error.
+EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, NOT_BLESSED: 3, INTERRUPTED: 130}
+# `rnnflow status` exits with the run's code, or this while the run is still going.
+EXIT_RUNNING = 4
+SUMMARY_FILE = "run_summary.json"
+PREVIOUS_SUMMARY_FILE = "run_summary.previous.json"
+
+
+class OutputDirError(ValueError):
+    """The output directory cannot be used; the message names the path and the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """Where a local run keeps its artifacts, metadata, served models and summary."""
+    output_dir: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def summary(self) -> str:
+        return os.path.join(self.output_dir, SUMMARY_FILE)
+
+    @property
+    def previous_summary(self) -> str:
+        return os.path.join(self.output_dir, PREVIOUS_SUMMARY_FILE)
+
+    @property
+    def logs(self) -> str:
+        return os.path.join(self.output_dir, "logs")
+
+    def serving_dir(self, config) -> str:
+        base = config.serving.base_dir
+        if not (os.path.isabs(base) or "://" in base):
+            base = os.path.join(self.output_dir, base)
+        return os.path.join(base, config.serving.model_name or config.name)
+
+
+def prepare_output_dir(path: str) -> str:
+    """Creates the directory if needed; an OutputDirError naming the path and why it is unusable."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputDirError(f"--output-dir {path}: exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputDirError(f"--output-dir {path}: cannot create it: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputDirError(f"--output-dir {path}: not writable by this user")
+    return path
+
+
+def read_summary(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        return {"status": FAILED, "error": f"unreadable {os.path.basename(path)}: {e}"}
+    return summary if isinstance(summary, dict) else None
+
+
+def current_status(summary: dict[str, Any]) -> str:
+    """The summary's status, with a "running" run whose process is gone reported as interrupted."""
+    status = summary.get("status", FAILED)
+    if status == RUNNING and not _still_running(summary):
+        return INTERRUPTED
+    return status
+
+
+def begin_run(paths: RunPaths, summary: dict[str, Any]) -> str | None:
+    """Marks the run as running; keeps the previous summary. Returns a line about an interrupted
+    previous run, if there was one. OutputDirError if another run is still using the directory."""
+    previous = read_summary(paths.summary)
+    note = None
+    if previous is not None:
+        if previous.get("status") == RUNNING:
+            if _still_running(previous):
+                raise OutputDirError(
+                    f"--output-dir {paths.output_dir}: a run (pid {previous.get('pid')}, started "
+                    f"{previous.get('started_at')}) is still running there; wait for it or use another directory")
+            mark_interrupted(previous)
+            note = (f"the previous run in this directory (started {previous.get('started_at')}) was "
+                    f"interrupted; its summary is kept as {PREVIOUS_SUMMARY_FILE}")
+        write_json(paths.previous_summary, previous)
+    write_json(paths.summary, {**summary, "status": RUNNING, "pid": os.getpid(), "host": socket.gethostname()})
+    return note
+
+
+def mark_interrupted(summary: dict[str, Any]) -> None:
+    summary["status"] = INTERRUPTED
+    summary.setdefault("error", "the run stopped before it finished (killed, or the machine went down)")
+    summary["pushed_model"] = None
+
+
+def _still_running(summary: dict[str, Any]) -> bool:
+    if summary.get("host") != socket.gethostname():
+        return True  # another machine's run: cannot tell, so it is taken at its word
+    pid = summary.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()  # our own pid in an old summary: a recycled pid
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Atomic write: a reader never sees half a summary."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(_finite(payload), f, indent=2, default=str, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _finite(value):
+    """NaN metrics (e.g. precision when a class is never predicted) become null: valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
