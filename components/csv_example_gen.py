@@ -36,7 +36,7 @@ def csv_example_gen(options: CsvOptions, **kwargs) -> FileBasedExampleGen:
     packed.Pack(struct)
     return FileBasedExampleGen(
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-        custom_config=example_gen_pb2.CustomConfig(custom_config=packed), **kwargs)
+        custom_config=example_gen_pb2.CustomConfig(custom_config=packed), **kwargs).with_id("CsvExampleGen")
 
 
 def options_from(exec_properties: dict[str, Any]) -> CsvOptions:

@@ -122,36 +122,53 @@ def read_records(path: str, stream: IO[bytes], options: CsvOptions) -> tuple[lis
 
 
 def _records(path, stream, options, names, offset, header_line) -> Iterator[Record]:
-    buffer: list[str] = []
-    quotes = 0
-    start = 0
-    invalid_at = None
-    for number, raw in enumerate(stream, start=2):
-        if not buffer:
-            start, invalid_at = number, None
+    invalid: dict[int, int] = {}  # line -> file offset of its first invalid byte
+
+    def lines():
+        position = offset
+        for number, raw in enumerate(stream, start=2):
+            try:
+                text = raw.decode(options.encoding)
+            except UnicodeDecodeError as e:
+                text = raw.decode(options.encoding, errors="replace")
+                invalid[number] = position + e.start
+            position += len(raw)
+            yield text
+
+    # Python's csv reader decides where records end (quoted fields may hold line breaks);
+    # strict: text after a closing quote is an error, not silently glued to the field.
+    reader = csv.reader(lines(), delimiter=options.delimiter, strict=True)
+    end = 1  # the header's line
+    while True:
+        start = end + 1
         try:
-            text = raw.decode(options.encoding)
-        except UnicodeDecodeError as e:
-            text = raw.decode(options.encoding, errors="replace")
-            if invalid_at is None:
-                invalid_at = offset + e.start
-        offset += len(raw)
-        buffer.append(text)
-        quotes += text.count('"')
-        if quotes % 2:
-            continue  # a quoted field goes on to the next line
-        record = "".join(buffer)
-        buffer, quotes = [], 0
-        if not record.strip():
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise CsvFormatError(_quote_message(path, start, reader.line_num + 1, e)) from None
+        end = reader.line_num + 1  # the reader counts the lines after the header
+        if not fields or (len(fields) == 1 and not fields[0].strip() and len(names) > 1):
             continue  # blank line
-        fields = _split(record, options.delimiter)
         if len(fields) != len(names):
-            raise CsvFormatError(_field_count_message(path, start, number, len(fields), names, header_line,
+            raise CsvFormatError(_field_count_message(path, start, end, len(fields), names, header_line,
                                                       options))
-        yield Record(start, number, fields, invalid_at)
-    if buffer:
-        raise CsvFormatError(f"{path} line {start}: unclosed quote: the quoted field that starts on this line "
-                             "never ends (close it, or escape a literal quote as \"\")")
+        first_invalid = next((invalid[n] for n in range(start, end + 1) if n in invalid), None)
+        for n in [n for n in invalid if n <= end]:
+            del invalid[n]
+        yield Record(start, end, fields, first_invalid)
+
+
+def _quote_message(path: str, start: int, end: int, error: csv.Error) -> str:
+    if "unexpected end of data" in str(error):
+        return (f"{path} line {start}: unclosed quote: the quoted field that starts on this line never "
+                "ends (close it, or write a literal quote inside a quoted field as \"\")")
+    where = f"line {start}" if start == end else f"lines {start}-{end}"
+    message = f"{path} {where}: {error}"
+    if start != end:
+        return message + (f" (a quoted field opened on line {start} runs over {end - start + 1} lines: "
+                          "check for an unclosed quote)")
+    return message + " (write a literal quote inside a quoted field as \"\")"
 
 
 def _field_count_message(path, start, end, count, names, header_line, options) -> str:

@@ -125,6 +125,9 @@ class ServingConfig:
     # Relative paths are resolved against the run's --output-dir.
     base_dir: str = "serving"
     model_name: Optional[str] = None  # defaults to the pipeline name
+    # Tasks with a text input: a serving_examples tf.Example without the text feature is an
+    # error, or (empty) read as an empty text.
+    missing_text: Literal["error", "empty"] = "error"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import sys
-import tempfile
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -28,8 +28,11 @@ from rnnflow.pipeline.run_state import (  # noqa: F401 (EXIT_CODES: the CLI's ex
 
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
 # Lines native TensorFlow/XLA code prints to stderr on import that look like errors but are not
-# (CUDA plugin factories registered twice by the libraries TFX loads); they go to the log file only.
-_NATIVE_NOISE = re.compile(r"Unable to register cu(FFT|DNN|BLAS) factory")
+# (CUDA plugin factories registered twice by the libraries TFX loads, and the start-up notes of
+# processes that TensorFlow starts without TF_CPP_MIN_LOG_LEVEL); they go to the log file only.
+_NATIVE_NOISE = re.compile(
+    r"Unable to register cu(FFT|DNN|BLAS) factory|Could not find cuda drivers|TF-TRT Warning"
+    r"|cpu_feature_guard|^To enable the following instructions")
 
 Echo = Callable[[str], None]
 
@@ -101,8 +104,6 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print, *,
     Raises OutputDirError when the directory is unusable or another run is using it.
     """
     paths = RunPaths(prepare_output_dir(output_dir))
-    started = time.time()
-    since_ms = int(started * 1000) - 1000  # MLMD stores milliseconds; allow for clock rounding
     summary: dict[str, Any] = {
         "status": FAILED, "blessed": False, "pushed_model": None, "metrics": {},
         "components": [], "config": config.to_dict(), "output_dir": paths.output_dir,
@@ -112,13 +113,21 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print, *,
     if note:
         echo(f"note: {note}")
     summary["log_file"] = _attach_log_file(paths)
+    with _native_stderr_to_log():
+        _run_pipeline(config, paths, summary, echo, strict_data)
+    return summary
+
+
+def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, Any], echo: Echo,
+                  strict_data: bool) -> None:
+    started = time.time()
+    since_ms = int(started * 1000) - 1000  # MLMD stores milliseconds; allow for clock rounding
     node_ids: list[str] = []
     progress = None
     try:
         task = get_task(config.task_type)
         echo(f"Checking input data: {config.data.path}")
-        with _native_stderr_to_log():
-            report = task.preflight(config)
+        report = task.preflight(config)
         summary["input"] = {"files": report.files, "rows": report.rows,
                             "label_values": report.label_values, "warnings": report.warnings,
                             "notes": report.notes, **({"details": report.details} if report.details else {})}
@@ -130,10 +139,10 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print, *,
         if strict_data and report.warnings:
             raise DataError(f"--strict-data: {len(report.warnings)} data warning(s): "
                             + "; ".join(report.warnings))
-        with _native_stderr_to_log():
-            from tfx import v1 as tfx
+        from tfx import v1 as tfx
 
-            from rnnflow.pipeline.pipeline import create_pipeline
+        from rnnflow.pipeline.pipeline import create_pipeline
+
         pipeline = create_pipeline(config, report, paths.pipeline_root, paths.serving_dir(config),
                                    paths.metadata)
         node_ids = [c.id for c in pipeline.components]
@@ -160,30 +169,38 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print, *,
                                 failed_node=progress.current if progress else None)
     summary["seconds"] = round(time.time() - started, 1)
     write_json(paths.summary, summary)
-    return summary
 
 
 @contextlib.contextmanager
 def _native_stderr_to_log():
-    """Captures what native code writes to stderr (file descriptor 2) meanwhile: known
-    harmless noise goes to the log file only, anything else is also shown as usual."""
+    """Filters what this process and its children write to stderr (file descriptor 2, where
+    native TensorFlow code logs) meanwhile: every line goes to the log file, and all but
+    the known harmless noise also to the console, as it comes."""
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            log = logging.getLogger("rnnflow.stderr")
-            for line in capture.read().decode("utf-8", errors="replace").splitlines():
+    console = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    log = logging.getLogger("rnnflow.stderr")
+
+    def forward():
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 if line.strip():
                     log.info("%s", line)
-                    if not _NATIVE_NOISE.search(line):
-                        print(line, file=sys.stderr)
+                if not _NATIVE_NOISE.search(line):
+                    os.write(console, raw)
+
+    thread = threading.Thread(target=forward, name="rnnflow-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(console, 2)  # closes the pipe's last write end held by this process
+        thread.join(timeout=5)
+        os.close(console)
 
 
 def _reader(paths: RunPaths, config: PipelineConfig) -> summary_lib.MetadataReader:

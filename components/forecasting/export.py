@@ -8,6 +8,13 @@ Signatures:
 - `serving_examples`: `examples` serialized tf.Example [batch] with the same
   features -> the same output (TFMA evaluates through it).
 
+Inputs are checked in the graph, so TF Serving clients get the same errors: an
+input with another number of steps than the lookback, inputs with different batch
+sizes, and NaN or infinite values are errors naming the input (and the row and step
+of the first bad value), never a forecast. The input signature declares
+[batch, steps] so that a wrong length reaches the check instead of being taken
+for the traced one.
+
 Normalization is Transform's graph (train-split statistics); the model predicts
 z-scores, undone here with the same statistics.
 """
@@ -37,13 +44,50 @@ class ForecastServingModule(tf.Module):
         self.calendar = calendar
 
     def input_specs(self) -> dict[str, tf.TensorSpec]:
-        specs = {c: tf.TensorSpec([None, self.lookback], tf.float32, name=c) for c in self.columns}
+        specs = {c: tf.TensorSpec([None, None], tf.float32, name=c) for c in self.columns}
         if self.calendar:
             specs[WINDOW_END_TIME] = tf.TensorSpec([None], tf.int64, name=WINDOW_END_TIME)
         return specs
 
+    def checked(self, raw: dict) -> dict:
+        """The inputs, once every one is [rows, lookback] (times: [rows]) and finite."""
+        rows = tf.shape(raw[self.columns[0]])[0]
+        checked = {}
+        for name in self.columns:
+            window = raw[name]
+            rank_ok = tf.debugging.Assert(tf.equal(tf.rank(window), 2), [
+                f"input '{name}' must be [batch, {self.lookback}] (one row of {self.lookback} values per "
+                "window); got shape", tf.shape(window)])
+            with tf.control_dependencies([rank_ok]):
+                shape = tf.shape(window)
+                finite = tf.math.is_finite(window)
+                first_bad = tf.concat([tf.where(~finite), tf.zeros([1, 2], tf.int64)], axis=0)[0]
+                checks = [
+                    tf.debugging.Assert(tf.equal(shape[1], self.lookback), [tf.strings.format(
+                        f"input '{name}' has {{}} steps; this model takes {self.lookback}", shape[1])]),
+                    tf.debugging.Assert(tf.equal(shape[0], rows), [tf.strings.format(
+                        f"input '{name}' has {{}} rows; input '{self.columns[0]}' has {{}}", (shape[0], rows))]),
+                    tf.debugging.Assert(tf.reduce_all(finite), [tf.strings.format(
+                        f"input '{name}' has a NaN or infinite value at row {{}}, step {{}} (0-based); "
+                        "forecasts need finite inputs: fill or interpolate missing values before sending",
+                        (first_bad[0], first_bad[1]))]),
+                ]
+            with tf.control_dependencies(checks):
+                checked[name] = tf.ensure_shape(tf.identity(window), [None, self.lookback])
+        if self.calendar:
+            times = raw[WINDOW_END_TIME]
+            rank_ok = tf.debugging.Assert(tf.equal(tf.rank(times), 1), [
+                f"input '{WINDOW_END_TIME}' must be [batch] (one time per window); got shape", tf.shape(times)])
+            with tf.control_dependencies([rank_ok]):
+                rows_ok = tf.debugging.Assert(tf.equal(tf.shape(times)[0], rows), [tf.strings.format(
+                    f"input '{WINDOW_END_TIME}' has {{}} rows; input '{self.columns[0]}' has {{}}",
+                    (tf.shape(times)[0], rows))])
+            with tf.control_dependencies([rows_ok]):
+                checked[WINDOW_END_TIME] = tf.ensure_shape(tf.identity(times), [None])
+        return checked
+
     def forecast(self, raw: dict) -> dict:
-        raw = dict(raw)
+        raw = self.checked(raw)
         if self.calendar:
             raw[WINDOW_END_TIME] = tf.reshape(raw[WINDOW_END_TIME], [-1, 1])
         transformed = self.tft_layer(raw)
@@ -73,16 +117,16 @@ def export_serving_model(model, tf_transform_output, *, config, details: dict, e
     module = ForecastServingModule(model, tf_transform_output, columns=details["columns"],
                                    lookback=config.task.lookback, calendar=config.task.calendar_features)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
-    write_warmup_requests(export_dir, module.input_specs())
+    write_warmup_requests(export_dir, module.input_specs(), config.task.lookback)
 
 
-def write_warmup_requests(export_dir: str, specs: dict[str, tf.TensorSpec]) -> None:
+def write_warmup_requests(export_dir: str, specs: dict[str, tf.TensorSpec], lookback: int) -> None:
     """One all-zero window, replayed by TF Serving on load (PITFALLS 7.1)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
     for name, spec in specs.items():
-        shape = [1, *spec.shape[1:]]
+        shape = [1, lookback] if spec.shape.rank == 2 else [1]
         request.inputs[name].CopyFrom(tf.make_tensor_proto(np.zeros(shape, spec.dtype.as_numpy_dtype)))
     log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
     path = os.path.join(export_dir, WARMUP_FILE)

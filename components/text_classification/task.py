@@ -32,7 +32,8 @@ METRICS = {
     "recall": ("Recall", True),
 }
 # Evaluate through these exported signatures (see export.py).
-EVAL_SIGNATURE = "serving_examples"
+EVAL_SIGNATURE = "evaluation_examples"
+EXAMPLES_SIGNATURE = "serving_examples"  # for clients: tf.Examples in, the same outputs
 TRANSFORM_SIGNATURE = "transform_features"
 PROBABILITIES = "probabilities"
 _SHOWN = 5  # classes named in a warning

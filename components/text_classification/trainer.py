@@ -67,7 +67,7 @@ def run_fn(fn_args) -> None:
         class_weight=class_weights(config, fn_args.custom_config["input"]["label_counts"], data.class_names))
     export.export_serving_model(
         model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,
-        export_dir=fn_args.serving_model_dir,
+        export_dir=fn_args.serving_model_dir, missing_text=config.serving.missing_text,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
     write_training_summary(fn_args.model_run_dir, {
         **history_summary(history), "classes": data.class_names,
