@@ -11,9 +11,9 @@ Signatures:
 Inputs are checked in the graph, so TF Serving clients get the same errors: an
 input with another number of steps than the lookback, inputs with different batch
 sizes, and NaN or infinite values are errors naming the input (and the row and step
-of the first bad value), never a forecast. The input signature declares
-[batch, steps] so that a wrong length reaches the check instead of being taken
-for the traced one.
+of the first bad value), never a forecast. The signature's inputs take any shape
+(TF Serving does not enforce declared shapes, and Grappler would take them as
+facts and drop the checks); the checks say what each input must be.
 
 Normalization is Transform's graph (train-split statistics); the model predicts
 z-scores, undone here with the same statistics.
@@ -44,9 +44,11 @@ class ForecastServingModule(tf.Module):
         self.calendar = calendar
 
     def input_specs(self) -> dict[str, tf.TensorSpec]:
-        specs = {c: tf.TensorSpec([None, None], tf.float32, name=c) for c in self.columns}
+        # Any shape: declared shapes are not enforced by TF Serving, and Grappler would take
+        # them as facts and skip the checks below.
+        specs = {c: tf.TensorSpec(None, tf.float32, name=c) for c in self.columns}
         if self.calendar:
-            specs[WINDOW_END_TIME] = tf.TensorSpec([None], tf.int64, name=WINDOW_END_TIME)
+            specs[WINDOW_END_TIME] = tf.TensorSpec(None, tf.int64, name=WINDOW_END_TIME)
         return specs
 
     def checked(self, raw: dict) -> dict:
@@ -72,8 +74,7 @@ class ForecastServingModule(tf.Module):
                         "forecasts need finite inputs: fill or interpolate missing values before sending",
                         (first_bad[0], first_bad[1]))]),
                 ]
-            with tf.control_dependencies(checks):
-                checked[name] = tf.ensure_shape(tf.identity(window), [None, self.lookback])
+            checked[name] = _after(checks, window, [None, self.lookback])
         if self.calendar:
             times = raw[WINDOW_END_TIME]
             rank_ok = tf.debugging.Assert(tf.equal(tf.rank(times), 1), [
@@ -82,8 +83,7 @@ class ForecastServingModule(tf.Module):
                 rows_ok = tf.debugging.Assert(tf.equal(tf.shape(times)[0], rows), [tf.strings.format(
                     f"input '{WINDOW_END_TIME}' has {{}} rows; input '{self.columns[0]}' has {{}}",
                     (tf.shape(times)[0], rows))])
-            with tf.control_dependencies([rows_ok]):
-                checked[WINDOW_END_TIME] = tf.ensure_shape(tf.identity(times), [None])
+            checked[WINDOW_END_TIME] = _after([rows_ok], times, [None])
         return checked
 
     def forecast(self, raw: dict) -> dict:
@@ -112,6 +112,15 @@ class ForecastServingModule(tf.Module):
                 EVAL_SIGNATURE: serve_examples.get_concrete_function()}
 
 
+def _after(checks: list, tensor: tf.Tensor, shape: list) -> tf.Tensor:
+    """`tensor`, computed only once `checks` passed, with its now-known static shape. (Not
+    tf.ensure_shape: Grappler may evaluate that before the checks, with a worse message.)"""
+    with tf.control_dependencies(checks):
+        checked = tf.identity(tensor)
+    checked.set_shape(shape)
+    return checked
+
+
 def export_serving_model(model, tf_transform_output, *, config, details: dict, export_dir: str) -> None:
     disable_cudnn(model)
     module = ForecastServingModule(model, tf_transform_output, columns=details["columns"],
@@ -126,7 +135,7 @@ def write_warmup_requests(export_dir: str, specs: dict[str, tf.TensorSpec], look
 
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
     for name, spec in specs.items():
-        shape = [1, lookback] if spec.shape.rank == 2 else [1]
+        shape = [1] if name == WINDOW_END_TIME else [1, lookback]
         request.inputs[name].CopyFrom(tf.make_tensor_proto(np.zeros(shape, spec.dtype.as_numpy_dtype)))
     log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
     path = os.path.join(export_dir, WARMUP_FILE)

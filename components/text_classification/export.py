@@ -62,7 +62,9 @@ class ServingModule(tf.Module):
             f"input '{name}' must be a 1-D batch of strings, shape [batch] (e.g. \"instances\": "
             "[\"first text\", \"second text\"]); got shape", tf.shape(text)])
         with tf.control_dependencies([rank_ok]):
-            return tf.ensure_shape(tf.identity(text), [None])
+            checked = tf.identity(text)
+        checked.set_shape([None])  # not tf.ensure_shape: Grappler may run that before the check
+        return checked
 
     def text_of_examples(self, examples, missing_text: str):
         """The text feature of each serialized tf.Example; several values are joined by spaces."""
