@@ -59,8 +59,8 @@ class Record:
     line: int  # 1-based line where the record starts (the header is line 1)
     end_line: int  # line where it ends (> line when a quoted field spans lines)
     fields: list[str]
-    # Byte offset in the file of the first byte invalid in the encoding, or None.
-    invalid_byte_at: int | None = None
+    # (line, byte offset in the file) of the first byte invalid in the encoding, or None.
+    invalid_at: tuple[int, int] | None = None
 
 
 def sniff_format(head: bytes) -> str:
@@ -153,7 +153,7 @@ def _records(path, stream, options, names, offset, header_line) -> Iterator[Reco
         if len(fields) != len(names):
             raise CsvFormatError(_field_count_message(path, start, end, len(fields), names, header_line,
                                                       options))
-        first_invalid = next((invalid[n] for n in range(start, end + 1) if n in invalid), None)
+        first_invalid = next(((n, invalid[n]) for n in range(start, end + 1) if n in invalid), None)
         for n in [n for n in invalid if n <= end]:
             del invalid[n]
         yield Record(start, end, fields, first_invalid)

@@ -115,17 +115,20 @@ def test_signature_contract(run):
     out = _serve_in_fresh_process(summary["pushed_model"], """
         def describe(name):
             fn = model.signatures[name]
-            inputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_input_signature[1].items()}
+            inputs = {k: [v.dtype.name, v.shape.as_list() if v.shape.rank is not None else None]
+                      for k, v in fn.structured_input_signature[1].items()}
             outputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_outputs.items()}
             return {"inputs": inputs, "outputs": outputs}
         print(json.dumps({name: describe(name) for name in model.signatures}))
     """)
-    assert set(out) == {"serving_default", "serving_examples", "transform_features"}
+    assert set(out) == {"serving_default", "serving_examples", "evaluation_examples", "transform_features"}
+    # Inputs of any shape: the graph checks them and names what they must be (see below).
     assert out["serving_default"] == {
-        "inputs": {"text": ["string", [None]]},
+        "inputs": {"text": ["string", None]},
         "outputs": {"probabilities": ["float32", [None, 2]], "label": ["string", [None]]}}
-    assert out["serving_examples"]["inputs"] == {"examples": ["string", [None]]}
+    assert out["serving_examples"]["inputs"] == {"examples": ["string", None]}
     assert out["serving_examples"]["outputs"] == out["serving_default"]["outputs"]
+    assert out["evaluation_examples"]["outputs"] == out["serving_default"]["outputs"]
     assert set(out["transform_features"]["outputs"]) == {"token_ids", "label_id"}
 
 
@@ -137,10 +140,66 @@ def test_example_signature_agrees_with_raw_text_signature(run):
             return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
         def text_feature(t):
             return {{"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()] if t else []))}}
-        # The empty text arrives three ways: an empty value list, no text feature at all, and "".
-        examples = [example(text_feature(t)) for t in texts] + [example({{}})]
-        raw = model.signatures["serving_default"](text=tf.constant(texts + [""]))["probabilities"]
+        examples = [example(text_feature(t)) for t in texts if t]
+        raw = model.signatures["serving_default"](text=tf.constant([t for t in texts if t]))["probabilities"]
         parsed = model.signatures["serving_examples"](examples=tf.constant(examples))["probabilities"]
+        # TFMA's signature reads an empty value list (an empty CSV cell) and an absent feature as "".
+        empty = [example(text_feature("")), example({{}})]
+        raw_empty = model.signatures["serving_default"](text=tf.constant(["", ""]))["probabilities"]
+        evaluated = model.signatures["evaluation_examples"](examples=tf.constant(empty))["probabilities"]
+        print(json.dumps([float(tf.reduce_max(tf.abs(raw - parsed))),
+                          float(tf.reduce_max(tf.abs(raw_empty - evaluated)))]))
+    """)
+    assert out[0] < 1e-6 and out[1] < 1e-6
+
+
+def test_serving_errors_name_the_input_and_the_shape_it_needs(run):
+    _, _, summary = run
+    out = _serve_in_fresh_process(summary["pushed_model"], """
+        def error(signature, **inputs):
+            try:
+                model.signatures[signature](**inputs)
+            except tf.errors.InvalidArgumentError as e:
+                return [line for line in e.message.splitlines() if "assertion failed" in line][0]
+            return "accepted"
+        misspelt = tf.train.Example(features=tf.train.Features(feature={"txet": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[b"a film"]))})).SerializeToString()
+        print(json.dumps({
+            "column": error("serving_default", text=tf.constant([["a film"], ["another"]])),
+            "matrix": error("serving_default", text=tf.constant([["a", "b"], ["c", "d"]])),
+            "scalar": error("serving_default", text=tf.constant("a film")),
+            "misspelt": error("serving_examples", examples=tf.constant([misspelt])),
+        }))
+    """)
+    for case, shape in (("column", "2 1"), ("matrix", "2 2"), ("scalar", "")):
+        assert "input 'text' must be a 1-D batch of strings, shape [batch]" in out[case], out
+        assert out[case].endswith(f"got shape] [{shape}]"), out
+    assert "example 0 (0-based) has no 'text' feature" in out["misspelt"]
+    assert "serving.missing_text: empty" in out["misspelt"]
+
+
+def test_missing_text_empty_reads_an_absent_feature_as_empty_text(run, tmp_path):
+    import glob
+
+    import keras
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from rnnflow.components.text_classification.export import ServingModule
+    from rnnflow.components.text_classification.task import TOKEN_IDS
+
+    output_dir, _, summary = run
+    transform_output = tft.TFTransformOutput(glob.glob(str(output_dir / "pipeline_root" / "Transform"
+                                                           / "transform_graph" / "*"))[0])
+    tokens = keras.Input(shape=(None,), dtype="int64", name=TOKEN_IDS)
+    lengths = keras.layers.Lambda(lambda t: tf.cast(tf.math.count_nonzero(t, axis=1, keepdims=True), "float32"))
+    model = keras.Model({TOKEN_IDS: tokens}, keras.layers.Dense(2, activation="softmax")(lengths(tokens)))
+    module = ServingModule(model, transform_output, "text", ["0", "1"], missing_text="empty")
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures=module.signatures())
+    out = _serve_in_fresh_process(str(tmp_path / "m"), """
+        absent = tf.train.Example().SerializeToString()
+        parsed = model.signatures["serving_examples"](examples=tf.constant([absent]))["probabilities"]
+        raw = model.signatures["serving_default"](text=tf.constant([""]))["probabilities"]
         print(json.dumps(float(tf.reduce_max(tf.abs(raw - parsed)))))
     """)
     assert out < 1e-6

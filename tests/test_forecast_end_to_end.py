@@ -180,6 +180,51 @@ def test_pushed_model_forecasts_raw_windows_in_original_units(weather, weather_c
     assert response["cudnn_ops"] == []
 
 
+BAD_REQUEST_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    good = {k: np.array(v, np.int64 if k == "window_end_time" else np.float32)
+            for k, v in json.loads(sys.argv[2]).items()}
+    def error(**changes):
+        inputs = {k: tf.constant(changes.get(k, v)) for k, v in good.items()}
+        try:
+            model.signatures["serving_default"](**inputs)
+        except tf.errors.InvalidArgumentError as e:
+            return [line for line in e.message.splitlines() if "assertion failed" in line][0]
+        return "accepted"
+    long, short = np.ones([1, 40], np.float32), np.ones([1, 20], np.float32)
+    inf, nan = good["wind"].copy(), good["temp_min"].copy()
+    inf[0, 3], nan[0, 5] = np.inf, np.nan
+    print(json.dumps({"long": error(temp_max=long), "short": error(wind=short),
+                      "rows": error(wind=np.concatenate([good["wind"]] * 2)),
+                      "inf": error(wind=inf), "nan": error(temp_min=nan),
+                      "rank": error(wind=good["wind"][0])}))
+""")
+
+
+def test_serving_rejects_wrong_lengths_and_non_finite_values_naming_the_input(weather, weather_config):
+    from rnnflow.components.forecasting import series as series_lib
+
+    _, _, summary = weather
+    series = series_lib.read_series(weather_config)
+    lookback = weather_config.task.lookback
+    request = {c: [series.column(c)[-lookback:].tolist()] for c in series.columns}
+    request["window_end_time"] = [int(series.times[-1].value // 10**9)]
+    result = subprocess.run([sys.executable, "-c", BAD_REQUEST_SCRIPT, summary["pushed_model"], json.dumps(request)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "input 'temp_max' has 40 steps; this model takes 28" in out["long"]
+    assert "input 'wind' has 20 steps; this model takes 28" in out["short"]
+    assert "input 'wind' has 2 rows; input 'precipitation' has 1" in out["rows"]
+    assert "input 'wind' has a NaN or infinite value at row 0, step 3" in out["inf"]
+    assert "input 'temp_min' has a NaN or infinite value at row 0, step 5" in out["nan"]
+    assert "input 'wind' must be [batch, 28]" in out["rank"]
+
+
 def test_tensorflow_model_server_round_trip(weather, weather_config):
     from rnnflow.components.forecasting import series as series_lib
 
@@ -216,6 +261,9 @@ def test_constant_series_forecasts_the_constant_and_is_not_blessed(constant):
     assert summary["status"] == "not_blessed" and summary["pushed_model"] is None
     assert summary["metrics"]["baseline_persistence_mae"] == 0.0
     assert any("filled (interpolate)" in w for w in summary["input"]["warnings"])
+    # The input check saw it coming.
+    assert any("target 'level' is constant (20) in the train split" in w for w in summary["input"]["warnings"])
+    assert "warning: target 'offset' is constant (-3.5)" in result.stdout
     model_dir = os.path.join(artifact_dir(output_dir, "Trainer", "model"), "Format-Serving")
     request = {"level": [[20.0] * 12], "offset": [[-3.5] * 12], "noise": [[0.0] * 12]}
     forecast = np.array(serve(model_dir, request)["forecast"])

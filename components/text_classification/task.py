@@ -240,8 +240,8 @@ def _scan_csv(path: str, columns: list[str], data):
                 label = record.fields[index[1]].strip()
                 if label and _looks_like_float(label):
                     label = _label_text(float(label))
-                invalid = (f"{path} line {record.line}, byte offset {record.invalid_byte_at}"
-                           if record.invalid_byte_at is not None else None)
+                invalid = (f"{path} line {record.invalid_at[0]}, byte offset {record.invalid_at[1]}"
+                           if record.invalid_at else None)
                 yield _Row(f"{path} line {record.line}", record.fields[index[0]].strip(), label, invalid)
         except CsvFormatError as e:
             raise DataError(str(e)) from None
