@@ -172,9 +172,9 @@ def test_serving_errors_name_the_input_and_the_shape_it_needs(run):
         }))
     """)
     for case, shape in (("column", "2 1"), ("matrix", "2 2"), ("scalar", "")):
-        assert "input 'text' must be a 1-D batch of strings, shape [batch]" in out[case], out
+        assert "input `text` must be a 1-D batch of strings, shape [batch]" in out[case], out
         assert out[case].endswith(f"got shape] [{shape}]"), out
-    assert "example 0 (0-based) has no 'text' feature" in out["misspelt"]
+    assert "example 0 (0-based) has no `text` feature" in out["misspelt"]
     assert "serving.missing_text: empty" in out["misspelt"]
 
 

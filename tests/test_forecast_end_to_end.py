@@ -155,23 +155,28 @@ SERVE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def serve(model_dir, request):
-    result = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, model_dir, json.dumps(request)],
+def serve(model_dir, request, script=SERVE_SCRIPT):
+    """Runs `script` on the SavedModel and the JSON request in a fresh process; its last line, parsed."""
+    result = subprocess.run([sys.executable, "-c", script, model_dir, json.dumps(request)],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_pushed_model_forecasts_raw_windows_in_original_units(weather, weather_config):
+def last_window_request(config) -> dict:
+    """The series' last lookback window as a serving_default request."""
     from rnnflow.components.forecasting import series as series_lib
 
-    _, _, summary = weather
-    series = series_lib.read_series(weather_config)
-    lookback = weather_config.task.lookback
-    request = {c: [series.column(c)[-lookback:].tolist()] for c in series.columns}
+    series = series_lib.read_series(config)
+    request = {c: [series.column(c)[-config.task.lookback:].tolist()] for c in series.columns}
     request["window_end_time"] = [int(series.times[-1].value // 10**9)]
-    response = serve(summary["pushed_model"], request)
+    return request
+
+
+def test_pushed_model_forecasts_raw_windows_in_original_units(weather, weather_config):
+    _, _, summary = weather
+    response = serve(summary["pushed_model"], last_window_request(weather_config))
     forecast = np.array(response["forecast"])
     assert forecast.shape == (1, weather_config.task.horizon, 1)
     # Late December in Seattle: degrees Celsius, not z-scores.
@@ -205,36 +210,20 @@ BAD_REQUEST_SCRIPT = textwrap.dedent("""
 
 
 def test_serving_rejects_wrong_lengths_and_non_finite_values_naming_the_input(weather, weather_config):
-    from rnnflow.components.forecasting import series as series_lib
-
     _, _, summary = weather
-    series = series_lib.read_series(weather_config)
-    lookback = weather_config.task.lookback
-    request = {c: [series.column(c)[-lookback:].tolist()] for c in series.columns}
-    request["window_end_time"] = [int(series.times[-1].value // 10**9)]
-    result = subprocess.run([sys.executable, "-c", BAD_REQUEST_SCRIPT, summary["pushed_model"], json.dumps(request)],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "input 'temp_max' has 40 steps; this model takes 28" in out["long"]
-    assert "input 'wind' has 20 steps; this model takes 28" in out["short"]
-    assert "input 'wind' has 2 rows; input 'precipitation' has 1" in out["rows"]
-    assert "input 'wind' has a NaN or infinite value at row 0, step 3" in out["inf"]
-    assert "input 'temp_min' has a NaN or infinite value at row 0, step 5" in out["nan"]
-    assert "input 'wind' must be [batch, 28]" in out["rank"]
+    out = serve(summary["pushed_model"], last_window_request(weather_config), script=BAD_REQUEST_SCRIPT)
+    assert "input `temp_max` has 40 steps; this model takes 28" in out["long"]
+    assert "input `wind` has 20 steps; this model takes 28" in out["short"]
+    assert "input `wind` has 2 rows; input `precipitation` has 1" in out["rows"]
+    assert "input `wind` has a NaN or infinite value at row 0, step 3" in out["inf"]
+    assert "input `temp_min` has a NaN or infinite value at row 0, step 5" in out["nan"]
+    assert "input `wind` must be [batch, 28]" in out["rank"]
 
 
 def test_tensorflow_model_server_round_trip(weather, weather_config):
-    from rnnflow.components.forecasting import series as series_lib
-
     _, _, summary = weather
-    series = series_lib.read_series(weather_config)
-    lookback = weather_config.task.lookback
-    inputs = {c: [series.column(c)[-lookback:].tolist()] for c in series.columns}
-    inputs["window_end_time"] = [int(series.times[-1].value // 10**9)]
     response = predict_with_model_server(os.path.dirname(summary["pushed_model"]), "forecast",
-                                         {"inputs": inputs})
+                                         {"inputs": last_window_request(weather_config)})
     assert np.array(response["outputs"]).shape == (1, weather_config.task.horizon, 1)
 
 

@@ -58,7 +58,7 @@ class ForecastServingModule(tf.Module):
         for name in self.columns:
             window = raw[name]
             rank_ok = tf.debugging.Assert(tf.equal(tf.rank(window), 2), [
-                f"input '{name}' must be [batch, {self.lookback}] (one row of {self.lookback} values per "
+                f"input `{name}` must be [batch, {self.lookback}] (one row of {self.lookback} values per "
                 "window); got shape", tf.shape(window)])
             with tf.control_dependencies([rank_ok]):
                 shape = tf.shape(window)
@@ -66,11 +66,11 @@ class ForecastServingModule(tf.Module):
                 first_bad = tf.concat([tf.where(~finite), tf.zeros([1, 2], tf.int64)], axis=0)[0]
                 checks = [
                     tf.debugging.Assert(tf.equal(shape[1], self.lookback), [tf.strings.format(
-                        f"input '{name}' has {{}} steps; this model takes {self.lookback}", shape[1])]),
+                        f"input `{name}` has {{}} steps; this model takes {self.lookback}", shape[1])]),
                     tf.debugging.Assert(tf.equal(shape[0], rows), [tf.strings.format(
-                        f"input '{name}' has {{}} rows; input '{self.columns[0]}' has {{}}", (shape[0], rows))]),
+                        f"input `{name}` has {{}} rows; input `{self.columns[0]}` has {{}}", (shape[0], rows))]),
                     tf.debugging.Assert(tf.reduce_all(finite), [tf.strings.format(
-                        f"input '{name}' has a NaN or infinite value at row {{}}, step {{}} (0-based); "
+                        f"input `{name}` has a NaN or infinite value at row {{}}, step {{}} (0-based); "
                         "forecasts need finite inputs: fill or interpolate missing values before sending",
                         (first_bad[0], first_bad[1]))]),
                 ]
@@ -78,10 +78,10 @@ class ForecastServingModule(tf.Module):
         if self.calendar:
             times = raw[WINDOW_END_TIME]
             rank_ok = tf.debugging.Assert(tf.equal(tf.rank(times), 1), [
-                f"input '{WINDOW_END_TIME}' must be [batch] (one time per window); got shape", tf.shape(times)])
+                f"input `{WINDOW_END_TIME}` must be [batch] (one time per window); got shape", tf.shape(times)])
             with tf.control_dependencies([rank_ok]):
                 rows_ok = tf.debugging.Assert(tf.equal(tf.shape(times)[0], rows), [tf.strings.format(
-                    f"input '{WINDOW_END_TIME}' has {{}} rows; input '{self.columns[0]}' has {{}}",
+                    f"input `{WINDOW_END_TIME}` has {{}} rows; input `{self.columns[0]}` has {{}}",
                     (tf.shape(times)[0], rows))])
             checked[WINDOW_END_TIME] = _after([rows_ok], times, [None])
         return checked

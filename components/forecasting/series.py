@@ -209,9 +209,10 @@ def fingerprint(files: list[str]) -> str:
 
 def _read_file(path: str, data) -> pd.DataFrame:
     fmt = data.format
-    likely = sniff_format(read_head(path))
+    head = read_head(path)
+    likely = sniff_format(head)
     if fmt == "csv" and likely != "csv":
-        raise DataError(not_csv_message(path, read_head(path)))
+        raise DataError(not_csv_message(path, head))
     hint = f"; it looks like {likely}: set data.format: {likely}" if likely != fmt else ""
     try:
         if fmt == "parquet":

@@ -59,8 +59,8 @@ class ServingModule(tf.Module):
     def batch_of_strings(self, text, name: str):
         """`text` once it is [batch]; otherwise an error naming the input and the shape it needs."""
         rank_ok = tf.debugging.Assert(tf.equal(tf.rank(text), 1), [
-            f"input '{name}' must be a 1-D batch of strings, shape [batch] (e.g. \"instances\": "
-            "[\"first text\", \"second text\"]); got shape", tf.shape(text)])
+            f"input `{name}` must be a 1-D batch of strings, shape [batch] (over REST: instances, a list "
+            "of strings); got shape", tf.shape(text)])
         with tf.control_dependencies([rank_ok]):
             checked = tf.identity(text)
         checked.set_shape([None])  # not tf.ensure_shape: Grappler may run that before the check
@@ -75,8 +75,8 @@ class ServingModule(tf.Module):
             present = values.row_lengths() > 0
             first_missing = tf.concat([tf.where(~present)[:, 0], tf.zeros([1], tf.int64)], axis=0)[0]
             present_ok = tf.debugging.Assert(tf.reduce_all(present), [tf.strings.format(
-                f"example {{}} (0-based) has no '{self.text_column}' feature (or no value in it); send the "
-                f"text as a bytes feature named '{self.text_column}', or export with "
+                f"example {{}} (0-based) has no `{self.text_column}` feature (or no value in it); send the "
+                f"text as a bytes feature named `{self.text_column}`, or export with "
                 "serving.missing_text: empty to read it as an empty text", first_missing)])
             with tf.control_dependencies([present_ok]):
                 values = tf.identity(values)
