@@ -107,12 +107,12 @@ def standard_example_gen(data_config):
     Parquet ExampleGen with a hash split."""
     from tfx import v1 as tfx
     from tfx.components import FileBasedExampleGen
-
-    from rnnflow.components.csv_example_gen import csv_example_gen
-    from rnnflow.components.csv_input import CsvOptions
     from tfx.components.example_gen.custom_executors import parquet_executor
     from tfx.dsl.components.base import executor_spec
     from tfx.proto import example_gen_pb2
+
+    from rnnflow.components.csv_example_gen import csv_example_gen
+    from rnnflow.components.csv_input import CsvOptions
 
     path = config_lib.resolve_path(data_config.path)
     input_base, pattern = os.path.dirname(path), os.path.basename(path)

@@ -190,8 +190,9 @@ def _encoding_hint(data, files: list[str]) -> str:
     """Which encoding would read the files cleanly, when the configured one does not."""
     if data.format != "csv":
         return ""
+    configured = codecs.lookup(data.encoding).name
     for encoding in ("utf-8", "cp1252", "latin-1"):
-        if encoding == codecs.lookup(data.encoding).name or encoding.replace("-", "") == data.encoding:
+        if codecs.lookup(encoding).name == configured:
             continue
         if all(_decodes(file, encoding) for file in files):
             return f"; if the file is {encoding}, set data.encoding: {encoding}"
