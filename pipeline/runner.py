@@ -22,9 +22,9 @@ from rnnflow.components.tasks import DataError, get_task
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
-from rnnflow.pipeline.run_state import (  # noqa: F401 (EXIT_CODES: the CLI's exit codes)
-    EXIT_CODES, FAILED, INTERRUPTED, NOT_BLESSED, RUNNING, SUCCEEDED, RunPaths, begin_run, mark_interrupted,
-    prepare_output_dir, write_json)
+from rnnflow.pipeline.run_state import (
+    FAILED, NOT_BLESSED, RUNNING, SUCCEEDED, RunPaths, begin_run, mark_interrupted, prepare_output_dir,
+    write_json)
 
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
 # Lines native TensorFlow/XLA code prints to stderr on import that look like errors but are not
