@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rnnflow-installed
 OUTPUT_DIR ?= runs/sentiment
 
-.PHONY: setup run test lock clean
+IMAGE ?= rnnflow:latest
+CONTAINER_TOOL ?= $(shell command -v docker || command -v podman)
+
+.PHONY: setup run test lock image clean
 
 setup: $(STAMP)
 
@@ -30,6 +33,11 @@ test: setup
 lock:
 	uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_31 --generate-hashes \
 		requirements/requirements.in -o requirements/lock.txt
+
+# The pipeline image for Kubeflow / Vertex (see Dockerfile); push it with `docker push $(IMAGE)`.
+image:
+	@test -n "$(CONTAINER_TOOL)" || { echo "make image needs docker or podman on PATH"; exit 2; }
+	$(CONTAINER_TOOL) build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

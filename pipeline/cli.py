@@ -69,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(config.to_dict(), indent=2))
             return 0
         if args.command == "compile":
-            from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
+            from rnnflow.pipeline.runner import native_stderr_filtered
 
-            print(f"wrote {compile_kubeflow_v2(config, args.pipeline_root, args.output)}")
+            with native_stderr_filtered():
+                from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
+
+                print(f"wrote {compile_kubeflow_v2(config, args.pipeline_root, args.output)}")
             return 0
     except ConfigError as e:
         print(f"rnnflow: config error: {e}", file=sys.stderr)

@@ -9,18 +9,24 @@ from rnnflow.pipeline.config import ConfigError, PipelineConfig
 from rnnflow.pipeline.pipeline import create_pipeline
 
 
+def serving_dir(config: PipelineConfig, pipeline_root: str) -> str:
+    """Where the Pusher writes: `serving.base_dir` as given when it is absolute or a URI,
+    else under the pipeline root; then the model name."""
+    base = config.serving.base_dir
+    if not (os.path.isabs(base) or "://" in base):
+        base = f"{pipeline_root.rstrip('/')}/{base}"
+    return f"{base.rstrip('/')}/{config.serving.model_name or config.name}"
+
+
 def compile_kubeflow_v2(config: PipelineConfig, pipeline_root: str, output_path: str) -> str:
     """Writes the pipeline spec JSON; the image must have rnnflow and tensorflow-text installed."""
     from tfx import v1 as tfx
 
     if not config.runner.image:
-        raise ConfigError("runner.image: required to compile for Kubeflow; the container image "
-                          "with rnnflow installed (see Dockerfile notes in README)")
+        raise ConfigError("runner.image: required to compile for Kubeflow; the pipeline image built "
+                          "by `make image` from the Dockerfile (README: \"Run it on Kubeflow / Vertex\")")
     report = get_task(config.task_type).preflight(config)
-    serving_dir = config.serving.base_dir if "://" in config.serving.base_dir else \
-        f"{pipeline_root.rstrip('/')}/{config.serving.base_dir}"
-    pipeline = create_pipeline(config, report, pipeline_root,
-                               f"{serving_dir}/{config.serving.model_name or config.name}")
+    pipeline = create_pipeline(config, report, pipeline_root, serving_dir(config, pipeline_root))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=config.runner.image),
         output_dir=os.path.dirname(os.path.abspath(output_path)),

@@ -113,7 +113,7 @@ def run_local(config: PipelineConfig, output_dir: str, echo: Echo = print, *,
     if note:
         echo(f"note: {note}")
     summary["log_file"] = _attach_log_file(paths)
-    with _native_stderr_to_log():
+    with native_stderr_filtered():
         _run_pipeline(config, paths, summary, echo, strict_data)
     return summary
 
@@ -172,7 +172,7 @@ def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, An
 
 
 @contextlib.contextmanager
-def _native_stderr_to_log():
+def native_stderr_filtered():
     """Filters what this process and its children write to stderr (file descriptor 2, where
     native TensorFlow code logs) meanwhile: every line goes to the log file, and all but
     the known harmless noise also to the console, as it comes."""

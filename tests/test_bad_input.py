@@ -245,7 +245,7 @@ def test_data_errors_come_before_tensorflow_is_imported(tmp_path):
 def test_native_import_noise_goes_to_the_log_only(tmp_path, capfd):
     import logging
 
-    from rnnflow.pipeline.runner import _native_stderr_to_log
+    from rnnflow.pipeline.runner import native_stderr_filtered
 
     records = []
     handler = logging.Handler()
@@ -253,7 +253,7 @@ def test_native_import_noise_goes_to_the_log_only(tmp_path, capfd):
     logging.getLogger("rnnflow.stderr").addHandler(handler)
     logging.getLogger("rnnflow.stderr").setLevel(logging.INFO)
     try:
-        with _native_stderr_to_log():
+        with native_stderr_filtered():
             os.write(2, b"E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:479] Unable to register "
                         b"cuFFT factory: Attempting to register factory\nF real native error\n")
     finally:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,8 @@ from rnnflow.components.tasks import InputReport
 from rnnflow.pipeline.config import load_config
 from rnnflow.pipeline.pipeline import create_pipeline
 from rnnflow.pipeline.run_state import RunPaths
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 REPORT = InputReport(files=["x.csv"], rows=2, label_values=["neg", "pos"])
 FORECAST_REPORT = InputReport(files=["x.csv"], rows=40, details={
@@ -110,16 +113,64 @@ def test_kubeflow_v2_spec_compiles(tmp_path, config, task_components):
     result = run_cli(["compile", "--config", config, "--pipeline-root", "gs://bucket/root",
                       "--output", str(output), "--set", "runner.image=gcr.io/p/rnnflow:1"])
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Unable to register" not in result.stderr  # native import noise is filtered
     spec = json.loads(output.read_text())
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert {"Transform", "Trainer", "Evaluator", "Pusher", "AnomalyGate", *task_components} <= set(tasks)
     assert "gcr.io/p/rnnflow:1" in output.read_text()
+    # Every step runs the command the pipeline image's entrypoint names.
+    entrypoint = json.loads(_dockerfile_instructions("ENTRYPOINT")[0])
+    executors = spec["pipelineSpec"]["deploymentSpec"]["executors"].values()
+    assert {tuple(e["container"]["command"]) for e in executors if "container" in e} == {tuple(entrypoint)}
+
+
+def test_kubeflow_serving_dir_keeps_absolute_and_uri_base_dirs():
+    from rnnflow.pipeline.kubeflow import serving_dir
+
+    root = "gs://bucket/root/"
+    assert serving_dir(load_config("sentiment"), root) == "gs://bucket/root/serving/sentiment"
+    assert serving_dir(load_config("sentiment", ["serving.base_dir=/models"]), root) == "/models/sentiment"
+    assert serving_dir(load_config("sentiment", ["serving.base_dir=gs://other/models/"]), root) == \
+        "gs://other/models/sentiment"
 
 
 def test_kubeflow_compile_requires_an_image(tmp_path):
     result = run_cli(["compile", "--config", "sentiment", "--pipeline-root", "gs://b/r",
                       "--output", str(tmp_path / "s.json")])
     assert result.returncode == 2 and "runner.image: required" in result.stderr
+    assert "make image" in result.stderr
+
+
+def _dockerfile_instructions(name: str) -> list[str]:
+    """Arguments of each `name` instruction of the Dockerfile, continuation lines joined."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.split(None, 1)[:1] == [name]]
+
+
+def test_dockerfile_installs_exactly_the_lock_and_the_package():
+    import ast
+    import shlex
+
+    installs = [shlex.split(command.split("&&")[0]) for command in _dockerfile_instructions("RUN")
+                if "pip install" in command]
+    assert len(installs) == 2, installs  # nothing installed beside the lock and rnnflow
+    lock, package = installs
+    # The lock goes in with the flags `make setup` uses, hash-checked and without resolution.
+    makefile = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    make_flags = {f for f in shlex.split(makefile.split("-r requirements/lock.txt")[0].splitlines()[-1])
+                  if f.startswith("--") and f not in ("--quiet", "--disable-pip-version-check")}
+    assert make_flags <= set(lock) and {"--no-deps", "--require-hashes"} <= set(lock)
+    assert lock[lock.index("-r") + 1] == "requirements/lock.txt"
+    assert package[-1] == "." and "--no-deps" in package
+    copied = " ".join(_dockerfile_instructions("COPY"))
+    assert "requirements/lock.txt" in copied and "setup.py" in copied
+    packages = next(ast.literal_eval(node.value) for node in ast.parse((REPO / "setup.py").read_text()).body
+                    if isinstance(node, ast.Assign) and node.targets[0].id == "PACKAGES")
+    for directory in {path.split("/")[0] for path in packages.values()}:
+        assert f"COPY {directory} {directory}" in (REPO / "Dockerfile").read_text(), directory
+    # The same Python as `make setup` requires.
+    assert _dockerfile_instructions("FROM")[0].startswith("python:3.11-")
+    assert "sys.version_info[:2] == (3, 11)" in makefile
 
 
 def test_package_builds_with_configs_for_beam_workers(tmp_path):
