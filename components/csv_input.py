@@ -57,7 +57,6 @@ def check_options(encoding: str, delimiter: str) -> str | None:
 @dataclasses.dataclass(frozen=True)
 class Record:
     line: int  # 1-based line where the record starts (the header is line 1)
-    end_line: int  # line where it ends (> line when a quoted field spans lines)
     fields: list[str]
     # (line, byte offset in the file) of the first byte invalid in the encoding, or None.
     invalid_at: tuple[int, int] | None = None
@@ -78,6 +77,12 @@ def sniff_format(head: bytes) -> str:
 def read_head(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read(_SNIFF_BYTES)
+
+
+def format_hint(head: bytes, configured: str) -> str:
+    """'; it looks like csv: set data.format: csv' when the first bytes say another format, or ''."""
+    likely = sniff_format(head)
+    return f"; it looks like {likely}: set data.format: {likely}" if likely != configured else ""
 
 
 def not_csv_message(path: str, head: bytes) -> str | None:
@@ -156,7 +161,7 @@ def _records(path, stream, options, names, offset, header_line) -> Iterator[Reco
         first_invalid = next(((n, invalid[n]) for n in range(start, end + 1) if n in invalid), None)
         for n in [n for n in invalid if n <= end]:
             del invalid[n]
-        yield Record(start, end, fields, first_invalid)
+        yield Record(start, fields, first_invalid)
 
 
 def _quote_message(path: str, start: int, end: int, error: csv.Error) -> str:

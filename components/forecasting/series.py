@@ -17,7 +17,7 @@ import pandas as pd
 
 from rnnflow.components.forecasting.task import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
-from rnnflow.components.csv_input import CsvOptions, delimiter_hint, not_csv_message, read_head, sniff_format
+from rnnflow.components.csv_input import CsvOptions, delimiter_hint, format_hint, not_csv_message, read_head
 from rnnflow.components.tasks.base import DataError, InputReport, resolve_input_files
 
 _SHOWN = 5  # rows named per problem in an error message
@@ -210,10 +210,10 @@ def fingerprint(files: list[str]) -> str:
 def _read_file(path: str, data) -> pd.DataFrame:
     fmt = data.format
     head = read_head(path)
-    likely = sniff_format(head)
-    if fmt == "csv" and likely != "csv":
-        raise DataError(not_csv_message(path, head))
-    hint = f"; it looks like {likely}: set data.format: {likely}" if likely != fmt else ""
+    not_csv = not_csv_message(path, head) if fmt == "csv" else None
+    if not_csv:
+        raise DataError(not_csv)
+    hint = format_hint(head, fmt)
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)

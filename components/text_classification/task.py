@@ -9,7 +9,7 @@ import math
 from typing import Literal, Optional
 
 from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
-                                         read_head, read_records, sniff_format)
+                                         format_hint, read_head, read_records)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold,
                                            resolve_input_files)
 from rnnflow.pipeline.config import ConfigError, DataFormat, SplitConfig, constraint
@@ -264,7 +264,8 @@ def _scan_parquet(path: str, columns: list[str], data):
         names = pq.read_schema(path).names
         table = pq.read_table(path, columns=[c for c in columns[:2] if c in names]).to_pydict()
     except (pyarrow.ArrowException, OSError) as e:
-        raise DataError(f"{path}: cannot read as parquet ({e}){_format_hint(path, 'parquet')}") from None
+        raise DataError(f"{path}: cannot read as parquet ({e})"
+                        f"{format_hint(read_head(path), 'parquet')}") from None
     missing = [c for c in columns if c not in names]
     if missing:
         raise DataError(f"{path}: column '{missing[0]}' not found; columns: {', '.join(names)}")
@@ -285,7 +286,7 @@ def _scan_tfrecord(path: str, columns: list[str], data):
             return
         except tf.errors.DataLossError as e:
             raise DataError(f"{path}: not a readable TFRecord file (record {i}: {e.message})"
-                            f"{_format_hint(path, 'tfrecord')}") from None
+                            f"{format_hint(read_head(path), 'tfrecord')}") from None
         example = tf.train.Example.FromString(record.numpy())
         features = example.features.feature
         missing = [c for c in columns if c not in features]
@@ -297,11 +298,6 @@ def _scan_tfrecord(path: str, columns: list[str], data):
         yield _Row(where, _text(text), _label_text(_first_value(features[columns[1]])),
                    where if _invalid_utf8(text) else None)
         i += 1
-
-
-def _format_hint(path: str, configured: str) -> str:
-    likely = sniff_format(read_head(path))
-    return f"; it looks like {likely}: set data.format: {likely}" if likely != configured else ""
 
 
 def _compression(path: str) -> str:
