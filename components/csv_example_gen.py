@@ -1,51 +1,27 @@
 """CSV ExampleGen that reads files exactly as the pre-flight check does (`csv_input`).
 
-It is TFX's FileBasedExampleGen with a custom executor: the driver (spans,
-input fingerprints, caching) and the output (hash-split tf.Examples, column
-types inferred by tfx_bsl) are TFX's; only reading the records differs, to
-honour `data.encoding` and `data.delimiter`, drop a byte-order mark, and keep
-quoted fields that span lines.
+The executor of TFX's FileBasedExampleGen for CSV (the component is built in
+`input_report.reporting_example_gen`): the driver (spans, input fingerprints,
+caching) and the output (hash-split tf.Examples, column types inferred by tfx_bsl)
+are TFX's; only reading the records differs, to honour `data.encoding` and
+`data.delimiter`, drop a byte-order mark, and keep quoted fields that span lines.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterable
 
 import apache_beam as beam
 import tensorflow as tf
-from google.protobuf import any_pb2, struct_pb2
-from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.csv_example_gen.executor import _ParsedCsvToTfExample
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
-from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
 from rnnflow.components.csv_input import CsvFormatError, CsvOptions, read_records
-
-
-def csv_example_gen(options: CsvOptions, **kwargs) -> FileBasedExampleGen:
-    """The component; `kwargs` are FileBasedExampleGen's (input_base, input_config, output_config)."""
-    struct = struct_pb2.Struct()
-    struct.update({"encoding": options.encoding, "delimiter": options.delimiter})
-    packed = any_pb2.Any()
-    packed.Pack(struct)
-    return FileBasedExampleGen(
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-        custom_config=example_gen_pb2.CustomConfig(custom_config=packed), **kwargs).with_id("CsvExampleGen")
-
-
-def options_from(exec_properties: dict[str, Any]) -> CsvOptions:
-    raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
-    if not raw:
-        return CsvOptions()
-    packed = json.loads(raw) if isinstance(raw, str) else raw
-    values = packed.get("customConfig", packed.get("custom_config", {})).get("value", {})
-    return CsvOptions(**{k: v for k, v in values.items() if k in ("encoding", "delimiter")})
+from rnnflow.components.ingest_config import config_from
 
 
 class _ReadRecords(beam.DoFn):
@@ -72,7 +48,8 @@ class _ReadRecords(beam.DoFn):
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def _CsvToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):  # noqa: N802
-    options = options_from(exec_properties)
+    data = config_from(exec_properties).data
+    options = CsvOptions(data.encoding, data.delimiter)
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     files = sorted(fileio.glob(pattern))
     if not files:

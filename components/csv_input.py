@@ -75,7 +75,13 @@ def sniff_format(head: bytes) -> str:
 
 
 def read_head(path: str) -> bytes:
-    with open(path, "rb") as f:
+    """The first bytes of a local file or a URI tf.io.gfile reads."""
+    if "://" not in path:
+        with open(path, "rb") as f:
+            return f.read(_SNIFF_BYTES)
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as f:
         return f.read(_SNIFF_BYTES)
 
 

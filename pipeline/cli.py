@@ -24,17 +24,41 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set training.epochs=3 (repeatable)")
 
 
+def _add_remote_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline-root", help="Kubeflow/Vertex: overrides runner.pipeline_root")
+    parser.add_argument("--spec", help="Kubeflow/Vertex: keep the compiled spec here, a .yaml file "
+                                       "(default: a temporary file)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="Kubeflow/Vertex: compile and print the client call, send nothing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the pipeline locally (LocalDagRunner, SQLite MLMD, Beam DirectRunner)")
+    run = commands.add_parser("run", help="run the pipeline: here (runner.type: local: LocalDagRunner, SQLite "
+                                          "MLMD, Beam DirectRunner), or submit it to Kubeflow / Vertex AI")
     _add_config_arguments(run)
     run.add_argument("--output-dir", default=None,
-                     help="pipeline root, metadata, served models and run_summary.json (default: runs/<name>)")
+                     help="local: pipeline root, metadata, served models and run_summary.json "
+                          "(default: runs/<name>)")
     run.add_argument("--strict-data", action="store_true",
-                     help="fail before any component when the input check warns (data fixed up, invalid "
+                     help="local: fail before any component when the input check warns (data fixed up, invalid "
                           "bytes, classes too rare for the eval split, a constant target, ...)")
+    _add_remote_arguments(run)
+
+    schedule = commands.add_parser(
+        "schedule", help="run the pipeline on a schedule on Kubeflow (recurring run) or Vertex AI (schedule)")
+    _add_config_arguments(schedule)
+    schedule.add_argument("--cron", required=True,
+                          help="5-field cron: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'")
+    schedule.add_argument("--time-zone", help="IANA time zone of the cron (Vertex; KFP runs in UTC)")
+    schedule.add_argument("--start-time", help="RFC 3339, e.g. 2026-12-01T00:00:00Z")
+    schedule.add_argument("--end-time", help="RFC 3339; no runs after it")
+    schedule.add_argument("--max-runs", type=int, help="Vertex: stop after this many runs")
+    schedule.add_argument("--catchup", action="store_true",
+                          help="KFP: backfill the runs missed while the schedule was paused (default: no)")
+    _add_remote_arguments(schedule)
 
     status = commands.add_parser(
         "status", help="the state of the last run in an output dir (exit code: the run's, 4 while running)")
@@ -76,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 print(f"wrote {compile_kubeflow_v2(config, args.pipeline_root, args.output)}")
             return 0
+        if args.command == "schedule" or config.runner.type != "local":
+            return _remote(config, args)
     except ConfigError as e:
         print(f"rnnflow: config error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -89,6 +115,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnflow: {e}", file=sys.stderr)
         return EXIT_USAGE
     return _run(config, output_dir, strict_data=args.strict_data)
+
+
+def _remote(config, args) -> int:
+    """Compiles, then submits a run or creates a schedule (or prints the call: --dry-run)."""
+    import tempfile
+
+    from rnnflow.pipeline import remote
+    from rnnflow.pipeline.config import require_fields
+    from rnnflow.pipeline.kubeflow import compile_kubeflow_v2, pipeline_root_for
+    from rnnflow.pipeline.runner import native_stderr_filtered
+
+    runner = config.runner
+    if runner.type == "local":
+        raise ConfigError("runner.type: local runs are scheduled by the machine's own scheduler "
+                          "(cron, systemd timers) calling `rnnflow run`; set runner.type: kubeflow_v2 or vertex")
+    schedule = None
+    if args.command == "schedule":
+        schedule = remote.check_schedule(remote.Schedule(
+            cron=args.cron, time_zone=args.time_zone, start_time=args.start_time, end_time=args.end_time,
+            max_runs=args.max_runs, catchup=args.catchup), runner.type)
+    required = ["runner.image", *(["runner.kfp_host"] if runner.type == "kubeflow_v2" else
+                                  ["runner.vertex_project", "runner.vertex_region"])]
+    require_fields(config, *required[:1 if args.dry_run else None])
+    pipeline_root = pipeline_root_for(config, args.pipeline_root)
+    if args.spec and not args.spec.endswith((".yaml", ".yml")):
+        raise ConfigError(f"--spec {args.spec}: must end in .yaml (the PipelineSpec form kfp uploads)")
+    if runner.type == "kubeflow_v2" and not args.dry_run:
+        remote.check_reachable(runner.kfp_host)  # before the compile, which takes a while
+    with tempfile.TemporaryDirectory(prefix="rnnflow-spec-") as scratch:
+        spec = os.path.abspath(args.spec) if args.spec else os.path.join(scratch, f"{config.name}.yaml")
+        with native_stderr_filtered():
+            compile_kubeflow_v2(config, pipeline_root, spec)
+        call = (remote.schedule_call(config, spec, pipeline_root, schedule) if schedule
+                else remote.run_call(config, spec, pipeline_root))
+        if args.dry_run:
+            print(call.describe())
+            return 0
+        print(remote.send(call, config))
+    return 0
 
 
 def _run(config, output_dir: str, strict_data: bool) -> int:

@@ -16,9 +16,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import hashlib
+import importlib
 import os
+import re
 import types
 import typing
+from pathlib import Path
 from importlib import resources
 from typing import Any, Literal, Optional
 
@@ -26,6 +30,9 @@ import yaml
 
 BUILTIN_CONFIG_PACKAGE = "rnnflow.pipeline.configs"
 PACKAGE_PATH_PREFIX = "pkg://"
+# The config sections that decide examples and their transformation (cache keys of
+# ExampleGen and Transform): model and training changes reuse both.
+DATA_SECTIONS = ("name", "task", "data")
 
 
 class ConfigError(ValueError):
@@ -131,13 +138,46 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """Beam for TFX's data components (ExampleGen, StatisticsGen, Transform, Evaluator)."""
+    runner: Literal["direct", "dataflow"] = "direct"
+    # DirectRunner: in_memory (one process: fastest for data that fits one machine) or
+    # multi_processing (`direct_workers` processes; 0 means one per CPU core).
+    direct_mode: Literal["in_memory", "multi_processing"] = "in_memory"
+    direct_workers: int = constraint(1, min=0)
+    # DataflowRunner (project, region and a gs:// temp_location are required).
+    project: Optional[str] = None
+    region: Optional[str] = None
+    temp_location: Optional[str] = None
+    # How Dataflow workers get rnnflow: an SDK container image with it installed, or a
+    # setup.py Beam builds and ships (/rnnflow/setup.py in the pipeline image).
+    sdk_container_image: Optional[str] = None
+    setup_file: Optional[str] = None
+    max_workers: Optional[int] = constraint(None, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunnerConfig:
-    type: Literal["local", "kubeflow_v2"] = "local"
-    # Extra Beam pipeline options, e.g. ["--runner=DataflowRunner", ...].
+    """Where `rnnflow run` runs the pipeline: here, on Kubeflow Pipelines or on Vertex AI."""
+    type: Literal["local", "kubeflow_v2", "vertex"] = "local"
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
+    # Extra raw Beam flags, appended last (they win over `beam`).
     beam_args: tuple[str, ...] = ()
     enable_cache: bool = True
-    # KubeflowV2 only: the container image with rnnflow installed.
+    # kubeflow_v2 / vertex: the pipeline image (`make image`) and the pipeline root, a URI
+    # every step can write (--pipeline-root overrides it).
     image: Optional[str] = None
+    pipeline_root: Optional[str] = None
+    # kubeflow_v2: the KFP API endpoint (e.g. http://localhost:8080 through a port-forward).
+    kfp_host: Optional[str] = None
+    kfp_experiment: str = "rnnflow"
+    # vertex
+    vertex_project: Optional[str] = None
+    vertex_region: Optional[str] = None
+    # Default: the region's endpoint; set for a private endpoint.
+    vertex_api_endpoint: Optional[str] = None
+    # kubeflow_v2 / vertex: the service account runs execute as.
+    service_account: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,8 +281,35 @@ def parse_config(raw: dict) -> PipelineConfig:
     if config.tuning.enabled and config.tuning.reuse_from:
         raise ConfigError("tuning.reuse_from: set either tuning.enabled or tuning.reuse_from, not both")
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
+    _validate_runner(config.runner)
     task.validate_config(config)
     return config
+
+
+def _validate_runner(runner: RunnerConfig) -> None:
+    beam = runner.beam
+    if beam.runner == "dataflow":
+        for field in ("project", "region", "temp_location"):
+            if not getattr(beam, field):
+                raise ConfigError(f"runner.beam.{field}: required for the Dataflow runner")
+        if not beam.temp_location.startswith("gs://"):
+            raise ConfigError(f"runner.beam.temp_location: '{beam.temp_location}' must be a gs:// URI")
+        if not (beam.sdk_container_image or beam.setup_file):
+            raise ConfigError("runner.beam: set sdk_container_image or setup_file, so Dataflow workers "
+                              "have rnnflow installed")
+    if runner.kfp_host is not None and not re.match(r"^https?://[^/\s]+", runner.kfp_host):
+        raise ConfigError(f"runner.kfp_host: '{runner.kfp_host}' is not an http(s):// URL such as "
+                          "http://localhost:8080")
+
+
+def require_fields(config: PipelineConfig, *fields: str) -> None:
+    """ConfigErrors for dotted fields a command needs that the config leaves unset."""
+    for field in fields:
+        value: Any = config
+        for part in field.split("."):
+            value = getattr(value, part)
+        if value in (None, ""):
+            raise ConfigError(f"{field}: required for runner.type: {config.runner.type}")
 
 
 def replace_fields(config: PipelineConfig, values: dict[str, Any]) -> PipelineConfig:
@@ -420,12 +487,36 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+def is_uri(path: str) -> bool:
+    """`gs://...`, `s3://...`, `pkg://...`: a location that means the same on every machine."""
+    return "://" in path
+
+
 def resolve_path(path: str) -> str:
-    """Resolves `pkg://package/relative/file` to a file inside an installed package."""
+    """Resolves `pkg://package/relative/file` to a file inside an installed package on this
+    machine, a relative path against the working directory; other URIs are kept."""
     if path.startswith(PACKAGE_PATH_PREFIX):
         package, _, relative = path[len(PACKAGE_PATH_PREFIX):].partition("/")
         return str(resources.files(package).joinpath(relative))
+    if is_uri(path):
+        return path
     return os.path.abspath(os.path.expanduser(path))
+
+
+def pipeline_path(path: str) -> str:
+    """A path as pipeline components see it: URIs (pkg:// included, resolved where each
+    component runs) are kept, local paths made absolute."""
+    return path if is_uri(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def portable_path(path: str, field: str) -> str:
+    """A path for a pipeline that runs on other machines: a URI, or an absolute path (one
+    mounted into the pipeline's containers); a relative path means the compiling machine."""
+    if is_uri(path) or os.path.isabs(path):
+        return path
+    raise ConfigError(f"{field}: '{path}' is relative to this machine; a pipeline compiled for "
+                      "Kubeflow/Vertex runs elsewhere: give a URI (gs://bucket/..., pkg://package/file) "
+                      "or a path mounted into the pipeline image")
 
 
 def _join(path: str, key: str) -> str:
@@ -442,3 +533,22 @@ def _deep_copy(raw: Any) -> Any:
     if isinstance(raw, list):
         return [_deep_copy(v) for v in raw]
     return raw
+
+
+def data_sections(config: PipelineConfig) -> dict:
+    return {k: v for k, v in config.to_dict().items() if k in DATA_SECTIONS}
+
+
+def code_version() -> str:
+    """A hash of rnnflow's source, so cached Transform/Trainer runs are invalidated by code changes.
+
+    Components are referenced by dotted path, and TFX's cache key covers the
+    path but not the code behind it.
+    """
+    digest = hashlib.sha256()
+    for package in ("pipeline", "components", "models"):
+        package_dir = Path(importlib.import_module(f"rnnflow.{package}").__file__).parent
+        for source in sorted(package_dir.rglob("*.py")):
+            digest.update(str(source.relative_to(package_dir.parent)).encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]

@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import glob
-import hashlib
-import importlib
 import os
-from pathlib import Path
 
 from tfx import v1 as tfx
 
 from rnnflow.components.anomaly_gate import AnomalyGate
-from rnnflow.components.tasks import InputReport, get_task
-from rnnflow.pipeline.config import ConfigError, PipelineConfig, resolve_path
+from rnnflow.components.input_report import Evaluator, Transform
+from rnnflow.components.tasks import get_task
+from rnnflow.pipeline.config import (
+    DATA_SECTIONS, ConfigError, PipelineConfig, code_version, pipeline_path, portable_path)
 
-# Beam DirectRunner in-process: the fastest choice for data that fits one machine.
 BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"  # written by TFX's Tuner
-# The config sections that decide examples and their transformation.
-DATA_SECTIONS = ("name", "task", "data")
-DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
-def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: str,
-                    serving_dir: str, metadata_path: str | None = None) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str,
+                    metadata_path: str | None = None, *, portable: bool = False) -> tfx.dsl.Pipeline:
+    """The pipeline; every data fact is computed by its components at run time. `portable`:
+    for a spec that runs on other machines (Kubeflow/Vertex), where relative paths are errors."""
     task = get_task(config.task_type)
-    custom_config = {**task.custom_config(config, report), "code_version": code_version()}
+    custom_config = {**task.custom_config(config), "code_version": code_version()}
 
-    example_gen = task.example_gen(config, report)
+    def path(value: str, field: str) -> str:
+        return portable_path(value, field) if portable else pipeline_path(value)
+
+    example_gen = task.example_gen(config, path(config.data.path, "data.path"))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if config.data.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=resolve_path(config.data.schema_path))
+        schema_gen = tfx.components.ImportSchemaGen(
+            schema_file=path(config.data.schema_path, "data.schema_path"))
     else:
         schema_gen = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
@@ -37,10 +38,10 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
 
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=task.preprocessing_fn, custom_config=data_only(custom_config),
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits)))
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits))).with_id("Transform")
     transform.add_upstream_node(anomaly_gate)
 
     tuning_components = []
@@ -75,11 +76,11 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
 
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
-        eval_config=task.eval_config(config, report))
+        eval_config=task.eval_config(config, None)).with_id("Evaluator")
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -87,7 +88,7 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
 
-    reports = task.after_evaluation(config, report, examples=example_gen.outputs["examples"],
+    reports = task.after_evaluation(config, examples=example_gen.outputs["examples"],
                                     model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"])
 
     return tfx.dsl.Pipeline(
@@ -100,7 +101,25 @@ def create_pipeline(config: PipelineConfig, report: InputReport, pipeline_root: 
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
             if metadata_path else None),
-        beam_pipeline_args=[*DEFAULT_BEAM_ARGS, *config.runner.beam_args])
+        beam_pipeline_args=beam_pipeline_args(config))
+
+
+def beam_pipeline_args(config: PipelineConfig) -> list[str]:
+    """Beam flags from `runner.beam`, then the raw `runner.beam_args` (which win)."""
+    beam = config.runner.beam
+    if beam.runner == "direct":
+        args = ["--runner=DirectRunner", f"--direct_running_mode={beam.direct_mode}",
+                f"--direct_num_workers={beam.direct_workers}"]
+    else:
+        args = ["--runner=DataflowRunner", f"--project={beam.project}", f"--region={beam.region}",
+                f"--temp_location={beam.temp_location}"]
+        if beam.sdk_container_image:
+            args.append(f"--sdk_container_image={beam.sdk_container_image}")
+        if beam.setup_file:
+            args.append(f"--setup_file={beam.setup_file}")
+        if beam.max_workers:
+            args.append(f"--max_num_workers={beam.max_workers}")
+    return [*args, *config.runner.beam_args]
 
 
 def data_only(custom_config: dict) -> dict:
@@ -124,18 +143,3 @@ def find_best_hyperparameters(reuse_from: str) -> str:
         raise ConfigError(f"tuning.reuse_from: no {BEST_HYPERPARAMETERS_FILE} under {path} "
                           "(give a run's --output-dir where tuning was enabled, or the file itself)")
     return os.path.dirname(max(found, key=lambda f: int(f.split(os.sep)[-2])))
-
-
-def code_version() -> str:
-    """A hash of rnnflow's source, so cached Transform/Trainer runs are invalidated by code changes.
-
-    Components are referenced by dotted path, and TFX's cache key covers the
-    path but not the code behind it.
-    """
-    digest = hashlib.sha256()
-    for package in ("pipeline", "components", "models"):
-        package_dir = Path(importlib.import_module(f"rnnflow.{package}").__file__).parent
-        for source in sorted(package_dir.rglob("*.py")):
-            digest.update(str(source.relative_to(package_dir.parent)).encode())
-            digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]

@@ -143,8 +143,7 @@ def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, An
 
         from rnnflow.pipeline.pipeline import create_pipeline
 
-        pipeline = create_pipeline(config, report, paths.pipeline_root, paths.serving_dir(config),
-                                   paths.metadata)
+        pipeline = create_pipeline(config, paths.pipeline_root, paths.serving_dir(config), paths.metadata)
         node_ids = [c.id for c in pipeline.components]
         progress = _Progress(node_ids, lambda: _reader(paths, config), since_ms, echo)
         with progress.reporting():

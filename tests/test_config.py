@@ -1,5 +1,7 @@
 """Config loading: every kind of bad value is an error that names the field."""
 
+import re
+
 import pytest
 
 from rnnflow.pipeline.config import (ConfigError, apply_overrides, builtin_config_names, load_config,
@@ -148,3 +150,18 @@ def test_tuning_needs_a_search_space_and_excludes_reuse():
         load_config("sentiment", [*TUNING_ON, "tuning.search_space={}"])
     with pytest.raises(ConfigError, match="either tuning.enabled or tuning.reuse_from"):
         load_config("sentiment", [*TUNING_ON, "tuning.search_space.model.cell=[gru]", "tuning.reuse_from=/x"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["runner.beam.runner=dataflow"], "runner.beam.project: required for the Dataflow runner"),
+    (["runner.beam.runner=dataflow", "runner.beam.project=p", "runner.beam.region=r",
+      "runner.beam.temp_location=/tmp/x"], "runner.beam.temp_location: '/tmp/x' must be a gs:// URI"),
+    (["runner.beam.runner=dataflow", "runner.beam.project=p", "runner.beam.region=r",
+      "runner.beam.temp_location=gs://b/t"], "runner.beam: set sdk_container_image or setup_file"),
+    (["runner.kfp_host=localhost:8080"], "runner.kfp_host: 'localhost:8080' is not an http(s):// URL"),
+    (["runner.type=airflow"], "runner.type: 'airflow' is not one of: local, kubeflow_v2, vertex"),
+    (["runner.beam.direct_workers=-1"], "runner.beam.direct_workers: -1 is out of range"),
+])
+def test_runner_settings_are_validated_naming_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("sentiment", overrides)

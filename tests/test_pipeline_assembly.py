@@ -12,21 +12,15 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from conftest import imdb_sample_path, run_cli, write_csv
 from rnnflow.components.anomaly_gate import describe_anomalies
-from rnnflow.components.tasks import InputReport
 from rnnflow.pipeline.config import load_config
 from rnnflow.pipeline.pipeline import create_pipeline
 from rnnflow.pipeline.run_state import RunPaths
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
-REPORT = InputReport(files=["x.csv"], rows=2, label_values=["neg", "pos"])
-FORECAST_REPORT = InputReport(files=["x.csv"], rows=40, details={
-    "columns": ["a"], "targets": ["a"], "frequency_seconds": 3600, "season": 24, "fingerprint": "f"})
-
-
 def _components(*overrides):
     config = load_config("sentiment", list(overrides))
-    pipeline = create_pipeline(config, REPORT, "/tmp/root", "/tmp/serving", "/tmp/m.sqlite")
+    pipeline = create_pipeline(config, "/tmp/root", "/tmp/serving", "/tmp/m.sqlite")
     return {c.id: c for c in pipeline.components}, pipeline
 
 
@@ -39,7 +33,8 @@ def test_standard_pipeline_components():
     assert params["preprocessing_fn"].endswith("text_classification.preprocessing.preprocessing_fn")
     assert not params.get("module_file")
     custom = json.loads(params["custom_config"])
-    assert custom["input"]["label_values"] == ["neg", "pos"] and len(custom["code_version"]) == 16
+    # Data facts are computed when the pipeline runs, never frozen into the pipeline.
+    assert "input" not in custom and len(custom["code_version"]) == 16
     assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
 
 
@@ -52,6 +47,21 @@ def test_example_gen_follows_data_format(fmt, component):
 def test_curated_schema_uses_import_schema_gen(tmp_path):
     components, _ = _components(f"data.schema_path={tmp_path}/schema.pbtxt")
     assert "ImportSchemaGen" in components and "SchemaGen" not in components
+
+
+def test_beam_settings_come_from_typed_fields():
+    from rnnflow.pipeline.pipeline import beam_pipeline_args
+
+    config = load_config("sentiment", ["runner.beam.direct_mode=multi_processing", "runner.beam.direct_workers=0"])
+    assert beam_pipeline_args(config) == ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                                          "--direct_num_workers=0"]
+    config = load_config("sentiment", [
+        "runner.beam.runner=dataflow", "runner.beam.project=p", "runner.beam.region=europe-west4",
+        "runner.beam.temp_location=gs://b/tmp", "runner.beam.setup_file=/rnnflow/setup.py",
+        "runner.beam.max_workers=8"])
+    assert beam_pipeline_args(config) == [
+        "--runner=DataflowRunner", "--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp",
+        "--setup_file=/rnnflow/setup.py", "--max_num_workers=8"]
 
 
 def test_user_beam_args_come_last_and_win():
@@ -122,6 +132,56 @@ def test_kubeflow_v2_spec_compiles(tmp_path, config, task_components):
     entrypoint = json.loads(_dockerfile_instructions("ENTRYPOINT")[0])
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"].values()
     assert {tuple(e["container"]["command"]) for e in executors if "container" in e} == {tuple(entrypoint)}
+
+
+def _compile(config_name: str, pipeline_root: str, output, *overrides) -> str:
+    from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
+
+    config = load_config(config_name, ["runner.image=gcr.io/p/rnnflow:1", *overrides])
+    return pathlib.Path(compile_kubeflow_v2(config, pipeline_root, str(output))).read_text()
+
+
+def _machine_paths(scratch) -> list[str]:
+    """Paths that exist only on the compiling machine."""
+    import site
+    import sysconfig
+    import tempfile
+
+    return sorted({str(scratch), str(REPO), os.path.expanduser("~"), sysconfig.get_paths()["purelib"],
+                   *site.getsitepackages(), tempfile.gettempdir(), sys.prefix})
+
+
+@pytest.mark.parametrize("config_name", ["sentiment", "forecast"])
+def test_compiled_spec_holds_no_path_of_the_compiling_machine(tmp_path, monkeypatch, config_name):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.chdir(scratch)
+    text = _compile(config_name, "gs://bucket/pipelines", scratch / "spec.json")
+    leaked = [path for path in _machine_paths(scratch) if path in text]
+    assert not leaked, f"the spec names paths of this machine: {leaked}"
+    # Built-in data stays a pkg:// URI, read where each step runs.
+    assert "pkg://" in text
+
+
+@pytest.mark.parametrize("config_name, data", [("sentiment", "gs://data-bucket/reviews/*.csv"),
+                                               ("forecast", "gs://data-bucket/weather/weather.csv")])
+def test_spec_for_gs_data_references_only_those_uris(tmp_path, monkeypatch, config_name, data):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    text = _compile(config_name, "gs://bucket/pipelines", tmp_path / "spec.json", f"data.path={data}")
+    uris = set(re.findall(r"[a-z][a-z0-9+.-]*://[^\"\\\s,]*", text))
+    assert uris and all(u.startswith(("gs://bucket/pipelines", "gs://data-bucket/")) for u in uris), uris
+    assert not [path for path in _machine_paths(tmp_path) if path in text]
+
+
+def test_portable_compile_rejects_relative_paths(tmp_path):
+    from rnnflow.pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="data.path: 'reviews.csv' is relative to this machine"):
+        _compile("sentiment", "gs://bucket/root", tmp_path / "spec.json", "data.path=reviews.csv")
+    with pytest.raises(ConfigError, match="data.schema_path: 'schema.pbtxt' is relative"):
+        _compile("sentiment", "gs://bucket/root", tmp_path / "spec.json", "data.schema_path=schema.pbtxt")
 
 
 def test_kubeflow_serving_dir_keeps_absolute_and_uri_base_dirs():
@@ -195,7 +255,7 @@ def test_tuning_adds_the_tuner_and_feeds_the_trainer():
 
 def test_forecasting_plugs_in_its_own_example_gen_splits_and_report():
     config = load_config("forecast")
-    pipeline = create_pipeline(config, FORECAST_REPORT, "/tmp/root", "/tmp/serving", "/tmp/m.sqlite")
+    pipeline = create_pipeline(config, "/tmp/root", "/tmp/serving", "/tmp/m.sqlite")
     components = {c.id: c for c in pipeline.components}
     assert "TimeSeriesExampleGen" in components and "CsvExampleGen" not in components
     splits = json.loads(components["Transform"].exec_properties["splits_config"])
@@ -218,12 +278,12 @@ def test_reuse_from_imports_earlier_best_hyperparameters(tmp_path):
         _components(f"tuning.reuse_from={tmp_path / 'empty'}")
 
 
-@pytest.mark.parametrize("config_name, report, example_gen", [
-    ("sentiment", REPORT, "CsvExampleGen"), ("forecast", FORECAST_REPORT, "TimeSeriesExampleGen")])
-def test_model_and_training_changes_keep_examples_and_transform_cached(config_name, report, example_gen):
+@pytest.mark.parametrize("config_name, example_gen", [
+    ("sentiment", "CsvExampleGen"), ("forecast", "TimeSeriesExampleGen")])
+def test_model_and_training_changes_keep_examples_and_transform_cached(config_name, example_gen):
     def properties(*overrides):
         config = load_config(config_name, list(overrides))
-        components = {c.id: c for c in create_pipeline(config, report, "/r", "/s", "/m.sqlite").components}
+        components = {c.id: c for c in create_pipeline(config, "/r", "/s", "/m.sqlite").components}
         return {node: components[node].exec_properties for node in (example_gen, "Transform", "Trainer")}
 
     base = properties()

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
 from tfx.utils import path_utils
@@ -19,6 +19,7 @@ from tfx.utils import path_utils
 from rnnflow.components.forecasting.metrics import ForecastAccumulator, persistence_forecast, window_arrays
 from rnnflow.components.forecasting.task import (
     EVAL_SIGNATURE, FORECAST, WINDOW_END_TIME, future_feature)
+from rnnflow.components.input_report import read_model_facts
 
 METRICS_FILE = "test_metrics.json"
 PLOT_FILE = "forecast_test.png"
@@ -120,16 +121,14 @@ def ForecastReport(
     model: InputArtifact[standard_artifacts.Model],
     blessing: InputArtifact[standard_artifacts.ModelBlessing],
     report: OutputArtifact[ForecastTestReport],
-    config_json: Parameter[str],
-    report_json: Parameter[str],
 ):
     """Test-split metrics (with baselines) and a forecast plot for the trained model, run
     after the Evaluator has decided the blessing on the eval split."""
-    config, input_report = json.loads(config_json), json.loads(report_json)
-    details, task = input_report["details"], config["task"]
+    config, input_report = read_model_facts(model.uri)
+    details, task = input_report.details, config.task
     files = tf.io.gfile.glob(os.path.join(examples.uri, "Split-test", "*"))
     result = evaluate_split(path_utils.serving_model_path(model.uri), files, columns=details["columns"],
-                            targets=details["targets"], lookback=task["lookback"], horizon=task["horizon"],
+                            targets=details["targets"], lookback=task.lookback, horizon=task.horizon,
                             season=details["season"])
     tf.io.gfile.makedirs(report.uri)
     with tf.io.gfile.GFile(os.path.join(report.uri, METRICS_FILE), "w") as f:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import hashlib
 import os
 
 import numpy as np
@@ -18,7 +17,7 @@ import pandas as pd
 from rnnflow.components.forecasting.task import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
 from rnnflow.components.csv_input import CsvOptions, delimiter_hint, format_hint, not_csv_message, read_head
-from rnnflow.components.tasks.base import DataError, InputReport, resolve_input_files
+from rnnflow.components.tasks.base import DataError, InputReport, open_input, resolve_input_files
 
 _SHOWN = 5  # rows named per problem in an error message
 
@@ -52,10 +51,11 @@ class Window:
     owned: int  # leading lookback rows counted in the train statistics (0 outside train)
 
 
-def read_series(config) -> Series:
-    """Reads `data.path` and applies `data.on_bad_rows`; a DataError names every problem."""
+def read_series(config, files: list[str] | None = None) -> Series:
+    """Reads `files` (default: those `data.path` names) and applies `data.on_bad_rows`; a
+    DataError names every problem."""
     data = config.data
-    files = resolve_input_files(data)
+    files = files or resolve_input_files(data)
     frame = pd.concat([_read_file(path, data) for path in files], ignore_index=True)
     if frame.empty:
         raise DataError(f"data.path: no rows in {', '.join(files)}")
@@ -63,7 +63,7 @@ def read_series(config) -> Series:
         if column not in frame.columns:
             hint = ""
             if data.format == "csv":
-                with open(files[0], "rb") as f:
+                with open_input(files[0]) as f:
                     hint = delimiter_hint(files[0], f.readline(), CsvOptions(data.encoding, data.delimiter))
             raise DataError(f"column '{column}' (named in data) is not in {_where(frame)}; "
                             f"columns: {', '.join(c for c in frame.columns if not c.startswith('_'))}{hint}")
@@ -161,9 +161,13 @@ def split_summary(series: Series, config, plan: dict[str, list[Window]]) -> dict
     return summary
 
 
-def preflight(config) -> InputReport:
-    series = read_series(config)
-    plan = plan_windows(series, config)
+def preflight(config, files: list[str] | None = None) -> InputReport:
+    series = read_series(config, files)
+    return report_for(series, plan_windows(series, config), config)
+
+
+def report_for(series: Series, plan: dict[str, list[Window]], config) -> InputReport:
+    """The input report of a read series and its window plan."""
     season = season_steps(config, series.frequency_seconds)
     warnings, notes = [*series.warnings, *_constant_targets(series, config)], list(series.notes)
     if season is not None and season > config.task.lookback:
@@ -177,7 +181,6 @@ def preflight(config) -> InputReport:
         "frequency": _step_name(series.frequency_seconds),
         "season": season,
         "splits": split_summary(series, config, plan),
-        "fingerprint": fingerprint(series.files),
     })
 
 
@@ -195,16 +198,6 @@ def _constant_targets(series: Series, config) -> list[str]:
     return warnings
 
 
-def fingerprint(files: list[str]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------
 
 def _read_file(path: str, data) -> pd.DataFrame:
@@ -216,13 +209,15 @@ def _read_file(path: str, data) -> pd.DataFrame:
     hint = format_hint(head, fmt)
     try:
         if fmt == "parquet":
-            frame = pd.read_parquet(path)
+            with open_input(path) as f:
+                frame = pd.read_parquet(f)
             first_line = 1
         else:
             # Strings first: a bad cell is reported as written, not silently coerced.
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=data.delimiter,
-                                encoding=_with_bom(data.encoding), encoding_errors="replace",
-                                skipinitialspace=True)
+            with open_input(path) as f:
+                frame = pd.read_csv(f, dtype=str, keep_default_na=False, sep=data.delimiter,
+                                    encoding=_with_bom(data.encoding), encoding_errors="replace",
+                                    skipinitialspace=True)
             first_line = 2  # after the header
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as e:
         raise DataError(f"{path}: cannot read as {fmt}: {e}{hint}") from e

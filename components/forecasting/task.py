@@ -153,35 +153,31 @@ class ForecastingTask(Task):
 
         return series.preflight(config)
 
-    def example_gen(self, config, report: InputReport):
-        from rnnflow.components.forecasting.windowing import TimeSeriesExampleGen
-        from rnnflow.pipeline.pipeline import DATA_SECTIONS, code_version
+    def example_gen(self, config, data_path: str):
+        import os
 
-        return TimeSeriesExampleGen(
-            config_json=_json({k: v for k, v in config.to_dict().items() if k in DATA_SECTIONS}),
-            # Not an input artifact, so TFX's cache cannot see data or code changes otherwise.
-            cache_key=f"{report.details['fingerprint']}:{code_version()}")
+        from rnnflow.components.forecasting.windowing import time_series_example_gen
 
-    def eval_config(self, config, report: InputReport):
+        return time_series_example_gen(config, os.path.dirname(data_path), os.path.basename(data_path))
+
+    def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma
 
         from rnnflow.components.forecasting.metrics import metric_configs
 
         evaluation = config.evaluation
         skill_threshold = blessing_threshold(evaluation.min_skill, evaluation.max_regression)
+        # Compiling (no report): the skill metrics need the data's targets and season.
+        skill = metric_configs(config, report, skill_threshold) if report else []
         return tfma.EvalConfig(
             model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, prediction_key=FORECAST)],
             slicing_specs=[tfma.SlicingSpec()],
-            metrics_specs=[tfma.MetricsSpec(metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                *metric_configs(config, report, skill_threshold)])])
+            metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *skill])])
 
-    def after_evaluation(self, config, report, *, examples, model, blessing) -> list:
+    def after_evaluation(self, config, *, examples, model, blessing) -> list:
         from rnnflow.components.forecasting.report import ForecastReport
 
-        return [ForecastReport(examples=examples, model=model, blessing=blessing,
-                               config_json=_json(config.to_dict()),
-                               report_json=_json(dataclasses.asdict(report)))]
+        return [ForecastReport(examples=examples, model=model, blessing=blessing)]
 
     def summarize(self, summary, outputs) -> None:
         from rnnflow.components.forecasting.report import read_report
@@ -213,12 +209,6 @@ def _timestamp(text: str, path: str) -> pd.Timestamp:
 def as_naive_utc(timestamp: pd.Timestamp) -> pd.Timestamp:
     """Times are compared in UTC; naive times are taken as UTC."""
     return timestamp.tz_convert("UTC").tz_localize(None) if timestamp.tzinfo else timestamp
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)
 
 
 def check_column_name(column: str) -> str | None:

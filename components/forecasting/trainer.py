@@ -9,6 +9,7 @@ import tensorflow_transform as tft
 from rnnflow.components.forecasting import export
 from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.task import TARGET, WINDOW
+from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.training import (
     config_with_hyperparameters, fit, history_summary, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
@@ -20,7 +21,8 @@ class ForecastData:
 
     def __init__(self, fn_args, config: PipelineConfig):
         self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-        self.details = fn_args.custom_config["input"]["details"]
+        self.input_report = read_transform_report(fn_args.transform_graph_path)
+        self.details = self.input_report["details"]
         self.input_width = input_width(self.details, config.task.calendar_features)
         train_windows = self.details["splits"]["train"]["windows"]
         self.steps_per_epoch = max(1, math.ceil(train_windows / config.training.batch_size))
@@ -55,6 +57,7 @@ def run_fn(fn_args) -> None:
     model, history = fit(config, fn_args, lambda: build_model(config, data), data)
     export.export_serving_model(model, data.tf_transform_output, config=config, details=data.details,
                                 export_dir=fn_args.serving_model_dir)
+    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report)
     write_training_summary(fn_args.model_run_dir, {
         **history_summary(history), "model": describe_model(model, config.model),
         "hyperparameters": hyperparameters})

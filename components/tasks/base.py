@@ -53,19 +53,26 @@ class Task(abc.ABC):
         """Cross-field checks that types and ranges alone cannot express."""
 
     @abc.abstractmethod
-    def preflight(self, config: config_lib.PipelineConfig) -> InputReport:
-        """Reads the input once and raises DataError before any component runs."""
+    def preflight(self, config: config_lib.PipelineConfig, files: list[str] | None = None) -> InputReport:
+        """Reads the input once (`files`, or those `data.path` names) and raises DataError.
+
+        It runs twice with the same code: before any component on a local run, and inside
+        the pipeline's ExampleGen on the files of the span it ingests, whose report the
+        later components read (`rnnflow.components.input_report`).
+        """
 
     @abc.abstractmethod
-    def eval_config(self, config: config_lib.PipelineConfig, report: InputReport):
-        """The tfma.EvalConfig with the metrics and blessing thresholds."""
+    def eval_config(self, config: config_lib.PipelineConfig, report: InputReport | None):
+        """The tfma.EvalConfig with the metrics and blessing thresholds. The Evaluator builds
+        it at run time from the report; `report` is None when compiling, where only the
+        facts-free parts matter."""
 
-    def example_gen(self, config: config_lib.PipelineConfig, report: InputReport):
-        """The ExampleGen for `data.format`; tasks with their own ingestion override this."""
-        return standard_example_gen(config.data)
+    def example_gen(self, config: config_lib.PipelineConfig, data_path: str):
+        """The ExampleGen for `data.format`, reading `data_path` (`data.path` as the pipeline's
+        components see it); tasks with their own ingestion override this."""
+        return standard_example_gen(config, data_path)
 
-    def after_evaluation(self, config: config_lib.PipelineConfig, report: InputReport, *,
-                         examples, model, blessing) -> list:
+    def after_evaluation(self, config: config_lib.PipelineConfig, *, examples, model, blessing) -> list:
         """Extra components that run once the model is evaluated (e.g. a held-out test report)."""
         return []
 
@@ -73,10 +80,10 @@ class Task(abc.ABC):
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""
 
-    def custom_config(self, config: config_lib.PipelineConfig, report: InputReport) -> dict[str, Any]:
-        """JSON passed to Transform (its name/task/data sections only) and Trainer: the
-        resolved config plus the input report."""
-        return {"config": config.to_dict(), "input": dataclasses.asdict(report)}
+    def custom_config(self, config: config_lib.PipelineConfig) -> dict[str, Any]:
+        """JSON passed to Transform (its name/task/data sections only) and Trainer; the input
+        report is added at run time (`rnnflow.components.input_report`)."""
+        return {"config": config.to_dict()}
 
 
 def blessing_threshold(lower_bound: float, max_regression: float):
@@ -91,41 +98,50 @@ def blessing_threshold(lower_bound: float, max_regression: float):
 
 
 def resolve_input_files(data_config) -> list[str]:
-    """The files `data.path` names (a file or a glob), or a DataError naming the path."""
+    """The files `data.path` names (a file or a glob; a local path or any URI tf.io.gfile
+    reads), or a DataError naming the path."""
     path = config_lib.resolve_path(data_config.path)
     if glob.has_magic(os.path.dirname(path)):
         raise DataError(f"data.path: only the file name may contain wildcards: {path}")
-    files = sorted(glob.glob(path)) if glob.has_magic(path) else ([path] if os.path.isfile(path) else [])
+    if config_lib.is_uri(path):
+        files = _remote_files(path)
+    else:
+        files = sorted(glob.glob(path)) if glob.has_magic(path) else ([path] if os.path.isfile(path) else [])
     if not files:
         what = "matches no files" if glob.has_magic(path) else "file not found"
         raise DataError(f"data.path: {what}: {path}")
     return files
 
 
-def standard_example_gen(data_config):
-    """CSV ExampleGen (`data.encoding`/`data.delimiter`) / ImportExampleGen (TFRecord) /
-    Parquet ExampleGen with a hash split."""
-    from tfx import v1 as tfx
-    from tfx.components import FileBasedExampleGen
-    from tfx.components.example_gen.custom_executors import parquet_executor
-    from tfx.dsl.components.base import executor_spec
-    from tfx.proto import example_gen_pb2
+def _remote_files(path: str) -> list[str]:
+    import tensorflow as tf
 
-    from rnnflow.components.csv_example_gen import csv_example_gen
-    from rnnflow.components.csv_input import CsvOptions
+    try:
+        if glob.has_magic(path):
+            return sorted(tf.io.gfile.glob(path))
+        return [path] if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path) else []
+    except tf.errors.OpError as e:  # no credentials, unknown bucket, unreachable host
+        raise DataError(f"data.path: cannot read {path}: {e.message}") from None
 
-    path = config_lib.resolve_path(data_config.path)
-    input_base, pattern = os.path.dirname(path), os.path.basename(path)
-    input_config = example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name="single_split", pattern=pattern)])
-    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=data_config.split.train_buckets),
-        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=data_config.split.eval_buckets),
-    ]))
-    kwargs = dict(input_base=input_base, input_config=input_config, output_config=output_config)
-    if data_config.format == "csv":
-        return csv_example_gen(CsvOptions(data_config.encoding, data_config.delimiter), **kwargs)
-    if data_config.format == "tfrecord":
-        return tfx.components.ImportExampleGen(**kwargs)
-    return FileBasedExampleGen(
-        custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor), **kwargs)
+
+def open_input(path: str):
+    """A binary file object for a local path or a URI (gs://, s3://, ...)."""
+    if not config_lib.is_uri(path):
+        return open(path, "rb")
+    import tensorflow as tf
+
+    try:
+        return tf.io.gfile.GFile(path, "rb")
+    except tf.errors.OpError as e:
+        raise DataError(f"{path}: cannot read: {e.message}") from None
+
+
+def standard_example_gen(config: config_lib.PipelineConfig, data_path: str):
+    """ExampleGen for csv (`data.encoding`/`data.delimiter`), tfrecord and parquet files with
+    a hash split; each also runs the task's input check on the files it ingests."""
+    from rnnflow.components.input_report import reporting_example_gen
+
+    data_config = config.data
+    input_base, pattern = os.path.dirname(data_path), os.path.basename(data_path)
+    return reporting_example_gen(config, input_base=input_base, pattern=pattern, splits={
+        "train": data_config.split.train_buckets, "eval": data_config.split.eval_buckets})

@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
                                          format_hint, read_head, read_records)
-from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold,
+from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, open_input,
                                            resolve_input_files)
 from rnnflow.pipeline.config import ConfigError, DataFormat, SplitConfig, constraint
 
@@ -85,9 +85,9 @@ class TextClassificationTask(Task):
             raise ConfigError("evaluation.slice_feature: cannot slice by the free-text column "
                               f"'{data.text_column}'")
 
-    def preflight(self, config) -> InputReport:
+    def preflight(self, config, files=None) -> InputReport:
         data = config.data
-        files = resolve_input_files(data)
+        files = files or resolve_input_files(data)
         reader = {"csv": _scan_csv, "tfrecord": _scan_tfrecord, "parquet": _scan_parquet}[data.format]
         columns = [data.text_column, data.label_column]
         if config.evaluation.slice_feature:
@@ -129,7 +129,7 @@ class TextClassificationTask(Task):
         return InputReport(files=files, rows=rows, label_values=sorted(labels),
                            label_counts=dict(sorted(labels.items())), warnings=warnings)
 
-    def eval_config(self, config, report: InputReport):
+    def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma
 
         evaluation = config.evaluation
@@ -145,15 +145,18 @@ class TextClassificationTask(Task):
         slicing = [tfma.SlicingSpec()]
         if evaluation.slice_feature:
             slicing.append(tfma.SlicingSpec(feature_keys=[evaluation.slice_feature]))
+        overall_spec = tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"), *overall,
+            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")])
+        if report is None:  # compiling: the classes are known once the data is read
+            return tfma.EvalConfig(model_specs=[_model_spec()], slicing_specs=slicing,
+                                   metrics_specs=[overall_spec])
         class_ids = list(range(len(report.label_values)))
         return tfma.EvalConfig(
-            model_specs=[tfma.ModelSpec(
-                signature_name=EVAL_SIGNATURE, label_key=LABEL_ID, prediction_key=PROBABILITIES,
-                preprocessing_function_names=[TRANSFORM_SIGNATURE])],
+            model_specs=[_model_spec()],
             slicing_specs=slicing,
             metrics_specs=[
-                tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *overall,
-                                          tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]),
+                overall_spec,
                 # One-vs-rest per class, macro-averaged: for two classes this is plain binary
                 # AUC, and it needs no "positive class" convention.
                 tfma.MetricsSpec(
@@ -162,6 +165,13 @@ class TextClassificationTask(Task):
                     aggregate=tfma.AggregationOptions(
                         macro_average=True, class_weights={i: 1.0 for i in class_ids})),
             ])
+
+
+def _model_spec():
+    import tensorflow_model_analysis as tfma
+
+    return tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key=LABEL_ID, prediction_key=PROBABILITIES,
+                          preprocessing_function_names=[TRANSFORM_SIGNATURE])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +212,7 @@ def _encoding_hint(data, files: list[str]) -> str:
 def _decodes(path: str, encoding: str) -> bool:
     decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        with open(path, "rb") as f:
+        with open_input(path) as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 decoder.decode(block)
             decoder.decode(b"", final=True)
@@ -228,7 +238,7 @@ def _label_text(value) -> str | None:
 
 def _scan_csv(path: str, columns: list[str], data):
     options = CsvOptions(data.encoding, data.delimiter)
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         try:
             header, records = read_records(path, f, options)
             missing = [c for c in columns if c not in header]
@@ -261,8 +271,10 @@ def _scan_parquet(path: str, columns: list[str], data):
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
-        table = pq.read_table(path, columns=[c for c in columns[:2] if c in names]).to_pydict()
+        with open_input(path) as f:
+            names = pq.read_schema(f).names
+            f.seek(0)
+            table = pq.read_table(f, columns=[c for c in columns[:2] if c in names]).to_pydict()
     except (pyarrow.ArrowException, OSError) as e:
         raise DataError(f"{path}: cannot read as parquet ({e})"
                         f"{format_hint(read_head(path), 'parquet')}") from None

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS
 from rnnflow.components.training import (
@@ -23,8 +24,9 @@ class TrainingData:
         self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
         self.class_names = [v.decode() for v in self.tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
         self.vocab_size = preprocessing.vocabulary_size(self.tf_transform_output, config.task.oov_buckets)
+        self.input_report = read_transform_report(fn_args.transform_graph_path)
         split = config.data.split
-        train_rows = fn_args.custom_config["input"]["rows"] * split.train_buckets / (
+        train_rows = self.input_report["rows"] * split.train_buckets / (
             split.train_buckets + split.eval_buckets)
         # Approximate (hash split); sizes learning-rate schedules.
         self.steps_per_epoch = max(1, math.ceil(train_rows / config.training.batch_size))
@@ -64,11 +66,12 @@ def run_fn(fn_args) -> None:
     data = TrainingData(fn_args, config)
     model, history = fit(
         config, fn_args, lambda: build_model(config, data), data,
-        class_weight=class_weights(config, fn_args.custom_config["input"]["label_counts"], data.class_names))
+        class_weight=class_weights(config, data.input_report["label_counts"], data.class_names))
     export.export_serving_model(
         model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,
         export_dir=fn_args.serving_model_dir, missing_text=config.serving.missing_text,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
+    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report)
     write_training_summary(fn_args.model_run_dir, {
         **history_summary(history), "classes": data.class_names,
         "model": describe_model(model, config.model), "hyperparameters": hyperparameters})

@@ -1,0 +1,187 @@
+"""Data facts computed inside the pipeline, at run time, from the data each run ingests.
+
+A compiled spec holds the config, never facts about one day's data (class names, row
+counts, a series' frequency and split dates). The task's input check
+(`Task.preflight`) runs in the ExampleGen on the files of the span being ingested and
+its `InputReport` travels with the artifacts:
+
+- ExampleGen: the report as a custom property of the Examples (`input_report`);
+- Transform: added to `custom_config["input"]` for `preprocessing_fn`, and written
+  into the transform graph (`input_report.json`) for the Tuner and Trainer;
+- Trainer: the config and the report next to the model (`rnnflow_facts.json`), from
+  which the Evaluator builds its `EvalConfig` (`Task.eval_config`) and later
+  components read the facts of the model they judge.
+
+Transform and Evaluator are TFX's components and executors, subclassed only to do
+the above before TFX's own `Do`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.custom_executors import parquet_executor
+from tfx.components.example_gen.import_example_gen import executor as import_executor
+from tfx.components.transform import executor as transform_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import path_utils, proto_utils
+
+from rnnflow.components import csv_example_gen
+from rnnflow.components.ingest_config import config_from, example_gen_custom_config
+from rnnflow.components.package_filesystem import local_path
+from rnnflow.components.tasks import InputReport, get_task
+from rnnflow.pipeline.config import PipelineConfig, parse_config
+
+REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
+REPORT_FILE = "input_report.json"  # in Transform's transform_graph
+FACTS_FILE = "rnnflow_facts.json"  # next to the Trainer's Format-Serving model
+
+
+# ---------------------------------------------------------------------------
+# ExampleGen: the input check on the ingested span.
+# ---------------------------------------------------------------------------
+
+def span_input(exec_properties: dict[str, Any]) -> tuple[str, list[str]]:
+    """(input_base, files) of the span the driver resolved, as local paths where the
+    executor runs (pkg:// resolved), so Beam's and TFX's readers open them."""
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    pattern = os.path.join(input_base, input_config.splits[0].pattern)
+    return local_path(input_base), sorted(local_path(f) for f in fileio.glob(pattern))
+
+
+def set_report(examples, report: InputReport) -> None:
+    examples.set_string_custom_property(REPORT_PROPERTY, json.dumps(dataclasses.asdict(report)))
+
+
+def report_of(examples_artifacts: list) -> dict:
+    """The input report of the Examples one run ingests."""
+    if len(examples_artifacts) != 1:
+        raise ValueError(f"expected the Examples of one span, got {len(examples_artifacts)} artifacts")
+    raw = examples_artifacts[0].get_string_custom_property(REPORT_PROPERTY)
+    if not raw:
+        raise ValueError(f"Examples at {examples_artifacts[0].uri} carry no '{REPORT_PROPERTY}': "
+                         "they were not written by an rnnflow ExampleGen")
+    return json.loads(raw)
+
+
+class _ReportingExecutor:
+    """Runs the task's input check on the span's files before TFX's ExampleGen `Do`, and
+    attaches the report to the Examples. A DataError fails the component with the message."""
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
+        config = config_from(exec_properties)
+        input_base, files = span_input(exec_properties)
+        report = get_task(config.task_type).preflight(config, files)
+        super().Do(input_dict, output_dict, {
+            **exec_properties, standard_component_specs.INPUT_BASE_KEY: input_base})
+        for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+            set_report(examples, report)
+
+
+class CsvExecutor(_ReportingExecutor, csv_example_gen.Executor):
+    pass
+
+
+class TfrecordExecutor(_ReportingExecutor, import_executor.Executor):
+    pass
+
+
+class ParquetExecutor(_ReportingExecutor, parquet_executor.Executor):
+    pass
+
+
+_EXECUTORS = {"csv": (CsvExecutor, "CsvExampleGen"), "tfrecord": (TfrecordExecutor, "ImportExampleGen"),
+              "parquet": (ParquetExecutor, "FileBasedExampleGen")}
+
+
+def reporting_example_gen(config: PipelineConfig, *, input_base: str, pattern: str,
+                          splits: dict[str, int]) -> FileBasedExampleGen:
+    """TFX's FileBasedExampleGen (driver: spans, fingerprints) over `input_base/pattern`
+    with a hash split into `splits` (name -> buckets), for `data.format`."""
+    executor, node_id = _EXECUTORS[config.data.format]
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split",
+                                                                             pattern=pattern)])
+    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in splits.items()]))
+    return FileBasedExampleGen(
+        input_base=input_base, input_config=input_config, output_config=output_config,
+        custom_config=example_gen_custom_config(config),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(executor)).with_id(node_id)
+
+
+# ---------------------------------------------------------------------------
+# Transform: the report into preprocessing_fn and the transform graph.
+# ---------------------------------------------------------------------------
+
+class _TransformExecutor(transform_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
+        report = report_of(input_dict[standard_component_specs.EXAMPLES_KEY])
+        custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+        custom_config["input"] = report
+        super().Do(input_dict, output_dict, {
+            **exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)})
+        graph = artifact_utils.get_single_uri(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
+        _write_json(os.path.join(graph, REPORT_FILE), report)
+
+
+class Transform(tfx.components.Transform):
+    """TFX's Transform; `preprocessing_fn` finds the input report in `custom_config["input"]`."""
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(_TransformExecutor)
+
+
+def read_transform_report(transform_graph_path: str) -> dict:
+    """The input report of the data a transform graph was analyzed on (for Tuner/Trainer)."""
+    return _read_json(os.path.join(transform_graph_path, REPORT_FILE))
+
+
+# ---------------------------------------------------------------------------
+# Trainer -> Evaluator and later: the facts of a trained model.
+# ---------------------------------------------------------------------------
+
+def write_model_facts(serving_model_dir: str, config: dict, report: dict) -> None:
+    """Called by run_fn: the config (tuned values applied) and input report of this model."""
+    _write_json(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), FACTS_FILE),
+                {"config": config, "input": report})
+
+
+def read_model_facts(model_uri: str) -> tuple[PipelineConfig, InputReport]:
+    facts = _read_json(os.path.join(os.path.dirname(path_utils.serving_model_dir(model_uri)), FACTS_FILE))
+    return parse_config(facts["config"]), InputReport(**facts["input"])
+
+
+class _EvaluatorExecutor(evaluator_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
+        config, report = read_model_facts(
+            artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY]))
+        eval_config = get_task(config.task_type).eval_config(config, report)
+        super().Do(input_dict, output_dict, {
+            **exec_properties, standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(eval_config)})
+
+
+class Evaluator(tfx.components.Evaluator):
+    """TFX's Evaluator with the EvalConfig built at run time from the candidate model's facts
+    (`Task.eval_config`); the compiled eval_config holds the facts-free part only."""
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(_EvaluatorExecutor)
+
+
+def _write_json(path: str, value) -> None:
+    fileio.makedirs(os.path.dirname(path))
+    with fileio.open(path, "w") as f:
+        f.write(json.dumps(value, indent=2))
+
+
+def _read_json(path: str):
+    with fileio.open(path, "r") as f:
+        return json.loads(f.read())
