@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("configs", help="list the built-in configs")
 
+    schema = commands.add_parser(
+        "schema", help="write the schema the last local run validated against, as an editable schema.pbtxt")
+    schema.add_argument("--output-dir", required=True, help="the run's --output-dir")
+    schema.add_argument("--output", help="where to write it (default: <output-dir>/schema.pbtxt)")
+
     compile_ = commands.add_parser("compile", help="compile a KubeflowV2 / Vertex pipeline spec (JSON)")
     _add_config_arguments(compile_)
     compile_.add_argument("--output", required=True, help="path of the pipeline spec JSON to write")
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(args.output_dir)
+    if args.command == "schema":
+        return _schema(args.output_dir, args.output)
     try:
         config = load_config(args.config, args.overrides)
         if args.command == "show-config":
@@ -175,6 +182,22 @@ def _run(config, output_dir: str, strict_data: bool) -> int:
     return run_state.EXIT_CODES[summary["status"]]
 
 
+def _schema(output_dir: str, output: str | None) -> int:
+    import shutil
+
+    paths = run_state.RunPaths(os.path.abspath(output_dir))
+    source = run_state.latest_schema(paths)
+    if source is None:
+        print(f"rnnflow: no schema under {paths.pipeline_root}: no run has validated data there yet",
+              file=sys.stderr)
+        return EXIT_USAGE
+    output = os.path.abspath(output or os.path.join(paths.output_dir, "schema.pbtxt"))
+    shutil.copyfile(source, output)
+    print(f"wrote {output} (from {source})\nedit it, then validate later runs against it with "
+          f"--set validation.schema={output}")
+    return 0
+
+
 def _status(output_dir: str) -> int:
     """Prints the last run's state; exits with its exit code (4 while it is still running)."""
     paths = run_state.RunPaths(os.path.abspath(output_dir))
@@ -207,6 +230,11 @@ def format_summary(summary: dict) -> str:
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
+    drift = summary.get("drift") or {}
+    for name in drift.get("drifted", []):
+        feature = drift["features"][name]
+        lines.append(f"drift ({drift['action']}): feature '{name}': {feature['measure']} {feature['value']:.4g} "
+                     f"> {feature['threshold']:g}")
     if summary.get("status") in ("succeeded", "not_blessed"):
         lines.append(f"blessed: {summary.get('blessed')}")
         lines.append(f"pushed model: {summary.get('pushed_model') or 'none'}")

@@ -127,6 +127,31 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """This run's train statistics against the last run whose data passed the gates."""
+    # fail: stop before Transform with a per-feature report; warn: record it in the summary;
+    # none: no drift gate.
+    action: Literal["none", "warn", "fail"] = "warn"
+    # L-infinity distance between value frequencies of string features (labels, categories).
+    categorical_threshold: float = constraint(0.2, min=0.0, max=1.0)
+    # Jensen-Shannon divergence between value histograms of numeric features.
+    numeric_threshold: float = constraint(0.2, min=0.0, max=1.0)
+
+
+SCHEMA_MODES = ("infer", "previous")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """The data gates before Transform (ExampleValidator's anomalies, drift)."""
+    # infer: SchemaGen infers this run's schema; previous: the schema of the last run
+    # (inferred on the first), so scheduled runs are validated against one schema; any other
+    # value: a curated schema.pbtxt (path or URI; `rnnflow schema` writes one to start from).
+    schema: str = "infer"
+    drift: DriftConfig = dataclasses.field(default_factory=DriftConfig)
+
+
+@dataclasses.dataclass(frozen=True)
 class ServingConfig:
     """Where the Pusher writes numbered SavedModel versions for TF Serving."""
     # Relative paths are resolved against the run's --output-dir.
@@ -190,6 +215,7 @@ class PipelineConfig:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     # Task-specific like task/data; EvaluationConfig is the classification default.
     evaluation: Any = dataclasses.field(default_factory=EvaluationConfig)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 from tfx import v1 as tfx
 
 from rnnflow.components.anomaly_gate import AnomalyGate
+from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
 from rnnflow.components.input_report import Evaluator, Transform
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import (
-    DATA_SECTIONS, ConfigError, PipelineConfig, code_version, pipeline_path, portable_path)
+    DATA_SECTIONS, SCHEMA_MODES, ConfigError, PipelineConfig, code_version, pipeline_path, portable_path)
 
 BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"  # written by TFX's Tuner
 
@@ -28,21 +30,18 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
 
     example_gen = task.example_gen(config, path(config.data.path, "data.path"))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    if config.data.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(
-            schema_file=path(config.data.schema_path, "data.schema_path"))
-    else:
-        schema_gen = tfx.components.SchemaGen(
-            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    schema_components, schema = _schema(config, statistics_gen, path)
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema)
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    drift_components = _drift_gate(config, statistics_gen, schema)
 
     transform = Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        examples=example_gen.outputs["examples"], schema=schema,
         preprocessing_fn=task.preprocessing_fn, custom_config=data_only(custom_config),
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits))).with_id("Transform")
-    transform.add_upstream_node(anomaly_gate)
+    for gate in (anomaly_gate, *drift_components[-1:]):
+        transform.add_upstream_node(gate)
 
     tuning_components = []
     hyperparameters = None
@@ -51,7 +50,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
             tuner_fn=task.tuner_fn,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            schema=schema_gen.outputs["schema"],
+            schema=schema,
             train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
             custom_config=custom_config)
         tuning_components, hyperparameters = [tuner], tuner.outputs["best_hyperparameters"]
@@ -66,7 +65,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         run_fn=task.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        schema=schema,
         hyperparameters=hyperparameters,
         custom_config=custom_config)
 
@@ -94,8 +93,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-                    transform, *tuning_components, trainer, latest_blessed_model, evaluator, pusher,
+        components=[example_gen, statistics_gen, *schema_components, example_validator, anomaly_gate,
+                    *drift_components, transform, *tuning_components, trainer, latest_blessed_model, evaluator, pusher,
                     *reports],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
@@ -120,6 +119,42 @@ def beam_pipeline_args(config: PipelineConfig) -> list[str]:
         if beam.max_workers:
             args.append(f"--max_num_workers={beam.max_workers}")
     return [*args, *config.runner.beam_args]
+
+
+def _schema(config: PipelineConfig, statistics_gen, path) -> tuple[list, object]:
+    """The schema components for `validation.schema`, and the schema channel they produce."""
+    mode = config.validation.schema
+    if mode not in SCHEMA_MODES:
+        importer = tfx.components.ImportSchemaGen(schema_file=path(mode, "validation.schema"))
+        return [importer], importer.outputs["schema"]
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True)
+    if mode == "infer":
+        return [schema_gen], schema_gen.outputs["schema"]
+    previous = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        schema=tfx.dsl.Channel(type=AcceptedSchema, producer_component_id="SchemaChoice", output_key="accepted"),
+    ).with_id("previous_schema_resolver")
+    choice = SchemaChoice(inferred=schema_gen.outputs["schema"],
+                          previous=previous.outputs["schema"]).with_id("SchemaChoice")
+    return [schema_gen, previous, choice], choice.outputs["schema"]
+
+
+def _drift_gate(config: PipelineConfig, statistics_gen, schema) -> list:
+    """The drift gate against the last accepted run's statistics, unless drift.action is none."""
+    drift = config.validation.drift
+    if drift.action == "none":
+        return []
+    previous = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=DriftBaseline, producer_component_id="DriftGate", output_key="baseline"),
+    ).with_id("previous_statistics_resolver")
+    gate = DriftGate(
+        statistics=statistics_gen.outputs["statistics"], schema=schema,
+        previous=previous.outputs["statistics"], action=drift.action,
+        categorical_threshold=drift.categorical_threshold, numeric_threshold=drift.numeric_threshold,
+        excluded_json=json.dumps(get_task(config.task_type).drift_excluded(config))).with_id("DriftGate")
+    return [previous, gate]
 
 
 def data_only(custom_config: dict) -> dict:

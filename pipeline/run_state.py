@@ -12,6 +12,7 @@ summary is kept as run_summary.previous.json.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -156,3 +157,15 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+# Components whose output is the schema a run validates against (validation.schema modes).
+SCHEMA_PRODUCERS = ("SchemaChoice", "ImportSchemaGen", "SchemaGen")
+
+
+def latest_schema(paths: RunPaths) -> str | None:
+    """The schema.pbtxt of the newest schema output under the run's pipeline root (TFX numbers
+    outputs by execution id; SchemaChoice runs after SchemaGen, so it wins when both ran)."""
+    found = [path for producer in SCHEMA_PRODUCERS
+             for path in glob.glob(os.path.join(paths.pipeline_root, producer, "schema", "*", "schema.pbtxt"))]
+    return max(found, key=lambda path: int(path.split(os.sep)[-2])) if found else None

@@ -234,6 +234,10 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     summary["hyperparameters"] = training.pop("hyperparameters", {})
     summary["training"] = training
     class_names = training.get("classes", [])
+    if executions.get("DriftGate") is not None:
+        from rnnflow.components.data_gates import read_drift
+
+        summary["drift"] = read_drift(reader.outputs(executions["DriftGate"])["baseline"][0].uri)
     if executions.get("Tuner") is not None:
         results = reader.outputs(executions["Tuner"])["tuner_results"][0].uri
         with open(os.path.join(results, TUNER_RESULTS_FILE), encoding="utf-8") as f:

@@ -17,8 +17,9 @@ import apache_beam as beam
 import pytest
 
 from conftest import run_cli, write_csv
-from rnnflow.components.csv_example_gen import _CsvToExample, csv_example_gen
+from rnnflow.components.csv_example_gen import _CsvToExample
 from rnnflow.components.csv_input import CsvOptions
+from rnnflow.components.input_report import reporting_example_gen
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline import run_state
 from rnnflow.pipeline.config import ConfigError, load_config
@@ -41,7 +42,8 @@ def _collect(example):
 
 def _example_gen(directory, file_name, options):
     """What the pipeline's CSV ExampleGen makes of a file: [{column: [values]}]."""
-    component = csv_example_gen(options, input_base=str(directory))
+    config = load_config("sentiment", [f"data.encoding={options.encoding}", f"data.delimiter='{options.delimiter}'"])
+    component = reporting_example_gen(config, input_base=str(directory), pattern=file_name, splits={"train": 1})
     properties = {"input_base": str(directory), "custom_config": component.exec_properties["custom_config"]}
     _COLLECTED.clear()
     with beam.Pipeline(runner="DirectRunner", options=beam.options.pipeline_options.PipelineOptions(

@@ -27,7 +27,8 @@ def _components(*overrides):
 def test_standard_pipeline_components():
     components, pipeline = _components()
     assert set(components) == {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
-                               "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+                               "previous_statistics_resolver", "DriftGate", "Transform", "Trainer",
+                               "latest_blessed_model_resolver", "Evaluator", "Pusher"}
     assert "AnomalyGate" in {n.id for n in components["Transform"].upstream_nodes}
     params = components["Transform"].exec_properties
     assert params["preprocessing_fn"].endswith("text_classification.preprocessing.preprocessing_fn")
@@ -44,8 +45,26 @@ def test_example_gen_follows_data_format(fmt, component):
     assert component in components and "CsvExampleGen" not in components
 
 
+def test_previous_schema_mode_resolves_the_last_runs_schema():
+    components, _ = _components("validation.schema=previous")
+    assert {"SchemaGen", "previous_schema_resolver", "SchemaChoice"} <= set(components)
+    for consumer in ("ExampleValidator", "Transform", "Trainer", "DriftGate"):
+        assert "SchemaChoice" in {n.id for n in components[consumer].upstream_nodes}, consumer
+
+
+def test_drift_gate_sits_before_transform_and_compares_with_the_last_accepted_run():
+    components, _ = _components("validation.drift.action=fail", "validation.drift.categorical_threshold=0.1")
+    gate = components["DriftGate"]
+    assert "DriftGate" in {n.id for n in components["Transform"].upstream_nodes}
+    assert "previous_statistics_resolver" in {n.id for n in gate.upstream_nodes}
+    assert gate.exec_properties["action"] == "fail" and gate.exec_properties["categorical_threshold"] == 0.1
+    assert json.loads(gate.exec_properties["excluded_json"]) == ["text"]  # free text is never compared
+    components, _ = _components("validation.drift.action=none")
+    assert "DriftGate" not in components
+
+
 def test_curated_schema_uses_import_schema_gen(tmp_path):
-    components, _ = _components(f"data.schema_path={tmp_path}/schema.pbtxt")
+    components, _ = _components(f"validation.schema={tmp_path}/schema.pbtxt")
     assert "ImportSchemaGen" in components and "SchemaGen" not in components
 
 
@@ -101,7 +120,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path):
     schema.write_text(SCHEMA_WITH_LABEL_DOMAIN)
     output_dir = tmp_path / "run"
     result = run_cli(["run", "--config", "sentiment", "--output-dir", str(output_dir),
-                      "--set", f"data.path={data}", "--set", f"data.schema_path={schema}"])
+                      "--set", f"data.path={data}", "--set", f"validation.schema={schema}"])
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((output_dir / "run_summary.json").read_text())
     assert "DataValidationError" in summary["error"]
@@ -180,8 +199,8 @@ def test_portable_compile_rejects_relative_paths(tmp_path):
 
     with pytest.raises(ConfigError, match="data.path: 'reviews.csv' is relative to this machine"):
         _compile("sentiment", "gs://bucket/root", tmp_path / "spec.json", "data.path=reviews.csv")
-    with pytest.raises(ConfigError, match="data.schema_path: 'schema.pbtxt' is relative"):
-        _compile("sentiment", "gs://bucket/root", tmp_path / "spec.json", "data.schema_path=schema.pbtxt")
+    with pytest.raises(ConfigError, match="validation.schema: 'schema.pbtxt' is relative"):
+        _compile("sentiment", "gs://bucket/root", tmp_path / "spec.json", "validation.schema=schema.pbtxt")
 
 
 def test_kubeflow_serving_dir_keeps_absolute_and_uri_base_dirs():

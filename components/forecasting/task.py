@@ -68,7 +68,6 @@ class SeriesDataConfig:
     # Duplicate timestamps fail, or keep their first row under any other policy.
     on_bad_rows: Literal["fail", "ffill", "interpolate", "drop"] = "fail"
     split: TimeSplitConfig = dataclasses.field(default_factory=TimeSplitConfig)
-    schema_path: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +158,9 @@ class ForecastingTask(Task):
         from rnnflow.components.forecasting.windowing import time_series_example_gen
 
         return time_series_example_gen(config, os.path.dirname(data_path), os.path.basename(data_path))
+
+    def drift_excluded(self, config) -> list[str]:
+        return list(RESERVED_NAMES)
 
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma

@@ -76,6 +76,11 @@ class Task(abc.ABC):
         """Extra components that run once the model is evaluated (e.g. a held-out test report)."""
         return []
 
+    def drift_excluded(self, config: config_lib.PipelineConfig) -> list[str]:
+        """Features the drift gate never compares: free text (every value unique) and
+        timestamps (new every run)."""
+        return []
+
     def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""

@@ -6,7 +6,7 @@ import codecs
 import collections
 import dataclasses
 import math
-from typing import Literal, Optional
+from typing import Literal
 
 from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
                                          format_hint, read_head, read_records)
@@ -49,8 +49,6 @@ class TextDataConfig:
     delimiter: str = ","
     text_column: str = "text"
     label_column: str = "label"
-    # Optional curated schema (schema.pbtxt): ImportSchemaGen replaces SchemaGen.
-    schema_path: Optional[str] = None
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
 
 
@@ -128,6 +126,9 @@ class TextClassificationTask(Task):
             warnings.append(rare)
         return InputReport(files=files, rows=rows, label_values=sorted(labels),
                            label_counts=dict(sorted(labels.items())), warnings=warnings)
+
+    def drift_excluded(self, config) -> list[str]:
+        return [config.data.text_column]
 
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma

@@ -1,0 +1,164 @@
+"""Checks that make a scheduled run's data gates mean something across runs.
+
+- `SchemaChoice` (validation.schema: previous): the schema of the last run (inferred on
+  the first run), so every later night is validated against the same schema rather than
+  one inferred from its own, possibly broken, data.
+- `DriftGate`: this run's train statistics against those of the last run whose data
+  passed, with TFDV's drift comparators (L-infinity distance for string features,
+  Jensen-Shannon divergence for numeric ones). `fail` stops the run before Transform with
+  a per-feature report; `warn` records it. The statistics of a run that passes become the
+  next run's baseline (the gate's `baseline` output); a failing run publishes none.
+
+The previous artifacts come from TFX resolvers (`LatestArtifactStrategy`) over these
+components' own outputs, of rnnflow's own artifact types: Kubeflow V2 compiles a resolver
+into a query by artifact type alone, so a type no other component produces keeps it from
+picking up, say, the statistics of StatisticsGen.
+"""
+
+# No `from __future__ import annotations`: TFX reads the components' type hints at runtime.
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact, standard_artifacts
+
+SCHEMA_FILE = "schema.pbtxt"  # in a Schema artifact (TFX's SchemaGen layout)
+STATS_FILE = "FeatureStats.pb"  # in each Split-<name> of an ExampleStatistics artifact
+DRIFT_FILE = "drift.json"  # the gate's findings, in its baseline output
+SPLIT = "train"  # compared split
+_MEASURES = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity distance",
+             anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon divergence"}
+
+
+class AcceptedSchema(artifact.Artifact):
+    """The schema a run validated against, for the next run (validation.schema: previous)."""
+    TYPE_NAME = "rnnflow.AcceptedSchema"
+
+
+class DriftBaseline(artifact.Artifact):
+    """Train statistics of a run whose data passed the drift gate, and the gate's findings."""
+    TYPE_NAME = "rnnflow.DriftBaseline"
+    PROPERTIES = {"split_names": artifact.Property(type=artifact.PropertyType.STRING)}
+
+
+class DataDriftError(RuntimeError):
+    """This run's data drifted from the last accepted run's beyond the configured thresholds."""
+
+
+def _copy_tree(source: str, destination: str) -> None:
+    for directory, _, files in tf.io.gfile.walk(source):
+        target = os.path.join(destination, os.path.relpath(directory, source))
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name), overwrite=True)
+
+
+@component
+def SchemaChoice(  # noqa: N802 (TFX component naming)
+    inferred: InputArtifact[standard_artifacts.Schema],
+    schema: OutputArtifact[standard_artifacts.Schema],
+    accepted: OutputArtifact[AcceptedSchema],
+    previous: InputArtifact[AcceptedSchema] = None,
+):
+    """The previous run's schema when there is one, else this run's inferred schema; also
+    kept as `accepted` for the next run."""
+    chosen = previous or inferred
+    for output in (schema, accepted):
+        _copy_tree(chosen.uri, output.uri)
+        output.set_string_custom_property("source", "previous run" if previous else "inferred")
+
+
+def load_statistics(artifact, split: str = SPLIT):
+    return tfdv.load_stats_binary(os.path.join(artifact.uri, f"Split-{split}", STATS_FILE))
+
+
+def drift_schema(schema: schema_pb2.Schema, statistics, excluded: list[str], categorical_threshold: float,
+                 numeric_threshold: float) -> tuple[schema_pb2.Schema, dict[str, str]]:
+    """A copy of `schema` with a drift comparator on every compared feature; returns it and
+    feature -> comparison kind."""
+    compared = {}
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+    for feature in statistics.datasets[0].features:
+        name = feature.path.step[0] if feature.path.step else feature.name
+        if name in excluded:
+            continue
+        try:
+            target = tfdv.get_feature(schema, name)
+        except ValueError:
+            continue  # not in the schema: ExampleValidator reports it
+        if feature.HasField("string_stats"):
+            target.drift_comparator.infinity_norm.threshold = categorical_threshold
+            compared[name] = "categorical"
+        elif feature.HasField("num_stats"):
+            target.drift_comparator.jensen_shannon_divergence.threshold = numeric_threshold
+            compared[name] = "numeric"
+    return schema, compared
+
+
+def measure_drift(current, previous, schema: schema_pb2.Schema, excluded: list[str],
+                  categorical_threshold: float, numeric_threshold: float) -> dict:
+    """{"features": {name: {"measure", "value", "threshold", "drifted"}}, "drifted": [...]}."""
+    schema, compared = drift_schema(schema, current, excluded, categorical_threshold, numeric_threshold)
+    anomalies = tfdv.validate_statistics(current, schema, previous_statistics=previous)
+    features = {}
+    for info in anomalies.drift_skew_info:
+        name = info.path.step[0]
+        for measurement in info.drift_measurements:
+            features[name] = {"measure": _MEASURES.get(measurement.type, "distance"),
+                              "value": round(float(measurement.value), 6),
+                              "threshold": float(measurement.threshold),
+                              "drifted": measurement.value > measurement.threshold}
+    for name in compared:
+        features.setdefault(name, {"measure": _MEASURES[
+            anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY if compared[name] == "categorical"
+            else anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE],
+            "value": None, "threshold": None, "drifted": False})
+    return {"features": dict(sorted(features.items())),
+            "drifted": sorted(n for n, f in features.items() if f["drifted"])}
+
+
+def describe_drift(report: dict) -> list[str]:
+    return [f"feature '{name}': {f['measure']} {f['value']:.4g} > threshold {f['threshold']:g}"
+            for name, f in report["features"].items() if f["drifted"]]
+
+
+@component
+def DriftGate(  # noqa: N802 (TFX component naming)
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    baseline: OutputArtifact[DriftBaseline],
+    action: Parameter[str],
+    categorical_threshold: Parameter[float],
+    numeric_threshold: Parameter[float],
+    excluded_json: Parameter[str],
+    previous: InputArtifact[DriftBaseline] = None,
+):
+    """Compares train statistics with `previous` (the last accepted run's); raises
+    DataDriftError when `action` is "fail" and a feature drifted. On success this run's
+    statistics become the `baseline` the next run compares with."""
+    report = {"previous": previous.uri if previous else None, "action": action, "features": {}, "drifted": []}
+    if previous is not None:
+        schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
+        report.update(measure_drift(load_statistics(statistics), load_statistics(previous), schema_proto,
+                                    json.loads(excluded_json), categorical_threshold, numeric_threshold))
+    lines = describe_drift(report)
+    if lines and action == "fail":
+        raise DataDriftError(
+            f"the data drifted from the last accepted run's ({previous.uri}):\n  " + "\n  ".join(lines)
+            + "\nInspect the new data; if the change is real, rerun with validation.drift.action: warn "
+              "(or raise the thresholds) to accept it as the new baseline.")
+    _copy_tree(statistics.uri, baseline.uri)
+    baseline.split_names = statistics.split_names
+    with tf.io.gfile.GFile(os.path.join(baseline.uri, DRIFT_FILE), "w") as f:
+        json.dump(report, f, indent=2)
+
+
+def read_drift(uri: str) -> dict:
+    """The run summary's view of a DriftGate baseline output."""
+    with tf.io.gfile.GFile(os.path.join(uri, DRIFT_FILE)) as f:
+        return json.load(f)
+
