@@ -45,6 +45,7 @@ from rnnflow.pipeline.config import PipelineConfig, parse_config
 REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
 REPORT_FILE = "input_report.json"  # in Transform's transform_graph
 FACTS_FILE = "rnnflow_facts.json"  # next to the Trainer's Format-Serving model
+WEIGHTS_FILE = "rnnflow_weights.weights.h5"  # Keras weights beside it, for warm starts
 
 
 # ---------------------------------------------------------------------------
@@ -150,10 +151,11 @@ def read_transform_report(transform_graph_path: str) -> dict:
 # Trainer -> Evaluator and later: the facts of a trained model.
 # ---------------------------------------------------------------------------
 
-def write_model_facts(serving_model_dir: str, config: dict, report: dict) -> None:
-    """Called by run_fn: the config (tuned values applied) and input report of this model."""
+def write_model_facts(serving_model_dir: str, config: dict, report: dict, compatibility: dict) -> None:
+    """Called by run_fn: the config (tuned values applied), input report and the data facts a
+    later warm start must match (`compatibility`: vocabulary, columns) of this model."""
     _write_json(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), FACTS_FILE),
-                {"config": config, "input": report})
+                {"config": config, "input": report, "compatibility": compatibility})
 
 
 def read_model_facts(model_uri: str) -> tuple[PipelineConfig, InputReport]:

@@ -62,11 +62,80 @@ def write_training_summary(run_dir: str, summary: dict) -> None:
         json.dump(summary, f, indent=2)
 
 
-def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
-    """Builds (under the device strategy) and fits with early stopping on the eval split.
+class WarmStartError(ValueError):
+    """training.warm_start: require, and the latest blessed model's weights cannot be reused."""
 
-    `data` provides train() and eval() datasets. Returns (model, history); the model
-    holds the best epoch's weights and float32 is the global policy again, for export.
+
+def warm_start(model, fn_args, config: PipelineConfig, compatibility: dict) -> dict:
+    """Loads the latest blessed model's weights into `model` when training.warm_start allows
+    and the model, task settings and data compatibility facts (vocabulary, columns) match;
+    returns what happened, for the run summary."""
+    from rnnflow.components.input_report import FACTS_FILE, WEIGHTS_FILE
+
+    mode = config.training.warm_start
+    if mode == "none":
+        return {"mode": mode, "used": False}
+    base = os.path.dirname(fn_args.base_model.rstrip("/")) if fn_args.base_model else None
+    reason = "there is no blessed model yet" if base is None else None
+    if reason is None:
+        try:
+            with tf.io.gfile.GFile(os.path.join(base, FACTS_FILE)) as f:
+                facts = json.load(f)
+        except tf.errors.NotFoundError:
+            facts = None
+        reason = incompatibility(facts, config, compatibility)
+    if reason is None:
+        try:
+            model.load_weights(os.path.join(base, WEIGHTS_FILE))
+        except (ValueError, OSError, tf.errors.OpError) as e:
+            reason = f"its weights do not load into this model ({e})"
+    if reason is None:
+        logging.info("Warm start from %s", base)
+        return {"mode": mode, "used": True, "from": base}
+    if mode == "require":
+        raise WarmStartError(f"training.warm_start: require, but the latest blessed model ({base}) cannot be "
+                             f"reused: {reason}")
+    logging.warning("Warm start not possible, training from scratch: %s", reason)
+    return {"mode": mode, "used": False, "from": base, "reason": reason}
+
+
+def incompatibility(facts: dict | None, config: PipelineConfig, compatibility: dict) -> str | None:
+    """Why a model with these facts cannot seed this one, or None."""
+    if facts is None or "compatibility" not in facts:
+        return "it was trained before rnnflow recorded what warm starts need"
+    current = config.to_dict()
+    for section in ("model", "task"):
+        for field, value in current[section].items():
+            if facts["config"][section].get(field) != value:
+                return (f"{section}.{field} changed ({facts['config'][section].get(field)!r} -> {value!r})")
+    for key, value in compatibility.items():
+        if facts["compatibility"].get(key) != value:
+            return f"the {key.replace('_', ' ')} changed"
+    return None
+
+
+def save_weights(model, serving_model_dir: str) -> None:
+    """The Keras weights next to the exported model, for later warm starts."""
+    from rnnflow.components.input_report import WEIGHTS_FILE
+
+    path = os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), WEIGHTS_FILE)
+    if "://" not in path:
+        model.save_weights(path)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:  # Keras writes h5 files locally only
+        model.save_weights(os.path.join(scratch, WEIGHTS_FILE))
+        tf.io.gfile.copy(os.path.join(scratch, WEIGHTS_FILE), path, overwrite=True)
+
+
+def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
+    """Builds (under the device strategy), warm-starts when configured, and fits with early
+    stopping on the eval split.
+
+    `data` provides train() and eval() datasets and compatibility() facts. Returns (model,
+    history, warm start record); the model holds the best epoch's weights and float32 is
+    the global policy again, for export.
     """
     keras.utils.set_random_seed(config.training.seed)
     gpus = tf.config.list_logical_devices("GPU")
@@ -74,6 +143,7 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
         keras.mixed_precision.set_global_policy("mixed_float16")
     with distribution_strategy().scope():
         model = build()
+        warm = warm_start(model, fn_args, config, data.compatibility())
     model.summary(print_fn=logging.info)
     report_cudnn_eligibility(model, gpu_present=bool(gpus))
     callbacks = [
@@ -86,7 +156,7 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     history = model.fit(data.train(), validation_data=data.eval(), epochs=config.training.epochs,
                         callbacks=callbacks, class_weight=class_weight, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
-    return model, history
+    return model, history, warm
 
 
 def transformed_dataset(fn_args, files, config: PipelineConfig, tf_transform_output, label_key: str,

@@ -230,6 +230,10 @@ def format_summary(summary: dict) -> str:
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
+    warm = (summary.get("training") or {}).get("warm_start") or {}
+    if warm.get("mode", "none") != "none":
+        lines.append(f"warm start: from {warm['from']}" if warm["used"] else
+                     f"warm start: not possible ({warm['reason']}); trained from scratch")
     drift = summary.get("drift") or {}
     for name in drift.get("drifted", []):
         feature = drift["features"][name]

@@ -93,6 +93,9 @@ class TrainingConfig:
     mixed_precision: bool = False
     early_stopping_patience: int = constraint(3, min=0)
     seed: int = 42
+    # Start from the latest blessed model's weights: prefer (when the model, task settings and
+    # vocabulary match; else say why and train from scratch), require (else fail), none.
+    warm_start: Literal["none", "prefer", "require"] = "none"
 
 
 TUNABLE_SECTIONS = ("model", "training")

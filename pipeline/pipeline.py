@@ -61,19 +61,21 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         ).with_id("hyperparameters_importer")
         tuning_components, hyperparameters = [importer], importer.outputs["result"]
 
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
     trainer = tfx.components.Trainer(
         run_fn=task.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         hyperparameters=hyperparameters,
+        # training.warm_start: the run_fn decides whether the weights can be reused.
+        base_model=latest_blessed_model.outputs["model"] if config.training.warm_start != "none" else None,
         custom_config=custom_config)
-
-    latest_blessed_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
 
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
@@ -94,8 +96,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, *schema_components, example_validator, anomaly_gate,
-                    *drift_components, transform, *tuning_components, trainer, latest_blessed_model, evaluator, pusher,
-                    *reports],
+                    *drift_components, transform, *tuning_components, latest_blessed_model, trainer, evaluator,
+                    pusher, *reports],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)

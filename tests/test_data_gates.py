@@ -1,5 +1,6 @@
-"""Data gates across runs: the drift gate against the last accepted run's statistics, and
-validation against the previous run's schema."""
+"""Runs that build on earlier runs in the same output dir: the drift gate against the last
+accepted run's statistics, validation against the previous run's schema, and warm starts
+from the last blessed model."""
 
 import csv
 import json
@@ -10,6 +11,8 @@ import tensorflow_data_validation as tfdv
 
 from conftest import FAST_OVERRIDES, imdb_sample_path, run_cli, write_csv
 from rnnflow.components.data_gates import describe_drift, measure_drift
+from rnnflow.components.training import incompatibility
+from rnnflow.pipeline.config import load_config
 
 
 def _stats(frame: pd.DataFrame):
@@ -35,9 +38,10 @@ def test_drift_is_measured_per_feature_by_type():
 
 
 @pytest.fixture(scope="module")
-def two_nights(tmp_path_factory):
-    """Night 1 accepts the IMDB sample; night 2 brings the same reviews with the labels
-    shifted to 90% positive, into the same output dir, with the drift gate set to fail."""
+def nights(tmp_path_factory):
+    """Three runs into one output dir. Night 1 accepts the IMDB sample; night 2 gets the same
+    data and warm-starts from night 1's blessed model; night 3 brings the same reviews with the
+    labels shifted to 90% positive, with the drift gate set to fail."""
     root = tmp_path_factory.mktemp("nights")
     with open(imdb_sample_path(), encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -48,12 +52,24 @@ def two_nights(tmp_path_factory):
     common = ["--config", "sentiment", "--output-dir", str(output_dir), "--set", "validation.schema=previous",
               *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
     first = run_cli(["run", *common, "--set", f"data.path={night1}"])
-    second = run_cli(["run", *common, "--set", f"data.path={night2}", "--set", "validation.drift.action=fail"])
-    return output_dir, first, second
+    second = run_cli(["run", *common, "--set", f"data.path={night1}", "--set", "training.warm_start=prefer"])
+    second_summary = json.loads((output_dir / "run_summary.json").read_text())
+    third = run_cli(["run", *common, "--set", f"data.path={night2}", "--set", "validation.drift.action=fail"])
+    return output_dir, first, (second, second_summary), third
 
 
-def test_a_drifted_night_stops_at_the_drift_gate_with_a_readable_report(two_nights):
-    output_dir, first, second = two_nights
+def test_a_later_night_warm_starts_from_the_last_blessed_model(nights):
+    output_dir, first, (second, summary), _ = nights
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert second.returncode == 0, second.stdout[-3000:]
+    warm = summary["training"]["warm_start"]
+    assert warm["used"] is True and warm["mode"] == "prefer"
+    assert warm["from"].startswith(str(output_dir / "pipeline_root" / "Trainer" / "model"))
+    assert "warm start: from" in second.stdout
+
+
+def test_a_drifted_night_stops_at_the_drift_gate_with_a_readable_report(nights):
+    output_dir, first, _, second = nights
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert second.returncode == 1, second.stdout[-3000:]
     summary = json.loads((output_dir / "run_summary.json").read_text())
@@ -61,23 +77,23 @@ def test_a_drifted_night_stops_at_the_drift_gate_with_a_readable_report(two_nigh
     assert states["DriftGate"] == "failed" and states["Transform"] == states["Pusher"] == "not_run"
     assert "feature 'label'" in summary["error"] and "threshold 0.2" in summary["error"]
     assert "feature 'label'" in second.stdout
-    # Nothing pushed by night 2: the only version is night 1's.
+    # Nothing pushed by night 3: the newest version is night 2's.
     previous = json.loads((output_dir / "run_summary.previous.json").read_text())
-    versions = list((output_dir / "serving" / "sentiment").iterdir())
-    assert [str(v) for v in versions] == [previous["pushed_model"]]
-    # Night 1 had no baseline to compare with, and said so.
-    assert previous["drift"]["previous"] is None and previous["drift"]["drifted"] == []
+    versions = sorted((output_dir / "serving" / "sentiment").iterdir(), key=lambda p: int(p.name))
+    assert str(versions[-1]) == previous["pushed_model"]
+    # Night 2 compared with night 1 and found nothing.
+    assert previous["drift"]["previous"] is not None and previous["drift"]["drifted"] == []
 
 
-def test_the_second_night_is_validated_against_the_first_nights_schema(two_nights):
-    output_dir, _, _ = two_nights
+def test_later_nights_are_validated_against_the_first_nights_schema(nights):
+    output_dir = nights[0]
     choices = sorted((output_dir / "pipeline_root" / "SchemaChoice" / "schema").iterdir(), key=lambda p: int(p.name))
-    assert len(choices) == 2
-    assert (choices[1] / "schema.pbtxt").read_text() == (choices[0] / "schema.pbtxt").read_text()
+    assert len(choices) >= 2
+    assert {(c / "schema.pbtxt").read_text() for c in choices} == {(choices[0] / "schema.pbtxt").read_text()}
 
 
-def test_schema_command_writes_the_last_validated_schema(two_nights, tmp_path):
-    output_dir, _, _ = two_nights
+def test_schema_command_writes_the_last_validated_schema(nights, tmp_path):
+    output_dir = nights[0]
     target = tmp_path / "curated.pbtxt"
     result = run_cli(["schema", "--output-dir", str(output_dir), "--output", str(target)], timeout=120)
     assert result.returncode == 0, result.stderr
@@ -86,3 +102,56 @@ def test_schema_command_writes_the_last_validated_schema(two_nights, tmp_path):
     assert f"validation.schema={target}" in result.stdout
     missing = run_cli(["schema", "--output-dir", str(tmp_path / "nothing")], timeout=120)
     assert missing.returncode == 2 and "no schema under" in missing.stderr
+
+
+def _facts(**changes):
+    config = load_config("sentiment")
+    facts = {"config": config.to_dict(), "compatibility": {"token_vocabulary": "abc", "classes": ["0", "1"]}}
+    for key, value in changes.items():
+        section, field = key.split("__")
+        facts[section][field] = value
+    return config, facts
+
+
+def test_warm_start_needs_the_same_model_task_settings_and_vocabulary():
+    config, facts = _facts()
+    same = {"token_vocabulary": "abc", "classes": ["0", "1"]}
+    assert incompatibility(facts, config, same) is None
+    assert incompatibility(None, config, same) == "it was trained before rnnflow recorded what warm starts need"
+    assert incompatibility(facts, config, {**same, "token_vocabulary": "def"}) == "the token vocabulary changed"
+    _, older = _facts()
+    older["config"]["model"]["units"] = 128
+    assert incompatibility(older, config, same) == f"model.units changed (128 -> {config.model.units})"
+
+
+def test_warm_start_loads_weights_or_says_why_not(tmp_path):
+    import keras
+    import numpy as np
+
+    from rnnflow.components.input_report import FACTS_FILE
+    from rnnflow.components.training import WarmStartError, save_weights, warm_start
+
+    def model():
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    config = load_config("sentiment", ["training.warm_start=prefer"])
+    compatibility = {"token_vocabulary": "abc"}
+    base = model()
+    serving = tmp_path / "model" / "Format-Serving"
+    serving.mkdir(parents=True)
+    save_weights(base, str(serving))
+    (tmp_path / "model" / FACTS_FILE).write_text(json.dumps({"config": config.to_dict(),
+                                                             "compatibility": compatibility}))
+    fn_args = type("FnArgs", (), {"base_model": str(serving)})()
+    fresh = model()
+    record = warm_start(fresh, fn_args, config, compatibility)
+    assert record["used"] is True
+    assert all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), base.get_weights()))
+    record = warm_start(model(), fn_args, config, {"token_vocabulary": "new"})
+    assert record == {"mode": "prefer", "used": False, "from": str(tmp_path / "model"),
+                      "reason": "the token vocabulary changed"}
+    required = load_config("sentiment", ["training.warm_start=require"])
+    with pytest.raises(WarmStartError, match="training.warm_start: require, .* the token vocabulary changed"):
+        warm_start(model(), fn_args, required, {"token_vocabulary": "new"})
+    nothing = type("FnArgs", (), {"base_model": None})()
+    assert warm_start(model(), nothing, config, compatibility)["reason"] == "there is no blessed model yet"

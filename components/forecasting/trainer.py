@@ -11,7 +11,7 @@ from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.task import TARGET, WINDOW
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, transformed_dataset, write_training_summary)
+    config_with_hyperparameters, fit, history_summary, save_weights, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -28,6 +28,10 @@ class ForecastData:
         self.steps_per_epoch = max(1, math.ceil(train_windows / config.training.batch_size))
         self._fn_args = fn_args
         self._config = config
+
+    def compatibility(self) -> dict:
+        """What a warm start's base model must share: the input and target columns and the step."""
+        return {key: self.details[key] for key in ("columns", "targets", "frequency_seconds")}
 
     def dataset(self, files, shuffle: bool):
         dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, TARGET,
@@ -54,12 +58,13 @@ def run_fn(fn_args) -> None:
     answers in original units."""
     config, hyperparameters = config_with_hyperparameters(fn_args)
     data = ForecastData(fn_args, config)
-    model, history = fit(config, fn_args, lambda: build_model(config, data), data)
+    model, history, warm = fit(config, fn_args, lambda: build_model(config, data), data)
     export.export_serving_model(model, data.tf_transform_output, config=config, details=data.details,
                                 export_dir=fn_args.serving_model_dir)
-    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report)
+    save_weights(model, fn_args.serving_model_dir)
+    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(fn_args.model_run_dir, {
-        **history_summary(history), "model": describe_model(model, config.model),
+        **history_summary(history), "warm_start": warm, "model": describe_model(model, config.model),
         "hyperparameters": hyperparameters})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import keras
@@ -10,9 +11,9 @@ import tensorflow_transform as tft
 
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.text_classification import export, preprocessing
-from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS
+from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, transformed_dataset, write_training_summary)
+    config_with_hyperparameters, fit, history_summary, save_weights, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -32,6 +33,13 @@ class TrainingData:
         self.steps_per_epoch = max(1, math.ceil(train_rows / config.training.batch_size))
         self._fn_args = fn_args
         self._config = config
+
+    def compatibility(self) -> dict:
+        """What a warm start's base model must share: token ids and class ids."""
+        vocabulary = self.tf_transform_output.vocabulary_file_by_name(TOKEN_VOCABULARY)
+        with tf.io.gfile.GFile(vocabulary, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        return {"token_vocabulary": digest, "classes": self.class_names}
 
     def dataset(self, files, shuffle: bool):
         dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, LABEL_ID,
@@ -64,16 +72,17 @@ def run_fn(fn_args) -> None:
     """Trains with early stopping on the eval split, then exports the serving SavedModel."""
     config, hyperparameters = config_with_hyperparameters(fn_args)
     data = TrainingData(fn_args, config)
-    model, history = fit(
+    model, history, warm = fit(
         config, fn_args, lambda: build_model(config, data), data,
         class_weight=class_weights(config, data.input_report["label_counts"], data.class_names))
     export.export_serving_model(
         model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,
         export_dir=fn_args.serving_model_dir, missing_text=config.serving.missing_text,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
-    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report)
+    save_weights(model, fn_args.serving_model_dir)
+    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(fn_args.model_run_dir, {
-        **history_summary(history), "classes": data.class_names,
+        **history_summary(history), "classes": data.class_names, "warm_start": warm,
         "model": describe_model(model, config.model), "hyperparameters": hyperparameters})
 
 
