@@ -26,7 +26,6 @@ from typing import Any
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.components.transform import executor as transform_executor

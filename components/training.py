@@ -28,11 +28,62 @@ def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:
     return replace_fields(config, values), values
 
 
+def worker_count() -> int:
+    """Workers (chief included) that TF_CONFIG describes; 1 without TF_CONFIG."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 1
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:200]}") from None
+    return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
+
+
+def is_chief() -> bool:
+    """Whether this process writes the outputs: the chief, or worker 0 when there is no chief."""
+    if worker_count() == 1:
+        return True
+    config = json.loads(os.environ["TF_CONFIG"])
+    task, cluster = config.get("task", {}), config.get("cluster", {})
+    return task.get("type") == "chief" or ("chief" not in cluster and task.get("index", 0) == 0)
+
+
 def distribution_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy across GPUs when there are several, the default strategy otherwise."""
+    """MultiWorkerMirroredStrategy when TF_CONFIG names several workers (Vertex AI and Kubeflow
+    training jobs set it), MirroredStrategy across several local GPUs, else the default."""
+    if worker_count() > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+class UnsupportedStrategyError(RuntimeError):
+    """The training setup cannot run with the libraries of the lock."""
+
+
+def check_supported(strategy: tf.distribute.Strategy) -> None:
+    """Keras 3.6's model.fit fails under MultiWorkerMirroredStrategy ("Attempt to convert a
+    value (PerReplica ...)": keras-team/keras#20585, tensorflow/tensorflow#72388; reproduced by
+    tests/test_multi_worker.py). Say so before any step rather than after the data loads."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise UnsupportedStrategyError(
+            f"TF_CONFIG describes {worker_count()} workers, but Keras {keras.__version__} cannot train "
+            "under MultiWorkerMirroredStrategy (keras-team/keras#20585); run the Trainer as one worker "
+            "(it uses every GPU of its machine through MirroredStrategy)")
+
+
+def output_dirs(fn_args) -> tuple[str, str]:
+    """(serving model dir, model run dir) to write: the Trainer's on the chief; scratch
+    directories on the other workers, which must still save (MultiWorkerMirroredStrategy saves
+    collectively) but whose copies are discarded."""
+    if is_chief():
+        return fn_args.serving_model_dir, fn_args.model_run_dir
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="rnnflow-worker-")
+    return os.path.join(scratch, "Format-Serving"), os.path.join(scratch, "model_run")
 
 
 def report_cudnn_eligibility(model, gpu_present: bool) -> None:
@@ -141,7 +192,9 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     gpus = tf.config.list_logical_devices("GPU")
     if config.training.mixed_precision and gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    with distribution_strategy().scope():
+    strategy = distribution_strategy()
+    check_supported(strategy)
+    with strategy.scope():
         model = build()
         warm = warm_start(model, fn_args, config, data.compatibility())
     model.summary(print_fn=logging.info)

@@ -39,22 +39,25 @@ def test_drift_is_measured_per_feature_by_type():
 
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory):
-    """Three runs into one output dir. Night 1 accepts the IMDB sample; night 2 gets the same
-    data and warm-starts from night 1's blessed model; night 3 brings the same reviews with the
-    labels shifted to 90% positive, with the drift gate set to fail."""
+    """Three runs into one output dir over `span-{SPAN}/reviews.csv`. Night 1 ingests span 1
+    (the IMDB sample); night 2 finds no newer span, ingests span 1 again and warm-starts from
+    night 1's blessed model; before night 3, span 2 arrives: the same reviews with the labels
+    shifted to 90% positive, and the drift gate is set to fail."""
     root = tmp_path_factory.mktemp("nights")
     with open(imdb_sample_path(), encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    night1 = write_csv(root / "night1.csv", ["text", "label"], [[r["text"], r["label"]] for r in rows])
-    night2 = write_csv(root / "night2.csv", ["text", "label"],
-                       [[r["text"], "1" if i % 10 else "0"] for i, r in enumerate(rows)])
+    for span in ("span-1", "span-2"):
+        (root / span).mkdir()
+    write_csv(root / "span-1" / "reviews.csv", ["text", "label"], [[r["text"], r["label"]] for r in rows])
     output_dir = root / "out"
     common = ["--config", "sentiment", "--output-dir", str(output_dir), "--set", "validation.schema=previous",
-              *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
-    first = run_cli(["run", *common, "--set", f"data.path={night1}"])
-    second = run_cli(["run", *common, "--set", f"data.path={night1}", "--set", "training.warm_start=prefer"])
+              "--set", f"data.path={root}/span-{{SPAN}}/reviews.csv", *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
+    first = run_cli(["run", *common])
+    second = run_cli(["run", *common, "--set", "training.warm_start=prefer"])
     second_summary = json.loads((output_dir / "run_summary.json").read_text())
-    third = run_cli(["run", *common, "--set", f"data.path={night2}", "--set", "validation.drift.action=fail"])
+    write_csv(root / "span-2" / "reviews.csv", ["text", "label"],
+              [[r["text"], "1" if i % 10 else "0"] for i, r in enumerate(rows)])
+    third = run_cli(["run", *common, "--set", "validation.drift.action=fail"])
     return output_dir, first, (second, second_summary), third
 
 
@@ -62,6 +65,7 @@ def test_a_later_night_warm_starts_from_the_last_blessed_model(nights):
     output_dir, first, (second, summary), _ = nights
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert second.returncode == 0, second.stdout[-3000:]
+    assert summary["spans"] == [1]
     warm = summary["training"]["warm_start"]
     assert warm["used"] is True and warm["mode"] == "prefer"
     assert warm["from"].startswith(str(output_dir / "pipeline_root" / "Trainer" / "model"))
@@ -77,6 +81,7 @@ def test_a_drifted_night_stops_at_the_drift_gate_with_a_readable_report(nights):
     assert states["DriftGate"] == "failed" and states["Transform"] == states["Pusher"] == "not_run"
     assert "feature 'label'" in summary["error"] and "threshold 0.2" in summary["error"]
     assert "feature 'label'" in second.stdout
+    assert "span-2" in " ".join(summary["input"]["files"])  # the newest span was checked and ingested
     # Nothing pushed by night 3: the newest version is night 2's.
     previous = json.loads((output_dir / "run_summary.previous.json").read_text())
     versions = sorted((output_dir / "serving" / "sentiment").iterdir(), key=lambda p: int(p.name))

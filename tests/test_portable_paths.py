@@ -63,3 +63,50 @@ def test_a_uri_that_names_nothing_is_a_data_error_naming_it(ram_csv):
     config = load_config("sentiment", ["data.path=ram://rnnflow-test/missing.csv"])
     with pytest.raises(DataError, match="data.path: file not found: ram://rnnflow-test/missing.csv"):
         get_task("text_classification").preflight(config)
+
+
+def test_span_patterns_split_where_tfx_resolves_spans():
+    from rnnflow.components.tasks.base import split_input_path
+
+    assert split_input_path("gs://b/data/span-{SPAN}/*.csv") == ("gs://b/data", "span-{SPAN}/*.csv")
+    assert split_input_path("/d/{YYYY}-{MM}-{DD}/x.csv") == ("/d", "{YYYY}-{MM}-{DD}/x.csv")
+    assert split_input_path("/d/reviews-{SPAN:2}.csv") == ("/d", "reviews-{SPAN:2}.csv")
+    assert split_input_path("/d/reviews.csv") == ("/d", "reviews.csv")
+
+
+def _span_csv(directory, rows):
+    directory.mkdir(parents=True)
+    (directory / "reviews.csv").write_text("text,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(rows)))
+
+
+def test_the_input_check_reads_the_latest_span(tmp_path):
+    for span, rows in (("span-1", 10), ("span-2", 12), ("span-10", 14)):
+        _span_csv(tmp_path / span, rows)
+    config = load_config("sentiment", [f"data.path={tmp_path}/span-{{SPAN}}/reviews.csv"])
+    report = get_task("text_classification").preflight(config)
+    assert report.files == [str(tmp_path / "span-10" / "reviews.csv")] and report.rows == 14
+    dated = tmp_path / "dated"
+    for day, rows in (("2026-11-21", 10), ("2026-11-22", 12)):
+        _span_csv(dated / day, rows)
+    config = load_config("sentiment", [f"data.path={dated}/{{YYYY}}-{{MM}}-{{DD}}/reviews.csv"])
+    assert get_task("text_classification").preflight(config).rows == 12
+
+
+def test_a_pattern_that_matches_no_span_and_an_empty_span_are_errors(tmp_path):
+    config = load_config("sentiment", [f"data.path={tmp_path}/span-{{SPAN}}/reviews.csv"])
+    with pytest.raises(DataError, match=r"data.path: no span matches .*span-\{SPAN\}/reviews.csv"):
+        get_task("text_classification").preflight(config)
+    (tmp_path / "span-3").mkdir()
+    (tmp_path / "span-3" / "reviews.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match="no data rows"):
+        get_task("text_classification").preflight(config)
+
+
+def test_the_example_gen_gets_the_span_pattern_relative_to_its_input_base():
+    from rnnflow.pipeline.pipeline import create_pipeline
+
+    config = load_config("sentiment", ["data.path=gs://b/reviews/span-{SPAN}/part-*.csv"])
+    components = {c.id: c for c in create_pipeline(config, "gs://b/root", "gs://b/serving", portable=True).components}
+    properties = components["CsvExampleGen"].exec_properties
+    assert properties["input_base"] == "gs://b/reviews"
+    assert "span-{SPAN}/part-*.csv" in properties["input_config"]

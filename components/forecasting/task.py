@@ -153,11 +153,10 @@ class ForecastingTask(Task):
         return series.preflight(config)
 
     def example_gen(self, config, data_path: str):
-        import os
-
         from rnnflow.components.forecasting.windowing import time_series_example_gen
+        from rnnflow.components.tasks.base import split_input_path
 
-        return time_series_example_gen(config, os.path.dirname(data_path), os.path.basename(data_path))
+        return time_series_example_gen(config, *split_input_path(data_path))
 
     def drift_excluded(self, config) -> list[str]:
         return list(RESERVED_NAMES)

@@ -11,7 +11,8 @@ from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.task import TARGET, WINDOW
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, save_weights, transformed_dataset, write_training_summary)
+    config_with_hyperparameters, fit, history_summary, output_dirs, save_weights, transformed_dataset,
+    write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -59,11 +60,12 @@ def run_fn(fn_args) -> None:
     config, hyperparameters = config_with_hyperparameters(fn_args)
     data = ForecastData(fn_args, config)
     model, history, warm = fit(config, fn_args, lambda: build_model(config, data), data)
+    serving_dir, run_dir = output_dirs(fn_args)
     export.export_serving_model(model, data.tf_transform_output, config=config, details=data.details,
-                                export_dir=fn_args.serving_model_dir)
-    save_weights(model, fn_args.serving_model_dir)
-    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report, data.compatibility())
-    write_training_summary(fn_args.model_run_dir, {
+                                export_dir=serving_dir)
+    save_weights(model, serving_dir)
+    write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
+    write_training_summary(run_dir, {
         **history_summary(history), "warm_start": warm, "model": describe_model(model, config.model),
         "hyperparameters": hyperparameters})
 

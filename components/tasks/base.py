@@ -6,6 +6,7 @@ import abc
 import dataclasses
 import glob
 import os
+import re
 from typing import Any
 
 from rnnflow.pipeline import config as config_lib
@@ -102,10 +103,28 @@ def blessing_threshold(lower_bound: float, max_regression: float):
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_regression}))
 
 
+# TFX span and date specs a data.path may contain (`{SPAN}`, `{SPAN:2}`, `{YYYY}{MM}{DD}`, `{VERSION}`).
+_SPAN_SPEC = re.compile(r"\{(SPAN(:\d+)?|YYYY|MM|DD|VERSION(:\d+)?)\}")
+
+
+def has_span(path: str) -> bool:
+    return bool(_SPAN_SPEC.search(path))
+
+
+def split_input_path(path: str) -> tuple[str, str]:
+    """(input_base, pattern) for TFX's ExampleGen: the directories before the first one that
+    holds a span/date spec, and the rest (`data/span-{SPAN}/*.csv` -> `data`, `span-{SPAN}/*.csv`)."""
+    parts = path.split("/")
+    first = next((i for i, part in enumerate(parts[:-1]) if has_span(part)), len(parts) - 1)
+    return "/".join(parts[:first]), "/".join(parts[first:])
+
+
 def resolve_input_files(data_config) -> list[str]:
-    """The files `data.path` names (a file or a glob; a local path or any URI tf.io.gfile
-    reads), or a DataError naming the path."""
+    """The files `data.path` names (a file or a glob, with TFX span/date specs resolved to the
+    latest span; a local path or any URI tf.io.gfile reads), or a DataError naming the path."""
     path = config_lib.resolve_path(data_config.path)
+    if has_span(path):
+        return latest_span(path)[0]
     if glob.has_magic(os.path.dirname(path)):
         raise DataError(f"data.path: only the file name may contain wildcards: {path}")
     if config_lib.is_uri(path):
@@ -116,6 +135,27 @@ def resolve_input_files(data_config) -> list[str]:
         what = "matches no files" if glob.has_magic(path) else "file not found"
         raise DataError(f"data.path: {what}: {path}")
     return files
+
+
+def latest_span(path: str) -> tuple[list[str], int]:
+    """The files and number of the latest span a span/date pattern matches, found by TFX's own
+    span resolution (the one the ExampleGen driver runs)."""
+    from tfx.components.example_gen import utils
+    from tfx.dsl.io import fileio
+    from tfx.proto import example_gen_pb2
+
+    from rnnflow.components import package_filesystem  # noqa: F401 (pkg:// for fileio)
+
+    input_base, pattern = split_input_path(path)
+    split = example_gen_pb2.Input.Split(name="single_split", pattern=pattern)
+    try:
+        _, span, _ = utils.calculate_splits_fingerprint_span_and_version(input_base, [split])
+    except ValueError as e:
+        raise DataError(f"data.path: no span matches {path}: {e}") from None
+    files = sorted(fileio.glob(os.path.join(input_base, split.pattern)))
+    if not files:
+        raise DataError(f"data.path: span {span} of {path} has no files ({split.pattern})")
+    return [package_filesystem.local_path(f) for f in files], span
 
 
 def _remote_files(path: str) -> list[str]:
@@ -147,6 +187,6 @@ def standard_example_gen(config: config_lib.PipelineConfig, data_path: str):
     from rnnflow.components.input_report import reporting_example_gen
 
     data_config = config.data
-    input_base, pattern = os.path.dirname(data_path), os.path.basename(data_path)
+    input_base, pattern = split_input_path(data_path)
     return reporting_example_gen(config, input_base=input_base, pattern=pattern, splits={
         "train": data_config.split.train_buckets, "eval": data_config.split.eval_buckets})

@@ -13,7 +13,8 @@ from rnnflow.components.input_report import read_transform_report, write_model_f
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, save_weights, transformed_dataset, write_training_summary)
+    config_with_hyperparameters, fit, history_summary, output_dirs, save_weights, transformed_dataset,
+    write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -75,13 +76,14 @@ def run_fn(fn_args) -> None:
     model, history, warm = fit(
         config, fn_args, lambda: build_model(config, data), data,
         class_weight=class_weights(config, data.input_report["label_counts"], data.class_names))
+    serving_dir, run_dir = output_dirs(fn_args)
     export.export_serving_model(
         model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,
-        export_dir=fn_args.serving_model_dir, missing_text=config.serving.missing_text,
+        export_dir=serving_dir, missing_text=config.serving.missing_text,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
-    save_weights(model, fn_args.serving_model_dir)
-    write_model_facts(fn_args.serving_model_dir, config.to_dict(), data.input_report, data.compatibility())
-    write_training_summary(fn_args.model_run_dir, {
+    save_weights(model, serving_dir)
+    write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
+    write_training_summary(run_dir, {
         **history_summary(history), "classes": data.class_names, "warm_start": warm,
         "model": describe_model(model, config.model), "hyperparameters": hyperparameters})
 
