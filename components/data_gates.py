@@ -40,9 +40,9 @@ class AcceptedSchema(artifact.Artifact):
 
 
 class DriftBaseline(artifact.Artifact):
-    """Train statistics of a run whose data passed the drift gate, and the gate's findings."""
+    """Train statistics of a run whose data passed the drift gate, and the gate's findings.
+    No PROPERTIES: the Kubeflow V2 compiler gives custom artifact types an empty schema."""
     TYPE_NAME = "rnnflow.DriftBaseline"
-    PROPERTIES = {"split_names": artifact.Property(type=artifact.PropertyType.STRING)}
 
 
 class DataDriftError(RuntimeError):
@@ -152,7 +152,6 @@ def DriftGate(  # noqa: N802 (TFX component naming)
             + "\nInspect the new data; if the change is real, rerun with validation.drift.action: warn "
               "(or raise the thresholds) to accept it as the new baseline.")
     _copy_tree(statistics.uri, baseline.uri)
-    baseline.split_names = statistics.split_names
     with tf.io.gfile.GFile(os.path.join(baseline.uri, DRIFT_FILE), "w") as f:
         json.dump(report, f, indent=2)
 

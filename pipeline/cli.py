@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--output-dir", required=True, help="the run's --output-dir")
     schema.add_argument("--output", help="where to write it (default: <output-dir>/schema.pbtxt)")
 
-    compile_ = commands.add_parser("compile", help="compile a KubeflowV2 / Vertex pipeline spec (JSON)")
+    compile_ = commands.add_parser("compile", help="compile a Kubeflow Pipelines v2 / Vertex AI pipeline spec")
     _add_config_arguments(compile_)
-    compile_.add_argument("--output", required=True, help="path of the pipeline spec JSON to write")
+    compile_.add_argument("--output", required=True,
+                          help="spec to write: .yaml (the PipelineSpec KFP uploads) or .json (a Vertex PipelineJob)")
     compile_.add_argument("--pipeline-root", required=True, help="pipeline root, e.g. gs://bucket/root")
     return parser
 
@@ -159,7 +160,13 @@ def _remote(config, args) -> int:
         if args.dry_run:
             print(call.describe())
             return 0
-        print(remote.send(call, config))
+        try:
+            print(remote.send(call, config))
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 (the service's answer, in one line)
+            print(f"rnnflow: {call.client}.{call.method} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
     return 0
 
 

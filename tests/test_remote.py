@@ -261,3 +261,17 @@ def test_vertex_without_credentials_names_the_fix(monkeypatch, sentiment_spec):
     config = load_config("sentiment", ["runner.type=vertex", "runner.vertex_project=p", "runner.vertex_region=r"])
     with pytest.raises(ConfigError, match="no Google Cloud credentials.*gcloud auth application-default login"):
         remote.send(remote.run_call(config, sentiment_spec, "gs://bucket/root"), config)
+
+
+def test_a_refusing_kfp_server_is_one_line_naming_the_call(service, tmp_path):
+    def refuse(method, path, body):
+        if path.startswith("/apis/v2beta1/healthz"):
+            return 200, {"multi_user": False}
+        return 400, {"error_message": "pipeline spec is invalid", "code": 3}
+
+    _, host = service(refuse)
+    result = run_cli(["run", "--config", "sentiment", *[a for o in KFP for a in ("--set", o)],
+                      "--set", f"runner.kfp_host={host}"], timeout=300)
+    assert result.returncode == 1
+    assert "rnnflow: kfp.Client.create_run_from_pipeline_package failed:" in result.stderr
+    assert "Traceback" not in result.stderr
