@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 
 RAW_TEXTS = ["a wonderful, moving film", "", "terrible"]
 PIPELINE_COMPONENTS = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
-                       "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+                       "previous_statistics_resolver", "DriftGate", "Transform", "latest_blessed_model_resolver",
+                       "Trainer", "Evaluator", "Pusher"]
 # TF Text ops that every TF Serving release since 2.2 links in (see PITFALLS.md, section 3).
 SERVING_SAFE_TEXT_OPS = {"NormalizeUTF8", "CaseFoldUTF8", "UnicodeScriptTokenizeWithOffsets"}
 
@@ -45,6 +46,7 @@ def test_summary_reports_a_succeeded_blessed_pushed_run(run):
     assert sorted(names) == sorted(PIPELINE_COMPONENTS)
     assert names[0] == "CsvExampleGen" and names[-1] == "Pusher"
     assert names.index("AnomalyGate") < names.index("Transform") < names.index("Trainer")
+    assert names.index("DriftGate") < names.index("Transform")
     assert all(c["state"] == "complete" for c in summary["components"])
     assert summary["config"]["training"]["epochs"] == 2
     assert summary["input"]["rows"] == 100
@@ -68,7 +70,7 @@ def test_progress_lines_and_human_summary(run):
     _, result, _ = run
     for name in PIPELINE_COMPONENTS:
         assert f"] {name} ..." in result.stdout
-    assert "[10/10] Pusher" in result.stdout
+    assert f"[{len(PIPELINE_COMPONENTS)}/{len(PIPELINE_COMPONENTS)}] Pusher" in result.stdout
     assert "status: succeeded" in result.stdout
     assert "pushed model: " in result.stdout
 

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 
 WEATHER_OVERRIDES = ["training.epochs=6"]
 COMPONENTS = ["TimeSeriesExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
-              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher", "ForecastReport"]
+              "previous_statistics_resolver", "DriftGate", "Transform", "latest_blessed_model_resolver", "Trainer",
+              "Evaluator", "Pusher", "ForecastReport"]
 
 
 def run_forecast(output_dir, *overrides):
