@@ -53,10 +53,19 @@ class MetadataReader:
         return by_key
 
 
+# TFX records a resolver that finds no artifact (LatestArtifactStrategy on a first run) as a
+# failed execution with this message, and runs the pipeline on with an empty input.
+_NOTHING_RESOLVED = "returned None"
+
+
 def component_record(execution, node_id: str) -> dict[str, Any]:
     seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
-    return {"name": node_id, "state": STATE_NAMES.get(execution.last_known_state, "unknown"),
-            "seconds": round(seconds, 1)}
+    state = STATE_NAMES.get(execution.last_known_state, "unknown")
+    result = execution.custom_properties.get("__execution_result__")
+    if state == "failed" and result is not None and _NOTHING_RESOLVED in result.string_value \
+            and "InputResolutionError" in result.string_value:
+        state = "nothing_to_resolve"
+    return {"name": node_id, "state": state, "seconds": round(seconds, 1)}
 
 
 def custom_property(artifact, name: str):
