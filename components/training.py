@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
@@ -49,29 +50,18 @@ def is_chief() -> bool:
     return task.get("type") == "chief" or ("chief" not in cluster and task.get("index", 0) == 0)
 
 
+@functools.cache
 def distribution_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when TF_CONFIG names several workers (Vertex AI and Kubeflow
-    training jobs set it), MirroredStrategy across several local GPUs, else the default."""
+    training jobs set it), MirroredStrategy across several local GPUs, else the default.
+
+    One per process, and run_fn asks first: collective ops must be configured before any
+    TensorFlow op runs."""
     if worker_count() > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-class UnsupportedStrategyError(RuntimeError):
-    """The training setup cannot run with the libraries of the lock."""
-
-
-def check_supported(strategy: tf.distribute.Strategy) -> None:
-    """Keras 3.6's model.fit fails under MultiWorkerMirroredStrategy ("Attempt to convert a
-    value (PerReplica ...)": keras-team/keras#20585, tensorflow/tensorflow#72388; reproduced by
-    tests/test_multi_worker.py). Say so before any step rather than after the data loads."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise UnsupportedStrategyError(
-            f"TF_CONFIG describes {worker_count()} workers, but Keras {keras.__version__} cannot train "
-            "under MultiWorkerMirroredStrategy (keras-team/keras#20585); run the Trainer as one worker "
-            "(it uses every GPU of its machine through MirroredStrategy)")
 
 
 def output_dirs(fn_args) -> tuple[str, str]:
@@ -193,7 +183,6 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     if config.training.mixed_precision and gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = distribution_strategy()
-    check_supported(strategy)
     with strategy.scope():
         model = build()
         warm = warm_start(model, fn_args, config, data.compatibility())
@@ -204,12 +193,99 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
     ]
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        history = distributed_fit(model, strategy, data.train(), data.eval(), config.training.epochs,
+                                  config.training.early_stopping_patience, class_weight)
+        keras.mixed_precision.set_global_policy("float32")
+        return model, history, warm
     # The datasets are finite (one pass per epoch); Keras warns when an epoch ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     history = model.fit(data.train(), validation_data=data.eval(), epochs=config.training.epochs,
                         callbacks=callbacks, class_weight=class_weight, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
     return model, history, warm
+
+
+def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Dataset, evaluation: tf.data.Dataset,
+                    epochs: int, patience: int, class_weight: dict | None = None):
+    """Keras 3.6's model.fit fails under MultiWorkerMirroredStrategy ("Attempt to convert a
+    value (PerReplica ...)": keras-team/keras#20585), so several workers train with this loop:
+    each step runs on every replica through `strategy.run`, with the compiled loss averaged
+    over the global batch and the compiled optimizer (which all-reduces the gradients). Every
+    worker then evaluates the whole eval split with the same weights, so all of them take the
+    same early-stopping decision (patience on val_loss, best weights restored), as fit would.
+    Returns a keras History with loss, val_loss and the compiled metrics' val_ values."""
+    compiled = model.get_compile_config()
+    loss_fn = keras.losses.get(compiled["loss"])
+    metrics = [keras.metrics.get(m) for m in compiled["metrics"] or []]
+    weights = None
+    if class_weight:
+        weights = tf.constant([class_weight[i] for i in range(len(class_weight))], tf.float32)
+
+    def per_example(y, prediction):
+        values = tf.cast(loss_fn.call(y, prediction), tf.float32)
+        return tf.reshape(values, [tf.shape(values)[0], -1]) if values.shape.rank != 1 else values[:, None]
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            prediction = model(x, training=True)
+            values = tf.reduce_mean(per_example(y, prediction), axis=1)
+            if weights is not None:  # one-hot labels: the weight of each row's class
+                values *= tf.gather(weights, tf.argmax(y, axis=-1))
+            loss = tf.nn.compute_average_loss(values)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = model.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(batch):
+        losses = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    @tf.function
+    def eval_step(x, y):
+        prediction = model(x, training=False)
+        for metric in metrics:
+            metric.update_state(y, prediction)
+        values = tf.reduce_mean(per_example(y, prediction), axis=1)
+        return tf.reduce_sum(values), tf.cast(tf.shape(values)[0], tf.float32)
+
+    options = tf.data.Options()
+    # Shard examples, not files: a split may have fewer files than there are workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    distributed = strategy.experimental_distribute_dataset(train.with_options(options))
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.on_train_begin()
+    best, best_weights, waited = float("inf"), None, 0
+    for epoch in range(epochs):
+        total, steps = 0.0, 0
+        for batch in distributed:
+            total += float(train_step(batch))
+            steps += 1
+        summed, count = 0.0, 0.0
+        for metric in metrics:
+            metric.reset_state()
+        for x, y in evaluation:
+            batch_sum, batch_count = eval_step(x, y)
+            summed, count = summed + float(batch_sum), count + float(batch_count)
+        logs = {"loss": total / max(steps, 1), "val_loss": summed / max(count, 1.0),
+                **{f"val_{m.name}": float(m.result()) for m in metrics}}
+        history.on_epoch_end(epoch, logs)
+        logging.info("Epoch %d/%d (%d workers): %s", epoch + 1, epochs, worker_count(),
+                     ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+        if logs["val_loss"] < best:
+            best, best_weights, waited = logs["val_loss"], model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return history
 
 
 def transformed_dataset(fn_args, files, config: PipelineConfig, tf_transform_output, label_key: str,

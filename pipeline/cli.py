@@ -184,9 +184,25 @@ def _run(config, output_dir: str, strict_data: bool) -> int:
     except KeyboardInterrupt:
         print(f"\nrnnflow: interrupted; {os.path.join(output_dir, run_state.SUMMARY_FILE)} says so",
               file=sys.stderr)
-        return run_state.EXIT_CODES[run_state.INTERRUPTED]
+        _exit_now(run_state.EXIT_CODES[run_state.INTERRUPTED])
     print(format_summary(summary))
     return run_state.EXIT_CODES[summary["status"]]
+
+
+def _exit_now(code: int) -> None:
+    """Ends the process with `code` once output is flushed, skipping interpreter shutdown.
+
+    After an interrupt, a normal exit is not reliable: when the KeyboardInterrupt passed
+    through code that a native library ran with PyRun_String, CPython remembers it as
+    unhandled and kills the process with SIGINT at shutdown (exit -2 instead of 130), and
+    Beam's or gRPC's worker threads can hold the shutdown up. The summary is already written.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _schema(output_dir: str, output: str | None) -> int:

@@ -11,8 +11,8 @@ from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.task import TARGET, WINDOW
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, output_dirs, save_weights, transformed_dataset,
-    write_training_summary)
+    config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs, save_weights,
+    transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -57,6 +57,7 @@ def build_model(config: PipelineConfig, data: ForecastData):
 def run_fn(fn_args) -> None:
     """Trains on normalized windows with early stopping on eval, exports a model that
     answers in original units."""
+    distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
     config, hyperparameters = config_with_hyperparameters(fn_args)
     data = ForecastData(fn_args, config)
     model, history, warm = fit(config, fn_args, lambda: build_model(config, data), data)

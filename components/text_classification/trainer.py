@@ -13,8 +13,8 @@ from rnnflow.components.input_report import read_transform_report, write_model_f
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import (
-    config_with_hyperparameters, fit, history_summary, output_dirs, save_weights, transformed_dataset,
-    write_training_summary)
+    config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs, save_weights,
+    transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -71,6 +71,7 @@ def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_na
 
 def run_fn(fn_args) -> None:
     """Trains with early stopping on the eval split, then exports the serving SavedModel."""
+    distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
     config, hyperparameters = config_with_hyperparameters(fn_args)
     data = TrainingData(fn_args, config)
     model, history, warm = fit(
