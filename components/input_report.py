@@ -26,6 +26,7 @@ from typing import Any
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.components.evaluator import executor as evaluator_executor
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.components.transform import executor as transform_executor
@@ -39,9 +40,11 @@ from rnnflow.components import csv_example_gen
 from rnnflow.components.ingest_config import config_from, example_gen_custom_config
 from rnnflow.components.package_filesystem import local_path
 from rnnflow.components.tasks import InputReport, get_task
+from rnnflow.components.tasks.base import has_span, latest_spans, split_input_path
 from rnnflow.pipeline.config import PipelineConfig, parse_config
 
 REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
+SPANS_PROPERTY = "spans_read"  # custom property of ExampleGen's Examples (JSON list)
 REPORT_FILE = "input_report.json"  # in Transform's transform_graph
 FACTS_FILE = "rnnflow_facts.json"  # next to the Trainer's Format-Serving model
 WEIGHTS_FILE = "rnnflow_weights.weights.h5"  # Keras weights beside it, for warm starts
@@ -61,19 +64,45 @@ def span_input(exec_properties: dict[str, Any]) -> tuple[str, list[str]]:
     return local_path(input_base), sorted(local_path(f) for f in fileio.glob(pattern))
 
 
-def set_report(examples, report: InputReport) -> None:
+def window_input(exec_properties: dict[str, Any], config: PipelineConfig) -> tuple[list[int], list[str]]:
+    """(spans, files) an ExampleGen whose task's spans form one series reads: the span the
+    driver resolved and, with `data.rolling_spans: K`, the K-1 spans before it (TFX's span
+    resolution on the same pattern), oldest first."""
+    input_base, files = span_input(exec_properties)
+    span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0
+    if config.data.rolling_spans == 1 or not has_span(config.data.path):
+        return [span], files
+    _, pattern = split_input_path(config.data.path)
+    window = latest_spans(os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], pattern),
+                          config.data.rolling_spans, last=span)
+    return [number for number, _ in window], [f for _, span_files in window for f in span_files]
+
+
+def set_report(examples, report: InputReport, spans: list[int]) -> None:
+    """Attaches the input report and the spans read (JSON lists) to ExampleGen's Examples."""
     examples.set_string_custom_property(REPORT_PROPERTY, json.dumps(dataclasses.asdict(report)))
+    examples.set_string_custom_property(SPANS_PROPERTY, json.dumps(spans))
 
 
-def report_of(examples_artifacts: list) -> dict:
-    """The input report of the Examples one run ingests."""
-    if len(examples_artifacts) != 1:
-        raise ValueError(f"expected the Examples of one span, got {len(examples_artifacts)} artifacts")
-    raw = examples_artifacts[0].get_string_custom_property(REPORT_PROPERTY)
-    if not raw:
-        raise ValueError(f"Examples at {examples_artifacts[0].uri} carry no '{REPORT_PROPERTY}': "
-                         "they were not written by an rnnflow ExampleGen")
-    return json.loads(raw)
+def spans_of(examples_artifacts: list) -> list[int]:
+    """The spans whose data these Examples hold."""
+    return sorted({span for examples in examples_artifacts
+                   for span in json.loads(examples.get_string_custom_property(SPANS_PROPERTY) or "[]")})
+
+
+def report_of(examples_artifacts: list, task) -> dict:
+    """The input report of the Examples a component reads: one span's, or for the latest K
+    spans (`data.rolling_spans`) their reports merged by the task, oldest span first."""
+    reports = []
+    for examples in sorted(examples_artifacts, key=lambda e: e.get_int_custom_property("span")):
+        raw = examples.get_string_custom_property(REPORT_PROPERTY)
+        if not raw:
+            raise ValueError(f"Examples at {examples.uri} carry no '{REPORT_PROPERTY}': "
+                             "they were not written by an rnnflow ExampleGen")
+        reports.append(json.loads(raw))
+    if not reports:
+        raise ValueError("no Examples to read an input report from")
+    return reports[0] if len(reports) == 1 else task.merge_reports(reports)
 
 
 class _ReportingExecutor:
@@ -87,7 +116,7 @@ class _ReportingExecutor:
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.INPUT_BASE_KEY: input_base})
         for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
-            set_report(examples, report)
+            set_report(examples, report, [exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0])
 
 
 class CsvExecutor(_ReportingExecutor, csv_example_gen.Executor):
@@ -127,8 +156,9 @@ def reporting_example_gen(config: PipelineConfig, *, input_base: str, pattern: s
 
 class _TransformExecutor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
-        report = report_of(input_dict[standard_component_specs.EXAMPLES_KEY])
         custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+        task = get_task(custom_config["config"]["task"]["type"])
+        report = report_of(input_dict[standard_component_specs.EXAMPLES_KEY], task)
         custom_config["input"] = report
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)})

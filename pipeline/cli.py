@@ -253,6 +253,8 @@ def format_summary(summary: dict) -> str:
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
+    if summary.get("spans") and summary["spans"] != [0]:  # 0: a data.path without a span spec
+        lines.append("spans: " + ", ".join(str(span) for span in summary["spans"]))
     warm = (summary.get("training") or {}).get("warm_start") or {}
     if warm.get("mode", "none") != "none":
         lines.append(f"warm start: from {warm['from']}" if warm["used"] else

@@ -311,7 +311,7 @@ def parse_config(raw: dict) -> PipelineConfig:
         raise ConfigError("tuning.reuse_from: set either tuning.enabled or tuning.reuse_from, not both")
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
     _validate_runner(config.runner)
-    task.validate_config(config)
+    task.check_config(config)
     return config
 
 

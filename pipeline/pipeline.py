@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 from rnnflow.components.anomaly_gate import AnomalyGate
 from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
 from rnnflow.components.input_report import Evaluator, Transform
+from rnnflow.components.span_window import rolling_spans_resolver
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import (
     DATA_SECTIONS, SCHEMA_MODES, ConfigError, PipelineConfig, code_version, pipeline_path, portable_path)
@@ -36,8 +37,20 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     drift_components = _drift_gate(config, statistics_gen, schema)
 
+    # The data every later step learns from: the ingested span, or the latest
+    # data.rolling_spans spans (tasks whose spans form one series read those in the ExampleGen).
+    span_components, training_examples = [], example_gen.outputs["examples"]
+    if config.data.rolling_spans > 1 and not task.spans_form_one_series:
+        if portable:
+            raise ConfigError(
+                "data.rolling_spans: needs TFX's SpanRangeStrategy resolver, which TFX 1.16's Kubeflow V2 "
+                "compiler cannot compile (it supports the latest-artifact and latest-blessed-model "
+                "resolvers only); use 1 for Kubeflow/Vertex runs")
+        resolver = rolling_spans_resolver(example_gen, config.data.rolling_spans)
+        span_components, training_examples = [resolver], resolver.outputs["examples"]
+
     transform = Transform(
-        examples=example_gen.outputs["examples"], schema=schema,
+        examples=training_examples, schema=schema,
         preprocessing_fn=task.preprocessing_fn, custom_config=data_only(custom_config),
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits))).with_id("Transform")
     for gate in (anomaly_gate, *drift_components[-1:]):
@@ -78,7 +91,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         custom_config=custom_config)
 
     evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=example_gen.outputs["examples"],  # judged on the newest span's data
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=task.eval_config(config, None)).with_id("Evaluator")
@@ -96,7 +109,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, *schema_components, example_validator, anomaly_gate,
-                    *drift_components, transform, *tuning_components, latest_blessed_model, trainer, evaluator,
+                    *drift_components, *span_components, transform, *tuning_components, latest_blessed_model, trainer, evaluator,
                     pusher, *reports],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(

@@ -227,9 +227,13 @@ def _collect_components(summary, paths, config, node_ids, since_ms, failed_node=
 def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     executions = _collect_components(summary, paths, config, node_ids, since_ms)
     reader = _reader(paths, config)
-    # The ExampleGen comes first; TFX's driver records the span it ingested.
-    examples = reader.outputs(executions[node_ids[0]])["examples"]
-    summary["spans"] = sorted({artifact.custom_properties["span"].int_value for artifact in examples})
+    from rnnflow.components.input_report import SPANS_PROPERTY
+
+    # The spans Transform (and so the Trainer) learned from: the one the ExampleGen ingested, or
+    # the latest data.rolling_spans spans.
+    examples = reader.inputs(executions["Transform"])["examples"]
+    summary["spans"] = sorted({span for artifact in examples
+                               for span in json.loads(summary_lib.custom_property(artifact, SPANS_PROPERTY) or "[]")})
 
     trainer_outputs = reader.outputs(executions["Trainer"])
     training = _read_training_summary(trainer_outputs["model_run"][0].uri) or {}

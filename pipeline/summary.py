@@ -43,8 +43,14 @@ class MetadataReader:
 
     def outputs(self, execution) -> dict[str, list]:
         """Output artifacts of an execution by output key."""
-        events = [e for e in self._store.get_events_by_execution_ids([execution.id])
-                  if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+        return self._artifacts(execution, (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT))
+
+    def inputs(self, execution) -> dict[str, list]:
+        """Input artifacts of an execution by input key."""
+        return self._artifacts(execution, (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT))
+
+    def _artifacts(self, execution, event_types) -> dict[str, list]:
+        events = [e for e in self._store.get_events_by_execution_ids([execution.id]) if e.type in event_types]
         artifacts = {a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])}
         by_key: dict[str, list] = {}
         for event in events:

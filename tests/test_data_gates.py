@@ -39,55 +39,71 @@ def test_drift_is_measured_per_feature_by_type():
 
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory):
-    """Three runs into one output dir over `span-{SPAN}/reviews.csv`. Night 1 ingests span 1
-    (the IMDB sample); night 2 finds no newer span, ingests span 1 again and warm-starts from
-    night 1's blessed model; before night 3, span 2 arrives: the same reviews with the labels
-    shifted to 90% positive, and the drift gate is set to fail."""
+    """Three nights into one output dir over `span-{SPAN}/reviews.csv`, training on the latest
+    two spans (`data.rolling_spans: 2`) and warm-starting when it can. A new span arrives before
+    each night:
+
+    1. span 1, the IMDB sample: trained from scratch, blessed, pushed;
+    2. span 2, the same reviews in reverse order (so the token vocabulary, rebuilt from the data
+       every night, stays the same and the warm start applies): trains on spans 1-2 from night
+       1's blessed model;
+    3. span 3, the reviews with the labels shifted to 90% positive, and the drift gate set to
+       fail: it stops before training (so night 3 never reaches its warm start) and pushes nothing.
+    """
     root = tmp_path_factory.mktemp("nights")
     with open(imdb_sample_path(), encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for span in ("span-1", "span-2"):
-        (root / span).mkdir()
-    write_csv(root / "span-1" / "reviews.csv", ["text", "label"], [[r["text"], r["label"]] for r in rows])
+        rows = [[r["text"], r["label"]] for r in csv.DictReader(f)]
+    spans = {1: rows, 2: rows[::-1], 3: [[text, "1" if i % 10 else "0"] for i, (text, _) in enumerate(rows)]}
     output_dir = root / "out"
     common = ["--config", "sentiment", "--output-dir", str(output_dir), "--set", "validation.schema=previous",
-              "--set", f"data.path={root}/span-{{SPAN}}/reviews.csv", *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
-    first = run_cli(["run", *common])
-    second = run_cli(["run", *common, "--set", "training.warm_start=prefer"])
-    second_summary = json.loads((output_dir / "run_summary.json").read_text())
-    write_csv(root / "span-2" / "reviews.csv", ["text", "label"],
-              [[r["text"], "1" if i % 10 else "0"] for i, r in enumerate(rows)])
-    third = run_cli(["run", *common, "--set", "validation.drift.action=fail"])
-    return output_dir, first, (second, second_summary), third
+              "--set", f"data.path={root}/span-{{SPAN}}/reviews.csv", "--set", "data.rolling_spans=2",
+              "--set", "training.warm_start=prefer", *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
+    results = []
+    for night, extra in ((1, []), (2, []), (3, ["--set", "validation.drift.action=fail"])):
+        (root / f"span-{night}").mkdir()
+        write_csv(root / f"span-{night}" / "reviews.csv", ["text", "label"], spans[night])
+        result = run_cli(["run", *common, *extra])
+        results.append((result, json.loads((output_dir / "run_summary.json").read_text())))
+    return output_dir, results
+
+
+def test_each_night_ingests_the_newest_span_and_trains_on_the_latest_two(nights):
+    _, results = nights
+    (first, one), (second, two), (_, three) = results
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert one["spans"] == [1] and two["spans"] == [1, 2]
+    for night, summary in ((1, one), (2, two), (3, three)):
+        assert [f.rsplit("/", 2)[1] for f in summary["input"]["files"]] == [f"span-{night}"]
+    assert "spans: 1, 2" in second.stdout
 
 
 def test_a_later_night_warm_starts_from_the_last_blessed_model(nights):
-    output_dir, first, (second, summary), _ = nights
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert summary["spans"] == [1]
-    warm = summary["training"]["warm_start"]
+    output_dir, results = nights
+    (_, one), (second, two), _ = results
+    assert one["training"]["warm_start"] == {"mode": "prefer", "used": False, "from": None,
+                                             "reason": "there is no blessed model yet"}
+    warm = two["training"]["warm_start"]
     assert warm["used"] is True and warm["mode"] == "prefer"
     assert warm["from"].startswith(str(output_dir / "pipeline_root" / "Trainer" / "model"))
     assert "warm start: from" in second.stdout
+    assert two["pushed_model"] and two["pushed_model"] != one["pushed_model"]
 
 
 def test_a_drifted_night_stops_at_the_drift_gate_with_a_readable_report(nights):
-    output_dir, first, _, second = nights
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert second.returncode == 1, second.stdout[-3000:]
-    summary = json.loads((output_dir / "run_summary.json").read_text())
+    output_dir, results = nights
+    _, (_, two), (third, summary) = results
+    assert third.returncode == 1, third.stdout[-3000:]
     states = {c["name"]: c["state"] for c in summary["components"]}
     assert states["DriftGate"] == "failed" and states["Transform"] == states["Pusher"] == "not_run"
     assert "feature 'label'" in summary["error"] and "threshold 0.2" in summary["error"]
-    assert "feature 'label'" in second.stdout
-    assert "span-2" in " ".join(summary["input"]["files"])  # the newest span was checked and ingested
+    assert "feature 'label'" in third.stdout
     # Nothing pushed by night 3: the newest version is night 2's.
-    previous = json.loads((output_dir / "run_summary.previous.json").read_text())
+    assert summary["pushed_model"] is None
     versions = sorted((output_dir / "serving" / "sentiment").iterdir(), key=lambda p: int(p.name))
-    assert str(versions[-1]) == previous["pushed_model"]
-    # Night 2 compared with night 1 and found nothing.
-    assert previous["drift"]["previous"] is not None and previous["drift"]["drifted"] == []
+    assert str(versions[-1]) == two["pushed_model"]
+    # Night 2 compared its span with night 1's and found nothing.
+    assert two["drift"]["previous"] is not None and two["drift"]["drifted"] == []
 
 
 def test_later_nights_are_validated_against_the_first_nights_schema(nights):

@@ -55,7 +55,7 @@ def read_series(config, files: list[str] | None = None) -> Series:
     """Reads `files` (default: those `data.path` names) and applies `data.on_bad_rows`; a
     DataError names every problem."""
     data = config.data
-    files = files or resolve_input_files(data)
+    files = files or resolve_input_files(data, spans=data.rolling_spans)
     frame = pd.concat([_read_file(path, data) for path in files], ignore_index=True)
     if frame.empty:
         raise DataError(f"data.path: no rows in {', '.join(files)}")

@@ -68,6 +68,9 @@ class SeriesDataConfig:
     # Duplicate timestamps fail, or keep their first row under any other policy.
     on_bad_rows: Literal["fail", "ffill", "interpolate", "drop"] = "fail"
     split: TimeSplitConfig = dataclasses.field(default_factory=TimeSplitConfig)
+    # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
+    # ingests and validates the newest one).
+    rolling_spans: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +114,7 @@ class ForecastingTask(Task):
     name = "forecasting"
     task_config_cls = ForecastingConfig
     data_config_cls = SeriesDataConfig
+    spans_form_one_series = True
     evaluation_config_cls = ForecastEvaluationConfig
     splits = SPLITS
     preprocessing_fn = "rnnflow.components.forecasting.preprocessing.preprocessing_fn"

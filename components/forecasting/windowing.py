@@ -8,8 +8,9 @@ Each example holds, for a window starting at row s:
 
 The split is chronological (see `series.plan_windows`): no window crosses a split
 boundary or a gap, so every eval/test target lies after every train target.
-Cleaning and sorting need the whole series, so the span's files are read once in
-the executor; Beam then builds, serializes and writes the windows in parallel (the
+Cleaning and sorting need the whole series, so the span's files (with
+`data.rolling_spans: K`, the latest K spans' files: consecutive stretches of one series,
+windowed and split as one) are read once in the executor; Beam then builds, serializes and writes the windows in parallel (the
 series travels to the workers inside the pickled function). The component is TFX's
 FileBasedExampleGen, so its driver resolves spans and fingerprints the input.
 """
@@ -32,7 +33,7 @@ from rnnflow.components.forecasting import series as series_lib
 from rnnflow.components.forecasting.task import (
     OWNED_ROWS, SPLITS, WINDOW_END_TIME, future_feature)
 from rnnflow.components.ingest_config import config_from, example_gen_custom_config
-from rnnflow.components.input_report import set_report, span_input
+from rnnflow.components.input_report import set_report, window_input
 
 EXAMPLES_FILE_PREFIX = "data_tfrecord"
 
@@ -67,7 +68,7 @@ class Executor(BaseBeamExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
         config = config_from(exec_properties)
-        _, files = span_input(exec_properties)
+        spans, files = window_input(exec_properties, config)
         series = series_lib.read_series(config, files)
         plan = series_lib.plan_windows(series, config)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
@@ -78,7 +79,7 @@ class Executor(BaseBeamExecutor):
             examples.set_string_custom_property(f"split_{split}", json.dumps(facts))
             examples.set_int_custom_property(f"{split}_windows", facts["windows"])
         examples.set_int_custom_property("frequency_seconds", series.frequency_seconds)
-        set_report(examples, series_lib.report_for(series, plan, config))
+        set_report(examples, series_lib.report_for(series, plan, config), spans)
 
 
 def time_series_example_gen(config, input_base: str, pattern: str):

@@ -50,8 +50,39 @@ class Task(abc.ABC):
     run_fn: str
     tuner_fn: str
 
+    # How `data.rolling_spans: K` trains on the latest K spans. False (rows are independent
+    # examples): TFX's SpanRangeStrategy resolver hands Transform, and so the Tuner and
+    # Trainer, the Examples of the latest K spans. True (the spans are consecutive stretches of
+    # one series): the ExampleGen reads the latest K spans as one series, so windows and the
+    # chronological split run across span boundaries.
+    spans_form_one_series: bool = False
+
+    def check_config(self, config: config_lib.PipelineConfig) -> None:
+        """Checks every task shares, then the task's own (`validate_config`)."""
+        if config.data.rolling_spans > 1 and not has_span(config.data.path):
+            raise config_lib.ConfigError(
+                f"data.rolling_spans: {config.data.rolling_spans} needs spans, but data.path has no "
+                f"{{SPAN}} or {{YYYY}}{{MM}}{{DD}} spec: {config.data.path}")
+        self.validate_config(config)
+
     def validate_config(self, config: config_lib.PipelineConfig) -> None:
         """Cross-field checks that types and ranges alone cannot express."""
+
+    def merge_reports(self, reports: list[dict]) -> dict:
+        """One input report (as a dict) for several spans' Examples, oldest span first:
+        files, findings and counts combined; task details are the newest span's."""
+        newest = reports[-1]
+        counts: dict[str, int] = {}
+        for report in reports:
+            for label, count in report["label_counts"].items():
+                counts[label] = counts.get(label, 0) + count
+        return {**newest,
+                "files": [f for r in reports for f in r["files"]],
+                "rows": sum(r["rows"] for r in reports),
+                "label_values": sorted({v for r in reports for v in r["label_values"]}),
+                "label_counts": counts,
+                "warnings": list(dict.fromkeys(w for r in reports for w in r["warnings"])),
+                "notes": list(dict.fromkeys(n for r in reports for n in r["notes"]))}
 
     @abc.abstractmethod
     def preflight(self, config: config_lib.PipelineConfig, files: list[str] | None = None) -> InputReport:
@@ -119,12 +150,13 @@ def split_input_path(path: str) -> tuple[str, str]:
     return "/".join(parts[:first]), "/".join(parts[first:])
 
 
-def resolve_input_files(data_config) -> list[str]:
+def resolve_input_files(data_config, spans: int = 1) -> list[str]:
     """The files `data.path` names (a file or a glob, with TFX span/date specs resolved to the
-    latest span; a local path or any URI tf.io.gfile reads), or a DataError naming the path."""
+    latest span, or the latest `spans` spans; a local path or any URI tf.io.gfile reads), or
+    a DataError naming the path."""
     path = config_lib.resolve_path(data_config.path)
     if has_span(path):
-        return latest_span(path)[0]
+        return [f for _, files in latest_spans(path, spans) for f in files]
     if glob.has_magic(os.path.dirname(path)):
         raise DataError(f"data.path: only the file name may contain wildcards: {path}")
     if config_lib.is_uri(path):
@@ -138,24 +170,46 @@ def resolve_input_files(data_config) -> list[str]:
 
 
 def latest_span(path: str) -> tuple[list[str], int]:
-    """The files and number of the latest span a span/date pattern matches, found by TFX's own
-    span resolution (the one the ExampleGen driver runs)."""
+    """The files and number of the latest span a span/date pattern matches."""
+    span, files = latest_spans(path, 1)[-1]
+    return files, span
+
+
+def latest_spans(path: str, count: int, last: int | None = None) -> list[tuple[int, list[str]]]:
+    """(span number, files) of the latest `count` spans a span/date pattern matches (up to
+    span `last` when given, as the ExampleGen driver resolved it), oldest first; fewer where
+    fewer exist (missing span numbers are skipped, as TFX's
+    SpanRangeStrategy clips its rolling range). Found by TFX's own span resolution (the one
+    the ExampleGen driver runs); a DataError names the path or the empty span."""
     from tfx.components.example_gen import utils
     from tfx.dsl.io import fileio
-    from tfx.proto import example_gen_pb2
+    from tfx.proto import example_gen_pb2, range_config_pb2
 
     from rnnflow.components import package_filesystem  # noqa: F401 (pkg:// for fileio)
 
     input_base, pattern = split_input_path(path)
-    split = example_gen_pb2.Input.Split(name="single_split", pattern=pattern)
+
+    def resolve(span: int | None):
+        split = example_gen_pb2.Input.Split(name="single_split", pattern=pattern)
+        range_config = None if span is None else range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span))
+        _, number, _ = utils.calculate_splits_fingerprint_span_and_version(input_base, [split], range_config)
+        files = sorted(fileio.glob(os.path.join(input_base, split.pattern)))
+        if not files:
+            raise DataError(f"data.path: span {number} of {path} has no files ({split.pattern})")
+        return number, [package_filesystem.local_path(f) for f in files]
+
     try:
-        _, span, _ = utils.calculate_splits_fingerprint_span_and_version(input_base, [split])
+        latest = resolve(last)
     except ValueError as e:
-        raise DataError(f"data.path: no span matches {path}: {e}") from None
-    files = sorted(fileio.glob(os.path.join(input_base, split.pattern)))
-    if not files:
-        raise DataError(f"data.path: span {span} of {path} has no files ({split.pattern})")
-    return [package_filesystem.local_path(f) for f in files], span
+        raise DataError(f"data.path: no span {'' if last is None else f'{last} '}matches {path}: {e}") from None
+    found = [latest]
+    for span in range(latest[0] - 1, max(latest[0] - count, -1), -1):
+        try:
+            found.insert(0, resolve(span))
+        except ValueError:  # no such span
+            continue
+    return found
 
 
 def _remote_files(path: str) -> list[str]:

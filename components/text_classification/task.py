@@ -50,6 +50,9 @@ class TextDataConfig:
     text_column: str = "text"
     label_column: str = "label"
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
+    # ingests and validates the newest one).
+    rolling_spans: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)
