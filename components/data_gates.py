@@ -25,6 +25,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
+from tfx.utils import io_utils
 
 SCHEMA_FILE = "schema.pbtxt"  # in a Schema artifact (TFX's SchemaGen layout)
 STATS_FILE = "FeatureStats.pb"  # in each Split-<name> of an ExampleStatistics artifact
@@ -49,14 +50,6 @@ class DataDriftError(RuntimeError):
     """This run's data drifted from the last accepted run's beyond the configured thresholds."""
 
 
-def _copy_tree(source: str, destination: str) -> None:
-    for directory, _, files in tf.io.gfile.walk(source):
-        target = os.path.join(destination, os.path.relpath(directory, source))
-        tf.io.gfile.makedirs(target)
-        for name in files:
-            tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name), overwrite=True)
-
-
 @component
 def SchemaChoice(  # noqa: N802 (TFX component naming)
     inferred: InputArtifact[standard_artifacts.Schema],
@@ -68,7 +61,7 @@ def SchemaChoice(  # noqa: N802 (TFX component naming)
     kept as `accepted` for the next run."""
     chosen = previous or inferred
     for output in (schema, accepted):
-        _copy_tree(chosen.uri, output.uri)
+        io_utils.copy_dir(chosen.uri, output.uri)
         output.set_string_custom_property("source", "previous run" if previous else "inferred")
 
 
@@ -151,7 +144,7 @@ def DriftGate(  # noqa: N802 (TFX component naming)
             f"the data drifted from the last accepted run's ({previous.uri}):\n  " + "\n  ".join(lines)
             + "\nInspect the new data; if the change is real, rerun with validation.drift.action: warn "
               "(or raise the thresholds) to accept it as the new baseline.")
-    _copy_tree(statistics.uri, baseline.uri)
+    io_utils.copy_dir(statistics.uri, baseline.uri)
     with tf.io.gfile.GFile(os.path.join(baseline.uri, DRIFT_FILE), "w") as f:
         json.dump(report, f, indent=2)
 
