@@ -71,3 +71,53 @@ def predict_with_model_server(model_base_path: str, model_name: str, body: dict)
         raise AssertionError(f"tensorflow_model_server answered nothing on port {port}")
     finally:
         server.terminate()
+
+
+def write_spreadsheet_export(path, rows) -> None:
+    """[text, label] rows as a spreadsheet export might write them: UTF-8 with a byte-order mark,
+    semicolons, the first review over two lines (lines 2-3), a stray byte that is not UTF-8 in
+    its second line, and a review with literal quotes."""
+    rows = [list(row) for row in rows]
+    rows[0][0] += "\nA second line."
+    rows[1][0] = 'A 5" screen ' + rows[1][0]
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f, delimiter=";")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    data = open(path, "rb").read().replace(b"A second line.", b"A second line \xe9.", 1)
+    open(path, "wb").write(data)
+
+
+@pytest.fixture(scope="session")
+def nights(tmp_path_factory):
+    """Three nights into one output dir over `span-{SPAN}/reviews.csv`, training on the latest
+    two spans (`data.rolling_spans: 2`) and warm-starting when it can. Every span is a
+    spreadsheet export (`write_spreadsheet_export`, `data.delimiter: ;`). A new span arrives
+    before each night:
+
+    1. span 1, the IMDB sample: trained from scratch, blessed, pushed;
+    2. span 2, the same reviews in reverse order: trains on spans 1-2 from night 1's blessed
+       model. The token vocabulary is rebuilt from the data every night and a warm start needs
+       it unchanged: with `task.min_frequency: 1` the same reviews twice give the same one;
+    3. span 3, the reviews with the labels shifted to 90% positive, and the drift gate set to
+       fail: it stops before training (so night 3 never reaches its warm start) and pushes nothing.
+
+    Returns the output dir, the 100 sample rows and per night (CompletedProcess, run summary).
+    """
+    root = tmp_path_factory.mktemp("nights")
+    with open(imdb_sample_path(), encoding="utf-8") as f:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+    spans = {1: rows, 2: rows[::-1], 3: [(text, "1" if i % 10 else "0") for i, (text, _) in enumerate(rows)]}
+    output_dir = root / "out"
+    common = ["--config", "sentiment", "--output-dir", str(output_dir), "--set", "validation.schema=previous",
+              "--set", f"data.path={root}/span-{{SPAN}}/reviews.csv", "--set", "data.delimiter=;",
+              "--set", "data.rolling_spans=2", "--set", "training.warm_start=prefer",
+              "--set", "task.min_frequency=1", *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
+    results = []
+    for night, extra in ((1, []), (2, []), (3, ["--set", "validation.drift.action=fail"])):
+        (root / f"span-{night}").mkdir()
+        write_spreadsheet_export(root / f"span-{night}" / "reviews.csv", spans[night])
+        result = run_cli(["run", *common, *extra])
+        results.append((result, json.loads((output_dir / "run_summary.json").read_text())))
+    return output_dir, rows, results
+

@@ -1,15 +1,14 @@
-"""Runs that build on earlier runs in the same output dir: the drift gate against the last
-accepted run's statistics, validation against the previous run's schema, and warm starts
-from the last blessed model."""
+"""Runs that build on earlier runs in the same output dir (conftest's `nights`): the drift gate
+against the last accepted run's statistics, validation against the previous run's schema, and
+warm starts from the last blessed model."""
 
-import csv
 import json
 
 import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
 
-from conftest import FAST_OVERRIDES, imdb_sample_path, run_cli, write_csv
+from conftest import run_cli
 from rnnflow.components.data_gates import describe_drift, measure_drift
 from rnnflow.components.training import incompatibility
 from rnnflow.pipeline.config import load_config
@@ -37,38 +36,8 @@ def test_drift_is_measured_per_feature_by_type():
     assert same["drifted"] == [] and same["features"]["label"]["value"] == 0
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory):
-    """Three nights into one output dir over `span-{SPAN}/reviews.csv`, training on the latest
-    two spans (`data.rolling_spans: 2`) and warm-starting when it can. A new span arrives before
-    each night:
-
-    1. span 1, the IMDB sample: trained from scratch, blessed, pushed;
-    2. span 2, the same reviews in reverse order: trains on spans 1-2 from night 1's blessed
-       model. The token vocabulary is rebuilt from the data every night and a warm start needs
-       it unchanged: with `task.min_frequency: 1` the same reviews twice give the same one;
-    3. span 3, the reviews with the labels shifted to 90% positive, and the drift gate set to
-       fail: it stops before training (so night 3 never reaches its warm start) and pushes nothing.
-    """
-    root = tmp_path_factory.mktemp("nights")
-    with open(imdb_sample_path(), encoding="utf-8") as f:
-        rows = [[r["text"], r["label"]] for r in csv.DictReader(f)]
-    spans = {1: rows, 2: rows[::-1], 3: [[text, "1" if i % 10 else "0"] for i, (text, _) in enumerate(rows)]}
-    output_dir = root / "out"
-    common = ["--config", "sentiment", "--output-dir", str(output_dir), "--set", "validation.schema=previous",
-              "--set", f"data.path={root}/span-{{SPAN}}/reviews.csv", "--set", "data.rolling_spans=2",
-              "--set", "training.warm_start=prefer", "--set", "task.min_frequency=1", *[a for o in FAST_OVERRIDES for a in ("--set", o)]]
-    results = []
-    for night, extra in ((1, []), (2, []), (3, ["--set", "validation.drift.action=fail"])):
-        (root / f"span-{night}").mkdir()
-        write_csv(root / f"span-{night}" / "reviews.csv", ["text", "label"], spans[night])
-        result = run_cli(["run", *common, *extra])
-        results.append((result, json.loads((output_dir / "run_summary.json").read_text())))
-    return output_dir, results
-
-
 def test_each_night_ingests_the_newest_span_and_trains_on_the_latest_two(nights):
-    _, results = nights
+    _, _, results = nights
     (first, one), (second, two), (_, three) = results
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -79,7 +48,7 @@ def test_each_night_ingests_the_newest_span_and_trains_on_the_latest_two(nights)
 
 
 def test_a_later_night_warm_starts_from_the_last_blessed_model(nights):
-    output_dir, results = nights
+    output_dir, _, results = nights
     (_, one), (second, two), _ = results
     assert one["training"]["warm_start"] == {"mode": "prefer", "used": False, "from": None,
                                              "reason": "there is no blessed model yet"}
@@ -91,7 +60,7 @@ def test_a_later_night_warm_starts_from_the_last_blessed_model(nights):
 
 
 def test_a_drifted_night_stops_at_the_drift_gate_with_a_readable_report(nights):
-    output_dir, results = nights
+    output_dir, _, results = nights
     _, (_, two), (third, summary) = results
     assert third.returncode == 1, third.stdout[-3000:]
     states = {c["name"]: c["state"] for c in summary["components"]}

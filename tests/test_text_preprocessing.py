@@ -110,8 +110,16 @@ def test_truncation_keeps_the_first_tokens(word_run):
     assert words == ["one", "two", "three", "four", "five", "six"]
 
 
-def test_oov_tokens_map_to_oov_buckets():
-    transformed, output = _run(ROWS, _config(vocab_size=2))
+@pytest.fixture(scope="module")
+def small_vocabulary_integer_label_run():
+    """Integer labels and a 2-token vocabulary in one Transform run (each run costs ~50 s)."""
+    rows = [{"review": b"good good", "sentiment": 1}, {"review": b"bad bad", "sentiment": 0},
+            {"review": b"fine", "sentiment": 1}, {"review": b"meh", "sentiment": 2}]
+    return _run(rows, _config(vocab_size=2, label_values=("0", "1", "2")), label_dtype=tf.int64)
+
+
+def test_oov_tokens_map_to_oov_buckets(small_vocabulary_integer_label_run):
+    transformed, output = small_vocabulary_integer_label_run
     vocab_size = output.vocabulary_size_by_name(TOKEN_VOCABULARY)
     assert vocab_size == 2
     ids = _ids(transformed)
@@ -129,10 +137,8 @@ def test_labels_use_sorted_class_ids_regardless_of_frequency(word_run):
     assert labels == [1, 1, 0, 0, 1, 0, 1]
 
 
-def test_integer_labels_become_class_names():
-    rows = [{"review": b"good", "sentiment": 1}, {"review": b"bad", "sentiment": 0},
-            {"review": b"fine", "sentiment": 1}, {"review": b"meh", "sentiment": 2}]
-    transformed, output = _run(rows, _config(label_values=("0", "1", "2")), label_dtype=tf.int64)
+def test_integer_labels_become_class_names(small_vocabulary_integer_label_run):
+    transformed, output = small_vocabulary_integer_label_run
     assert [v.decode() for v in output.vocabulary_by_name(LABEL_VOCABULARY)] == ["0", "1", "2"]
     assert [int(r[LABEL_ID]) for r in transformed] == [1, 0, 1, 2]
 
