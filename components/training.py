@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import warnings
 
 import keras
 import tensorflow as tf
-from absl import logging
 
+from rnnflow.components.progress import TrainingProgress
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields
+
+# Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
+log = logging.getLogger(__name__)
+PROGRESS_PREFIX = "      "  # training lines sit under the runner's Trainer / Tuner line
 
 
 def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:
@@ -25,7 +30,7 @@ def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:
 
     values = {k: v for k, v in keras_tuner.HyperParameters.from_config(fn_args.hyperparameters).values.items()
               if k.partition(".")[0] in TUNABLE_SECTIONS}
-    logging.info("Using tuned hyperparameters: %s", values)
+    log.info("Using tuned hyperparameters: %s", values)
     return replace_fields(config, values), values
 
 
@@ -79,12 +84,12 @@ def output_dirs(fn_args) -> tuple[str, str]:
 def report_cudnn_eligibility(model, gpu_present: bool) -> None:
     for layer in cudnn_eligibility(model):
         if layer["eligible"]:
-            logging.info("cuDNN: %s is eligible", layer["layer"])
+            log.info("cuDNN: %s is eligible", layer["layer"])
         elif gpu_present:
-            logging.warning("cuDNN: %s will NOT use the cuDNN kernel: %s", layer["layer"],
+            log.warning("cuDNN: %s will NOT use the cuDNN kernel: %s", layer["layer"],
                             "; ".join(layer["reasons"]))
         else:
-            logging.info("cuDNN: %s is not eligible: %s", layer["layer"], "; ".join(layer["reasons"]))
+            log.info("cuDNN: %s is not eligible: %s", layer["layer"], "; ".join(layer["reasons"]))
 
 
 def history_summary(history) -> dict:
@@ -93,6 +98,9 @@ def history_summary(history) -> dict:
         "epochs_run": len(history.epoch),
         "best_epoch": (val_loss.index(min(val_loss)) + 1) if val_loss else None,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        # Per epoch: steps, seconds, train and eval examples/s (TrainingProgress).
+        "throughput": getattr(history, "throughput", []),
+        "stopped_by_budget": getattr(history, "stopped_by_budget", None),
     }
 
 
@@ -131,12 +139,12 @@ def warm_start(model, fn_args, config: PipelineConfig, compatibility: dict) -> d
         except (ValueError, OSError, tf.errors.OpError) as e:
             reason = f"its weights do not load into this model ({e})"
     if reason is None:
-        logging.info("Warm start from %s", base)
+        log.info("Warm start from %s", base)
         return {"mode": mode, "used": True, "from": base}
     if mode == "require":
         raise WarmStartError(f"training.warm_start: require, but the latest blessed model ({base}) cannot be "
                              f"reused: {reason}")
-    logging.warning("Warm start not possible, training from scratch: %s", reason)
+    log.warning("Warm start not possible, training from scratch: %s", reason)
     return {"mode": mode, "used": False, "from": base, "reason": reason}
 
 
@@ -186,12 +194,18 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     with strategy.scope():
         model = build()
         warm = warm_start(model, fn_args, config, data.compatibility())
-    model.summary(print_fn=logging.info)
+    model.summary(print_fn=log.info)
     report_cudnn_eligibility(model, gpu_present=bool(gpus))
+    training = config.training
+    progress = TrainingProgress(
+        epochs=training.epochs, batch_size=training.batch_size,
+        steps_per_epoch=getattr(data, "steps_per_epoch", None), interval=training.progress_seconds,
+        max_seconds=training.max_minutes * 60 if training.max_minutes else None, prefix=PROGRESS_PREFIX)
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.training.early_stopping_patience,
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience,
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+        progress,
     ]
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         history = distributed_fit(model, strategy, data.train(), data.eval(), config.training.epochs,
@@ -200,8 +214,9 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
         return model, history, warm
     # The datasets are finite (one pass per epoch); Keras warns when an epoch ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    history = model.fit(data.train(), validation_data=data.eval(), epochs=config.training.epochs,
-                        callbacks=callbacks, class_weight=class_weight, verbose=2)
+    history = model.fit(data.train(), validation_data=data.eval(), epochs=training.epochs,
+                        callbacks=callbacks, class_weight=class_weight, verbose=0)
+    history.throughput, history.stopped_by_budget = progress.epoch_records, progress.stopped_by_budget
     keras.mixed_precision.set_global_policy("float32")
     return model, history, warm
 
@@ -275,7 +290,7 @@ def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Data
         logs = {"loss": total / max(steps, 1), "val_loss": summed / max(count, 1.0),
                 **{f"val_{m.name}": float(m.result()) for m in metrics}}
         history.on_epoch_end(epoch, logs)
-        logging.info("Epoch %d/%d (%d workers): %s", epoch + 1, epochs, worker_count(),
+        log.info("Epoch %d/%d (%d workers): %s", epoch + 1, epochs, worker_count(),
                      ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
         if logs["val_loss"] < best:
             best, best_weights, waited = logs["val_loss"], model.get_weights(), 0

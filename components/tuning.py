@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import keras_tuner as kt
-from absl import logging
 from tfx import v1 as tfx
 
+from rnnflow.components.progress import TrainingProgress
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
 
 OBJECTIVE_DIRECTIONS = {"val_loss": "min", "val_accuracy": "max"}
+
+# Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
+log = logging.getLogger(__name__)
 
 
 def search_space(config: PipelineConfig) -> kt.HyperParameters:
@@ -40,11 +45,11 @@ class ReportingTuner(kt.Tuner):
         self._config = config
 
     def search_space_summary(self, extended=False):
-        logging.info("Search space: %s", self.oracle.hyperparameters.get_config())
+        log.info("Search space: %s", self.oracle.hyperparameters.get_config())
 
     def results_summary(self, num_trials=10):
         for trial in self.oracle.get_best_trials(num_trials):
-            logging.info("Trial %s: %s score=%s", trial.trial_id, trial.hyperparameters.values, trial.score)
+            log.info("Trial %s: %s score=%s", trial.trial_id, trial.hyperparameters.values, trial.score)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
@@ -81,4 +86,8 @@ def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={"x": data.train(), "validation_data": data.eval(),
-                    "epochs": config.tuning.epochs_per_trial, "verbose": 0})
+                    "epochs": config.tuning.epochs_per_trial, "verbose": 0,
+                    "callbacks": [TrainingProgress(
+                        epochs=config.tuning.epochs_per_trial, batch_size=config.training.batch_size,
+                        steps_per_epoch=getattr(data, "steps_per_epoch", None),
+                        interval=config.training.progress_seconds, prefix="      trial: ")]})

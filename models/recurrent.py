@@ -8,6 +8,8 @@ checks a built model against those conditions.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -173,9 +175,11 @@ def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: 
     x = encode_sequence(x, model)
     targets = len(target_indices)
     x = keras.layers.Dense(horizon * targets, dtype="float32", name="horizon_head")(x)
-    forecast = keras.layers.Reshape((horizon, targets), name="change" if anchor == "last_value" else "forecast")(x)
+    # float32 to the end (under mixed precision, layers default to float16 compute).
+    forecast = keras.layers.Reshape((horizon, targets), dtype="float32",
+                                    name="change" if anchor == "last_value" else "forecast")(x)
     if anchor == "last_value":
-        forecast = AddLastValue(target_indices, name="forecast")(forecast, window)
+        forecast = AddLastValue(target_indices, dtype="float32", name="forecast")(forecast, window)
     forecaster = keras.Model({input_name: window}, forecast, name="forecaster")
     forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),
                        metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
@@ -249,13 +253,20 @@ def describe_model(model: keras.Model, config: ModelConfig) -> dict:
     }
 
 
-def disable_cudnn(model: keras.Model) -> None:
-    """Use the portable kernel when tracing the export graph.
+@contextlib.contextmanager
+def portable_kernels(model: keras.Model):
+    """The portable kernel while tracing the export graph, then the layers as they were.
 
-    A Keras 3 LSTM/GRU traced on a GPU embeds CudnnRNNV3, which CPU TF Serving
-    cannot run; Bidirectional clones drop `use_cudnn`, so every nested layer is
-    set explicitly. Weights are unchanged.
+    A Keras 3 LSTM/GRU traced on a GPU embeds CudnnRNNV3, which CPU TF Serving cannot run;
+    Bidirectional clones drop `use_cudnn`, so every nested layer is set explicitly. Weights
+    are unchanged, and afterwards `cudnn_eligibility` reports what training used.
     """
-    for layer in recurrent_layers(model):
-        if hasattr(layer, "use_cudnn"):
-            layer.use_cudnn = False
+    layers = [layer for layer in recurrent_layers(model) if hasattr(layer, "use_cudnn")]
+    before = [layer.use_cudnn for layer in layers]
+    for layer in layers:
+        layer.use_cudnn = False
+    try:
+        yield model
+    finally:
+        for layer, value in zip(layers, before):
+            layer.use_cudnn = value

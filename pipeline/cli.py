@@ -255,6 +255,8 @@ def format_summary(summary: dict) -> str:
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
     if summary.get("spans") and summary["spans"] != [0]:  # 0: a data.path without a span spec
         lines.append("spans: " + ", ".join(str(span) for span in summary["spans"]))
+    if (summary.get("training") or {}).get("stopped_by_budget"):
+        lines.append(f"training: {summary['training']['stopped_by_budget']} (training.max_minutes)")
     warm = (summary.get("training") or {}).get("warm_start") or {}
     if warm.get("mode", "none") != "none":
         lines.append(f"warm start: from {warm['from']}" if warm["used"] else

@@ -93,6 +93,11 @@ class TrainingConfig:
     mixed_precision: bool = False
     early_stopping_patience: int = constraint(3, min=0)
     seed: int = 42
+    # A training time budget: training stops after the step that crosses it, that epoch is
+    # still evaluated, and the best epoch's weights are kept. None: no budget.
+    max_minutes: Optional[float] = constraint(None, min=0.0, min_exclusive=True)
+    # A progress line at least this often during an epoch (and one at each epoch end).
+    progress_seconds: float = constraint(30.0, min=1.0)
     # Start from the latest blessed model's weights: prefer (when the model, task settings and
     # vocabulary match; else say why and train from scratch), require (else fail), none.
     warm_start: Literal["none", "prefer", "require"] = "none"

@@ -7,6 +7,7 @@ accuracy.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,25 @@ def test_summary_reports_a_succeeded_blessed_pushed_run(run):
     assert set(states.values()) == {"complete"}
     assert summary["config"]["training"]["epochs"] == 2
     assert summary["input"]["rows"] == 100
+
+
+def test_the_trainers_lines_reach_the_run_log_and_the_summary_reports_training_kernels(run):
+    _, _, summary = run
+    with open(summary["log_file"], encoding="utf-8") as f:
+        log = f.read()
+    assert "rnnflow.components.training: cuDNN: " in log  # per-layer eligibility
+    assert "Total params" in log  # the model summary
+    # Eligibility as trained, not as exported (export switches to the portable kernel).
+    layers = summary["model"]["cudnn"]
+    assert layers and all(layer["eligible"] for layer in layers), layers
+
+
+def test_training_prints_progress_and_records_throughput_per_epoch(run):
+    _, result, summary = run
+    throughput = summary["training"]["throughput"]
+    assert [r["epoch"] for r in throughput] == list(range(1, summary["training"]["epochs_run"] + 1))
+    assert all(r["train_examples_per_second"] > 0 and r["eval_examples_per_second"] > 0 for r in throughput)
+    assert re.search(r"^      epoch 1/2 done in \d+:\d\d  \d+ ex/s train, \d+ ex/s eval  loss ", result.stdout, re.M)
 
 
 def test_summary_metrics_come_from_the_evaluator(run):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rnnflow.models.mingru import MinGRU
-from rnnflow.models.recurrent import (build_text_classifier, cudnn_eligibility, describe_model, disable_cudnn,
-                                      make_optimizer, recurrent_layers)
+from rnnflow.models.recurrent import (build_forecaster, build_text_classifier, cudnn_eligibility, describe_model,
+                                      make_optimizer, portable_kernels, recurrent_layers)
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
 MAX_TOKENS = 12
@@ -51,12 +51,41 @@ def test_padding_never_changes_a_prediction(cell):
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_disable_cudnn_reaches_inside_bidirectional():
+def test_export_uses_portable_kernels_inside_bidirectional_then_restores_them():
     model = _model(cell="lstm", bidirectional=True, layers=2)
     layers = recurrent_layers(model)
     assert len(layers) == 4
-    disable_cudnn(model)
-    assert all(layer.use_cudnn is False for layer in layers)
+    before = cudnn_eligibility(model)
+    assert all(layer["eligible"] for layer in before)
+    with portable_kernels(model):
+        assert all(layer.use_cudnn is False for layer in layers)
+        assert all("use_cudnn is False" in layer["reasons"] for layer in cudnn_eligibility(model))
+    # What the run summary reports (after export) is what training used.
+    assert cudnn_eligibility(model) == before
+
+
+@pytest.mark.parametrize("anchor", ["last_value", "none"])
+def test_models_answer_in_float32_under_mixed_precision(anchor):
+    """Mixed precision forced on CPU: the heads stay float32, so the forecaster's export
+    arithmetic (forecast * std + mean, float32 statistics) and the classifier's probabilities
+    keep their dtype."""
+    import keras
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        forecaster = build_forecaster(ModelConfig(units=4), TrainingConfig(), lookback=6, input_width=2, horizon=3,
+                                      target_indices=[0], series_channels=2, anchor=anchor, loss="mae",
+                                      input_name="window")
+        classifier = _model(cell="gru")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert any(layer.dtype_policy.name == "mixed_float16" for layer in forecaster.layers)
+    forecast = forecaster({"window": tf.ones([2, 6, 2])})
+    assert forecast.dtype == tf.float32
+    restored = forecast * tf.constant([[[2.0]]]) + tf.constant([[[1.0]]])  # the export's arithmetic
+    assert restored.shape == (2, 3, 1)
+    assert classifier({"token_ids": tf.ones([2, MAX_TOKENS], tf.int32)}).dtype == tf.float32
 
 
 def run_notebook_cells(name: str, count: int) -> dict:

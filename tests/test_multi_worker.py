@@ -17,15 +17,14 @@ import tensorflow as tf
 from rnnflow.components.training import distribution_strategy, worker_count
 
 WORKER = textwrap.dedent("""
-    import json, sys, types
+    import json, logging, sys, types
     import numpy as np
-    from absl import logging
     import tensorflow as tf
     from rnnflow.components.training import distribution_strategy, fit
     from rnnflow.models.recurrent import build_text_classifier
     from rnnflow.pipeline.config import load_config
 
-    logging.set_verbosity(logging.INFO)
+    logging.basicConfig(level=logging.INFO)
     distribution_strategy()  # first, as the Trainer's run_fn does: before any TensorFlow op
     config = load_config("sentiment", ["model.units=8", "model.embedding_dim=8", "training.batch_size=16",
                                        "training.epochs=3"])

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from rnnflow.components.forecasting.task import (
     EVAL_SIGNATURE, FORECAST, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME)
-from rnnflow.models.recurrent import disable_cudnn
+from rnnflow.models.recurrent import portable_kernels
 
 EXAMPLES_INPUT = "examples"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -122,10 +122,10 @@ def _after(checks: list, tensor: tf.Tensor, shape: list) -> tf.Tensor:
 
 
 def export_serving_model(model, tf_transform_output, *, config, details: dict, export_dir: str) -> None:
-    disable_cudnn(model)
     module = ForecastServingModule(model, tf_transform_output, columns=details["columns"],
                                    lookback=config.task.lookback, calendar=config.task.calendar_features)
-    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    with portable_kernels(model):
+        tf.saved_model.save(module, export_dir, signatures=module.signatures())
     write_warmup_requests(export_dir, module.input_specs(), config.task.lookback)
 
 

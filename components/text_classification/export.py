@@ -27,7 +27,7 @@ import tensorflow_text  # noqa: F401  (registers the text ops the transform grap
 
 from rnnflow.components.text_classification.task import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
-from rnnflow.models.recurrent import disable_cudnn
+from rnnflow.models.recurrent import portable_kernels
 
 EXAMPLES_INPUT = "examples"
 LABEL_OUTPUT = "label"
@@ -120,9 +120,9 @@ def as_raw_feature(text: tf.Tensor, spec):
 
 def export_serving_model(model, tf_transform_output, *, text_column: str, class_names: list[str],
                          export_dir: str, warmup_texts: list[str], missing_text: str = "error") -> None:
-    disable_cudnn(model)
     module = ServingModule(model, tf_transform_output, text_column, class_names, missing_text)
-    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    with portable_kernels(model):
+        tf.saved_model.save(module, export_dir, signatures=module.signatures())
     write_warmup_requests(export_dir, text_column, warmup_texts)
 
 

@@ -1,0 +1,70 @@
+"""Live training progress and the training time budget (components/progress.py), on a tiny
+model with a fake clock: every call to the clock advances it 7 seconds."""
+
+import itertools
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnnflow.components.progress import TrainingProgress
+from rnnflow.models.recurrent import build_text_classifier
+from rnnflow.pipeline.config import ModelConfig, TrainingConfig, load_config
+
+
+def _fit(epochs, **progress_args):
+    keras.utils.set_random_seed(0)
+    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), TrainingConfig(), vocab_size=20,
+                                  num_classes=2, max_tokens=6, input_name="token_ids")
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices(
+        ({"token_ids": rng.integers(1, 20, size=(40, 6))}, tf.one_hot(rng.integers(0, 2, size=40), 2))).batch(4)
+    lines = []
+    ticks = itertools.count(0, 7)
+    progress = TrainingProgress(epochs=epochs, batch_size=4, interval=30, echo=lines.append,
+                                clock=lambda: float(next(ticks)), **progress_args)
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+    history = model.fit(data, validation_data=data.take(2), epochs=epochs, verbose=0,
+                        callbacks=[stopping, progress])
+    return history, progress, lines
+
+
+def test_progress_lines_appear_during_an_epoch_and_at_its_end():
+    history, progress, lines = _fit(2, steps_per_epoch=10)
+    during = [line for line in lines if re.match(r"epoch 1/2  step \d+/10 \(\d+%\)", line)]
+    assert during, lines
+    assert all(re.search(r"\d+ ex/s  loss \d\.\d{4}  accuracy \d\.\d{4}  epoch left \d+:\d\d  run left <= \d+:\d\d",
+                         line) for line in during), during
+    ends = [line for line in lines if line.startswith("epoch 1/2 done") or line.startswith("epoch 2/2 done")]
+    assert len(ends) == 2 and "val_loss" in ends[0] and "run left" in ends[0] and "run left" not in ends[1]
+    assert [r["epoch"] for r in progress.epoch_records] == [1, 2]
+    for record in progress.epoch_records:
+        assert record["steps"] == 10 and record["train_examples_per_second"] > 0
+        assert record["eval_examples_per_second"] > 0
+    assert progress.stopped_by_budget is None and len(history.epoch) == 2
+
+
+def test_steps_per_epoch_is_learned_from_the_first_epoch_when_unknown():
+    _, progress, lines = _fit(2)
+    assert not any(re.match(r"epoch 1/2  step \d+/", line) for line in lines)  # no total known yet
+    assert any(re.match(r"epoch 2/2  step \d+/10 ", line) for line in lines), lines
+
+
+def test_a_budget_smaller_than_one_epoch_stops_after_that_step_and_keeps_a_model():
+    history, progress, lines = _fit(5, max_seconds=20)
+    assert len(history.epoch) == 1  # the partial epoch was still evaluated
+    assert "val_loss" in history.history
+    assert progress.stopped_by_budget.startswith("stopped after 0:2") and "of epoch 1, by the time budget" \
+        in progress.stopped_by_budget
+    assert progress.epoch_records[0]["steps"] < 10
+    assert progress.stopped_by_budget in lines
+
+
+def test_budget_and_interval_are_validated_config_fields():
+    assert load_config("sentiment", ["training.max_minutes=0.5"]).training.max_minutes == 0.5
+    with pytest.raises(Exception, match="training.max_minutes"):
+        load_config("sentiment", ["training.max_minutes=0"])
+    with pytest.raises(Exception, match="training.progress_seconds"):
+        load_config("sentiment", ["training.progress_seconds=0"])
