@@ -55,14 +55,41 @@ def SchemaChoice(  # noqa: N802 (TFX component naming)
     inferred: InputArtifact[standard_artifacts.Schema],
     schema: OutputArtifact[standard_artifacts.Schema],
     accepted: OutputArtifact[AcceptedSchema],
+    unbounded_json: Parameter[str],
     previous: InputArtifact[AcceptedSchema] = None,
 ):
     """The previous run's schema when there is one, else this run's inferred schema; also
-    kept as `accepted` for the next run."""
-    chosen = previous or inferred
+    kept as `accepted` for the next run. An inferred schema first loses the value domains of
+    the task's unbounded features (free text, timestamps): TFDV gives a string feature with
+    few distinct values (100 reviews) a domain, and every new review would be an anomaly."""
+    if previous is not None:
+        for output in (schema, accepted):
+            io_utils.copy_dir(previous.uri, output.uri)
+            output.set_string_custom_property("source", "previous run")
+        return
+    kept = without_value_domains(tfdv.load_schema_text(os.path.join(inferred.uri, SCHEMA_FILE)),
+                                 json.loads(unbounded_json))
     for output in (schema, accepted):
-        io_utils.copy_dir(chosen.uri, output.uri)
-        output.set_string_custom_property("source", "previous run" if previous else "inferred")
+        tf.io.gfile.makedirs(output.uri)
+        tfdv.write_schema_text(kept, os.path.join(output.uri, SCHEMA_FILE))
+        output.set_string_custom_property("source", "inferred")
+
+
+def without_value_domains(schema: schema_pb2.Schema, names: list[str]) -> schema_pb2.Schema:
+    """A copy of `schema` where the features `names` accept any value."""
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+    dropped = set()
+    for feature in schema.feature:
+        if feature.name in names:
+            if feature.HasField("domain"):
+                dropped.add(feature.domain)
+            for field in ("domain", "string_domain", "int_domain", "float_domain", "bool_domain"):
+                feature.ClearField(field)
+    still_used = {f.domain for f in schema.feature if f.HasField("domain")}
+    kept = [d for d in schema.string_domain if d.name not in dropped or d.name in still_used]
+    del schema.string_domain[:]
+    schema.string_domain.extend(kept)
+    return schema
 
 
 def load_statistics(artifact, split: str = SPLIT):

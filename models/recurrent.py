@@ -104,10 +104,11 @@ def encode_sequence(x, model: ModelConfig):
 
 
 def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab_size: int,
-                          num_classes: int, max_tokens: int, input_name: str,
+                          num_classes: int, input_name: str,
                           output_name: str = "probabilities", steps_per_epoch: int | None = None) -> keras.Model:
-    """token ids [batch, max_tokens] (0 = padding) -> class probabilities [batch, num_classes]."""
-    token_ids = keras.Input(shape=(max_tokens,), dtype="int64", name=input_name)
+    """token ids [batch, tokens] (right-padded with 0; any length: each batch is padded to its
+    own longest row) -> class probabilities [batch, num_classes]."""
+    token_ids = keras.Input(shape=(None,), dtype="int64", name=input_name)
     x = keras.layers.Embedding(vocab_size, model.embedding_dim, mask_zero=True, name="embedding")(token_ids)
     x = encode_sequence(x, model)
     # float32 output even under mixed precision, so softmax and the loss stay stable.
@@ -117,9 +118,13 @@ def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab
         optimizer=make_optimizer(training, steps_per_epoch),
         # One-hot labels so label smoothing applies; the Trainer one-hot encodes class ids.
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=training.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=JIT_COMPILE[training.jit_compile])
     return classifier
 
+
+# training.jit_compile -> Keras' compile(jit_compile=...). "auto" is Keras' own choice: XLA
+# on GPU when every layer supports it (cuDNN recurrent layers do not), never on CPU.
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
 FORECAST_LOSSES = {
     "mae": keras.losses.MeanAbsoluteError,
@@ -182,7 +187,8 @@ def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: 
         forecast = AddLastValue(target_indices, dtype="float32", name="forecast")(forecast, window)
     forecaster = keras.Model({input_name: window}, forecast, name="forecaster")
     forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),
-                       metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+                       metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+                       jit_compile=JIT_COMPILE[training.jit_compile])
     return forecaster
 
 

@@ -96,6 +96,8 @@ class TrainingConfig:
     # A training time budget: training stops after the step that crosses it, that epoch is
     # still evaluated, and the best epoch's weights are kept. None: no budget.
     max_minutes: Optional[float] = constraint(None, min=0.0, min_exclusive=True)
+    # XLA: auto (Keras decides: on GPU when every layer supports it), on, off.
+    jit_compile: Literal["auto", "on", "off"] = "auto"
     # A progress line at least this often during an epoch (and one at each epoch end).
     progress_seconds: float = constraint(30.0, min=1.0)
     # Start from the latest blessed model's weights: prefer (when the model, task settings and

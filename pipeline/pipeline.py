@@ -150,8 +150,9 @@ def _schema(config: PipelineConfig, statistics_gen, path) -> tuple[list, object]
         strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
         schema=tfx.dsl.Channel(type=AcceptedSchema, producer_component_id="SchemaChoice", output_key="accepted"),
     ).with_id("previous_schema_resolver")
-    choice = SchemaChoice(inferred=schema_gen.outputs["schema"],
-                          previous=previous.outputs["schema"]).with_id("SchemaChoice")
+    choice = SchemaChoice(inferred=schema_gen.outputs["schema"], previous=previous.outputs["schema"],
+                          unbounded_json=json.dumps(get_task(config.task_type).unbounded_features(config)),
+                          ).with_id("SchemaChoice")
     return [schema_gen, previous, choice], choice.outputs["schema"]
 
 
@@ -168,7 +169,7 @@ def _drift_gate(config: PipelineConfig, statistics_gen, schema) -> list:
         statistics=statistics_gen.outputs["statistics"], schema=schema,
         previous=previous.outputs["statistics"], action=drift.action,
         categorical_threshold=drift.categorical_threshold, numeric_threshold=drift.numeric_threshold,
-        excluded_json=json.dumps(get_task(config.task_type).drift_excluded(config))).with_id("DriftGate")
+        excluded_json=json.dumps(get_task(config.task_type).unbounded_features(config))).with_id("DriftGate")
     return [previous, gate]
 
 

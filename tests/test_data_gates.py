@@ -9,7 +9,7 @@ import pytest
 import tensorflow_data_validation as tfdv
 
 from conftest import run_cli
-from rnnflow.components.data_gates import describe_drift, measure_drift
+from rnnflow.components.data_gates import describe_drift, measure_drift, without_value_domains
 from rnnflow.components.training import incompatibility
 from rnnflow.pipeline.config import load_config
 
@@ -34,6 +34,19 @@ def test_drift_is_measured_per_feature_by_type():
     same = measure_drift(_stats(before), _stats(before), schema, excluded=["text"],
                          categorical_threshold=0.2, numeric_threshold=0.2)
     assert same["drifted"] == [] and same["features"]["label"]["value"] == 0
+
+
+def test_a_kept_schema_lets_free_text_take_new_values():
+    """TFDV gives a string feature with few distinct values a domain; kept for later runs,
+    every new review would then be an anomaly."""
+    before = pd.DataFrame({"text": ["a film", "a play", "a show"] * 10, "label": ["pos", "neg", "pos"] * 10})
+    inferred = tfdv.infer_schema(_stats(before))
+    assert tfdv.get_domain(inferred, "text").value  # the texts became a closed set
+    kept = without_value_domains(inferred, ["text"])
+    after = _stats(pd.DataFrame({"text": ["a new review"] * 5, "label": ["maybe"] * 5}))
+    anomalies = tfdv.validate_statistics(after, kept).anomaly_info
+    assert set(anomalies) == {"label"}  # the label domain still holds
+    assert [d.name for d in kept.string_domain] == ["label"]
 
 
 def test_each_night_ingests_the_newest_span_and_trains_on_the_latest_two(nights):

@@ -135,6 +135,18 @@ def test_pushed_model_serves_raw_strings_in_a_fresh_process(run):
         assert label == ["0", "1"][row.index(max(row))]
 
 
+def test_a_text_gets_the_same_prediction_alone_or_batched_with_longer_texts(run):
+    """Serving pads a batch only to its longest text; padding must never change a row's answer."""
+    _, _, summary = run
+    out = _serve_in_fresh_process(summary["pushed_model"], """
+        serve = model.signatures["serving_default"]
+        alone = serve(text=tf.constant(["a fine short film"]))["probabilities"].numpy()
+        batched = serve(text=tf.constant(["a fine short film", " ".join(["long"] * 500), "meh"]))
+        print(json.dumps({"alone": alone.tolist(), "batched": batched["probabilities"].numpy().tolist()}))
+    """)
+    assert out["alone"][0] == pytest.approx(out["batched"][0], abs=1e-5)
+
+
 def test_signature_contract(run):
     _, _, summary = run
     out = _serve_in_fresh_process(summary["pushed_model"], """

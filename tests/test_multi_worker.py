@@ -42,8 +42,7 @@ WORKER = textwrap.dedent("""
 
     built = []
     def build():
-        model = build_text_classifier(config.model, config.training, vocab_size=50, num_classes=2,
-                                      max_tokens=12, input_name="token_ids")
+        model = build_text_classifier(config.model, config.training, vocab_size=50, num_classes=2, input_name="token_ids")
         built.append([w.copy() for w in model.get_weights()])
         return model
 

@@ -17,7 +17,7 @@ from rnnflow.pipeline.config import ModelConfig, TrainingConfig, load_config
 def _fit(epochs, **progress_args):
     keras.utils.set_random_seed(0)
     model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), TrainingConfig(), vocab_size=20,
-                                  num_classes=2, max_tokens=6, input_name="token_ids")
+                                  num_classes=2, input_name="token_ids")
     rng = np.random.default_rng(0)
     data = tf.data.Dataset.from_tensor_slices(
         ({"token_ids": rng.integers(1, 20, size=(40, 6))}, tf.one_hot(rng.integers(0, 2, size=40), 2))).batch(4)

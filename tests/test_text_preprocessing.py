@@ -57,18 +57,34 @@ def word_run():
     return _run(ROWS, _config())
 
 
-def _ids(transformed):
-    return np.array([np.asarray(r[TOKEN_IDS]) for r in transformed])
+def _ids(transformed) -> list[list[int]]:
+    """Token id rows (Transform writes the ragged feature as its values per row)."""
+    return [list(np.asarray(r[f"{TOKEN_IDS}$ragged_values"])) for r in transformed]
 
 
-def test_shapes_and_right_padding(word_run):
+def test_rows_are_as_long_as_their_texts_without_padding(word_run):
     ids = _ids(word_run[0])
-    assert ids.shape == (len(ROWS), MAX_TOKENS)
-    for row in ids:
-        nonpad = np.flatnonzero(row != PAD_ID)
-        # Right-padded: all real tokens come before any padding.
-        assert list(nonpad) == list(range(len(nonpad)))
-        assert len(nonpad) >= 1
+    # Tokens: "great film , great cast !" (6), "great", "terrible .", "" -> the empty token, ...
+    assert [len(row) for row in ids][:4] == [6, 1, 2, 1]
+    assert all(1 <= len(row) <= MAX_TOKENS and PAD_ID not in row for row in ids)
+
+
+def test_batches_are_padded_on_the_right_to_their_longest_row():
+    import tensorflow as tf
+
+    from rnnflow.components.text_classification.preprocessing import pad_to_longest
+    from rnnflow.components.training import batched_by_length, length_buckets
+
+    assert length_buckets(64) == [8, 16, 32] and length_buckets(8) == [] and length_buckets(9) == [8]
+    rows = tf.ragged.constant([[5, 6, 7], [8], [9, 10], [1] * 20, [2] * 30], dtype=tf.int64)
+    padded = pad_to_longest(rows)
+    assert padded.shape == (5, 30) and padded[1].numpy().tolist() == [8] + [PAD_ID] * 29
+    # Training: rows of similar length share a batch, padded to its own longest row only.
+    dataset = tf.data.Dataset.from_tensors(({TOKEN_IDS: rows}, tf.range(5, dtype=tf.int64)))
+    batches = [(f[TOKEN_IDS].numpy().tolist(), label.numpy().tolist())
+               for f, label in batched_by_length(dataset, TOKEN_IDS, batch_size=2, max_length=32)]
+    assert sorted(batches) == sorted([([[5, 6, 7], [8, 0, 0]], [0, 1]), ([[9, 10]], [2]),
+                                      ([[1] * 20 + [0] * 10, [2] * 30], [3, 4])])
 
 
 def test_vocabulary_is_case_folded_and_frequency_ordered(word_run):
@@ -84,7 +100,7 @@ def test_vocabulary_is_case_folded_and_frequency_ordered(word_run):
 
 def test_empty_text_gets_the_empty_token(word_run):
     ids = _ids(word_run[0])
-    assert list(ids[3]) == [EMPTY_TEXT_ID] + [PAD_ID] * (MAX_TOKENS - 1)
+    assert ids[3] == [EMPTY_TEXT_ID]
 
 
 def test_non_ascii_is_normalized_not_dropped(word_run):
@@ -122,7 +138,7 @@ def test_oov_tokens_map_to_oov_buckets(small_vocabulary_integer_label_run):
     transformed, output = small_vocabulary_integer_label_run
     vocab_size = output.vocabulary_size_by_name(TOKEN_VOCABULARY)
     assert vocab_size == 2
-    ids = _ids(transformed)
+    ids = np.concatenate(_ids(transformed))
     oov = (ids >= FIRST_VOCAB_ID + vocab_size)
     assert oov.any()
     assert ids.max() < FIRST_VOCAB_ID + vocab_size + OOV_BUCKETS
@@ -149,4 +165,4 @@ def test_character_tokenizer():
     assert set(vocab) >= {"g", "r", "e", "a", "t", " "}
     ids = _ids(transformed)[1]
     assert [vocab[i - FIRST_VOCAB_ID] for i in ids[:5]] == list("great")
-    assert ids[5] == PAD_ID
+    assert len(ids) == 5  # no padding after "great"

@@ -162,7 +162,7 @@ class ForecastingTask(Task):
 
         return time_series_example_gen(config, *split_input_path(data_path))
 
-    def drift_excluded(self, config) -> list[str]:
+    def unbounded_features(self, config) -> list[str]:
         return list(RESERVED_NAMES)
 
     def eval_config(self, config, report: InputReport | None):

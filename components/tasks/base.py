@@ -108,9 +108,10 @@ class Task(abc.ABC):
         """Extra components that run once the model is evaluated (e.g. a held-out test report)."""
         return []
 
-    def drift_excluded(self, config: config_lib.PipelineConfig) -> list[str]:
-        """Features the drift gate never compares: free text (every value unique) and
-        timestamps (new every run)."""
+    def unbounded_features(self, config: config_lib.PipelineConfig) -> list[str]:
+        """Features whose values are new every run: free text (every value unique) and
+        timestamps. The drift gate never compares them, and a schema kept for later runs
+        (`validation.schema: previous`) gives them no value domain."""
         return []
 
     def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:

@@ -25,6 +25,7 @@ import os
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops the transform graph uses)
 
+from rnnflow.components.text_classification.preprocessing import pad_to_longest
 from rnnflow.components.text_classification.task import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
 from rnnflow.models.recurrent import portable_kernels
@@ -48,7 +49,8 @@ class ServingModule(tf.Module):
         self.raw_feature_spec = tf_transform_output.raw_feature_spec()
 
     def predict_transformed(self, transformed):
-        probabilities = self.model({TOKEN_IDS: transformed[TOKEN_IDS]}, training=False)
+        # The batch padded only to its longest text (right-padded, as in training).
+        probabilities = self.model({TOKEN_IDS: pad_to_longest(transformed[TOKEN_IDS])}, training=False)
         labels = tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))
         return {PROBABILITIES: probabilities, LABEL_OUTPUT: labels}
 

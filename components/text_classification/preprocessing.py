@@ -20,7 +20,7 @@ _HTML_LINE_BREAK = r"<br\s*/?>"
 
 
 def preprocessing_fn(inputs, custom_config):
-    """Raw {text, label} -> {token_ids [batch, max_tokens] int64, label_id [batch] int64}."""
+    """Raw {text, label} -> {token_ids [batch, (tokens)] ragged int64, label_id [batch] int64}."""
     config = custom_config["config"]
     task, data = config["task"], config["data"]
     outputs = {TOKEN_IDS: encode_text(_dense(inputs[data["text_column"]], ""), task)}
@@ -48,22 +48,30 @@ def tokenize(text: tf.Tensor, tokenizer: str) -> tf.RaggedTensor:
     return tf_text.UnicodeScriptTokenizer().tokenize(text)
 
 
-def encode_text(text: tf.Tensor, task: dict) -> tf.Tensor:
-    """Normalize, tokenize, truncate, map through the vocabulary and right-pad to max_tokens.
+def encode_text(text: tf.Tensor, task: dict) -> tf.RaggedTensor:
+    """Normalize, tokenize, truncate to max_tokens and map through the vocabulary: one row of
+    token ids per text, as long as the text (no padding; batches are padded on the right to
+    their own longest row by the Trainer's input pipeline and by the serving graph).
 
-    Right padding with id 0 keeps the recurrent layers cuDNN-eligible. An empty text
-    becomes a single EMPTY_TEXT_ID token, so no row is fully masked (a fully masked
-    row breaks cuDNN and makes the prediction depend only on the bias).
+    An empty text becomes a single EMPTY_TEXT_ID token, so no row is fully masked (a fully
+    masked row breaks cuDNN and makes the prediction depend only on the bias).
     """
-    max_tokens = task["max_tokens"]
-    tokens = tokenize(normalize_text(text), task["tokenizer"])[:, :max_tokens]
+    tokens = tokenize(normalize_text(text), task["tokenizer"])[:, :task["max_tokens"]]
     ids = tft.compute_and_apply_vocabulary(
         tokens, top_k=task["vocab_size"], frequency_threshold=task["min_frequency"],
-        num_oov_buckets=task["oov_buckets"], vocab_filename=TOKEN_VOCABULARY)
-    ids = (ids + FIRST_VOCAB_ID).to_tensor(default_value=PAD_ID, shape=[None, max_tokens])
-    is_empty = tf.equal(tokens.row_lengths(), 0)[:, tf.newaxis]
-    first_position = tf.equal(tf.range(max_tokens), 0)[tf.newaxis, :]
-    return tf.where(is_empty & first_position, tf.constant(EMPTY_TEXT_ID, tf.int64), ids)
+        num_oov_buckets=task["oov_buckets"], vocab_filename=TOKEN_VOCABULARY) + FIRST_VOCAB_ID
+    is_empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
+    empty_marker = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(is_empty)], tf.constant(EMPTY_TEXT_ID, tf.int64)), is_empty)
+    return tf.concat([ids, empty_marker], axis=1)
+
+
+def pad_to_longest(token_ids) -> tf.Tensor:
+    """A batch of token id rows -> [batch, longest row] int64, right-padded with PAD_ID (so
+    masks stay right-padded and cuDNN-eligible). Dense input passes through."""
+    if isinstance(token_ids, tf.RaggedTensor):
+        return token_ids.to_tensor(default_value=PAD_ID)
+    return token_ids
 
 
 def label_text(label: tf.Tensor) -> tf.Tensor:

@@ -130,7 +130,7 @@ class TextClassificationTask(Task):
         return InputReport(files=files, rows=rows, label_values=sorted(labels),
                            label_counts=dict(sorted(labels.items())), warnings=warnings)
 
-    def drift_excluded(self, config) -> list[str]:
+    def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]
 
     def eval_config(self, config, report: InputReport | None):

@@ -13,8 +13,8 @@ from rnnflow.components.input_report import read_transform_report, write_model_f
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import (
-    config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs, save_weights,
-    transformed_dataset, write_training_summary)
+    batched_by_length, config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs,
+    save_weights, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -43,8 +43,11 @@ class TrainingData:
         return {"token_vocabulary": digest, "classes": self.class_names}
 
     def dataset(self, files, shuffle: bool):
+        """Batches of texts of similar length, each padded to its own longest text."""
         dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, LABEL_ID,
                                       shuffle)
+        dataset = batched_by_length(dataset, TOKEN_IDS, self._config.training.batch_size,
+                                    self._config.task.max_tokens)
         depth = len(self.class_names)
         return dataset.map(lambda features, label: (features, tf.one_hot(tf.reshape(label, [-1]), depth)))
 
@@ -57,7 +60,7 @@ class TrainingData:
 
 def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
     return build_text_classifier(config.model, config.training, vocab_size=data.vocab_size,
-                                 num_classes=len(data.class_names), max_tokens=config.task.max_tokens,
+                                 num_classes=len(data.class_names),
                                  input_name=TOKEN_IDS, steps_per_epoch=data.steps_per_epoch)
 
 
