@@ -83,8 +83,8 @@ class TrainingProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = self._clock()
         logs = logs or {}
-        if self.steps_per_epoch is None and self.stopped_by_budget is None:
-            self.steps_per_epoch = self._steps  # learned from the first full epoch
+        if self.stopped_by_budget is None:
+            self.steps_per_epoch = self._steps  # a full epoch's count beats an estimate
         train_seconds = getattr(self, "_train_seconds", now - self._epoch_start)
         self._epoch_seconds.append(now - self._epoch_start)
         record = {"epoch": epoch + 1, "steps": self._steps, "seconds": round(now - self._epoch_start, 2),
