@@ -64,12 +64,17 @@ def span_input(exec_properties: dict[str, Any]) -> tuple[str, list[str]]:
     return local_path(input_base), sorted(local_path(f) for f in fileio.glob(pattern))
 
 
+def driver_span(exec_properties: dict[str, Any]) -> int:
+    """The span the ExampleGen driver resolved (0 for a data.path without a span spec)."""
+    return exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0
+
+
 def window_input(exec_properties: dict[str, Any], config: PipelineConfig) -> tuple[list[int], list[str]]:
     """(spans, files) an ExampleGen whose task's spans form one series reads: the span the
     driver resolved and, with `data.rolling_spans: K`, the K-1 spans before it (TFX's span
     resolution on the same pattern), oldest first."""
     input_base, files = span_input(exec_properties)
-    span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0
+    span = driver_span(exec_properties)
     if config.data.rolling_spans == 1 or not has_span(config.data.path):
         return [span], files
     _, pattern = split_input_path(config.data.path)
@@ -82,12 +87,6 @@ def set_report(examples, report: InputReport, spans: list[int]) -> None:
     """Attaches the input report and the spans read (JSON lists) to ExampleGen's Examples."""
     examples.set_string_custom_property(REPORT_PROPERTY, json.dumps(dataclasses.asdict(report)))
     examples.set_string_custom_property(SPANS_PROPERTY, json.dumps(spans))
-
-
-def spans_of(examples_artifacts: list) -> list[int]:
-    """The spans whose data these Examples hold."""
-    return sorted({span for examples in examples_artifacts
-                   for span in json.loads(examples.get_string_custom_property(SPANS_PROPERTY) or "[]")})
 
 
 def report_of(examples_artifacts: list, task) -> dict:
@@ -116,7 +115,7 @@ class _ReportingExecutor:
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.INPUT_BASE_KEY: input_base})
         for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
-            set_report(examples, report, [exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0])
+            set_report(examples, report, [driver_span(exec_properties)])
 
 
 class CsvExecutor(_ReportingExecutor, csv_example_gen.Executor):

@@ -21,6 +21,7 @@ from typing import Callable
 import keras
 
 log = logging.getLogger(__name__)
+PROGRESS_PREFIX = "      "  # training lines sit under the runner's Trainer / Tuner line
 
 
 def _clock_text(seconds: float) -> str:
@@ -53,7 +54,7 @@ class TrainingProgress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._epoch_start = self._last_line = self._clock()
-        self._steps = 0
+        self._steps, self._train_seconds = 0, 0.0
         self._eval_seconds, self._eval_steps = 0.0, 0
 
     def on_train_batch_end(self, batch, logs=None):
@@ -85,10 +86,9 @@ class TrainingProgress(keras.callbacks.Callback):
         logs = logs or {}
         if self.stopped_by_budget is None:
             self.steps_per_epoch = self._steps  # a full epoch's count beats an estimate
-        train_seconds = getattr(self, "_train_seconds", now - self._epoch_start)
         self._epoch_seconds.append(now - self._epoch_start)
         record = {"epoch": epoch + 1, "steps": self._steps, "seconds": round(now - self._epoch_start, 2),
-                  "train_examples_per_second": _rate(self._steps * self.batch_size, train_seconds),
+                  "train_examples_per_second": _rate(self._steps * self.batch_size, self._train_seconds),
                   "eval_examples_per_second": _rate(self._eval_steps * self.batch_size, self._eval_seconds)}
         self.epoch_records.append(record)
         metrics = _metrics_text(logs)

@@ -11,14 +11,13 @@ import warnings
 import keras
 import tensorflow as tf
 
-from rnnflow.components.progress import TrainingProgress
+from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
-PROGRESS_PREFIX = "      "  # training lines sit under the runner's Trainer / Tuner line
 
 
 def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:
@@ -87,7 +86,7 @@ def report_cudnn_eligibility(model, gpu_present: bool) -> None:
             log.info("cuDNN: %s is eligible", layer["layer"])
         elif gpu_present:
             log.warning("cuDNN: %s will NOT use the cuDNN kernel: %s", layer["layer"],
-                            "; ".join(layer["reasons"]))
+                        "; ".join(layer["reasons"]))
         else:
             log.info("cuDNN: %s is not eligible: %s", layer["layer"], "; ".join(layer["reasons"]))
 
@@ -197,6 +196,11 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     model.summary(print_fn=log.info)
     report_cudnn_eligibility(model, gpu_present=bool(gpus))
     training = config.training
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        history = distributed_fit(model, strategy, data.train(), data.eval(), training.epochs,
+                                  training.early_stopping_patience, class_weight)
+        keras.mixed_precision.set_global_policy("float32")
+        return model, history, warm
     progress = TrainingProgress(
         epochs=training.epochs, batch_size=training.batch_size,
         steps_per_epoch=getattr(data, "steps_per_epoch", None), interval=training.progress_seconds,
@@ -207,11 +211,6 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
         progress,
     ]
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        history = distributed_fit(model, strategy, data.train(), data.eval(), config.training.epochs,
-                                  config.training.early_stopping_patience, class_weight)
-        keras.mixed_precision.set_global_policy("float32")
-        return model, history, warm
     # The datasets are finite (one pass per epoch); Keras warns when an epoch ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     history = model.fit(data.train(), validation_data=data.eval(), epochs=training.epochs,
@@ -291,7 +290,7 @@ def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Data
                 **{f"val_{m.name}": float(m.result()) for m in metrics}}
         history.on_epoch_end(epoch, logs)
         log.info("Epoch %d/%d (%d workers): %s", epoch + 1, epochs, worker_count(),
-                     ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+                 ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
         if logs["val_loss"] < best:
             best, best_weights, waited = logs["val_loss"], model.get_weights(), 0
         else:

@@ -7,7 +7,7 @@ import logging
 import keras_tuner as kt
 from tfx import v1 as tfx
 
-from rnnflow.components.progress import TrainingProgress
+from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
 
 OBJECTIVE_DIRECTIONS = {"val_loss": "min", "val_accuracy": "max"}
@@ -90,4 +90,4 @@ def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult
                     "callbacks": [TrainingProgress(
                         epochs=config.tuning.epochs_per_trial, batch_size=config.training.batch_size,
                         steps_per_epoch=getattr(data, "steps_per_epoch", None),
-                        interval=config.training.progress_seconds, prefix="      trial: ")]})
+                        interval=config.training.progress_seconds, prefix=PROGRESS_PREFIX + "trial: ")]})

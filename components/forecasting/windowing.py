@@ -10,9 +10,10 @@ The split is chronological (see `series.plan_windows`): no window crosses a spli
 boundary or a gap, so every eval/test target lies after every train target.
 Cleaning and sorting need the whole series, so the span's files (with
 `data.rolling_spans: K`, the latest K spans' files: consecutive stretches of one series,
-windowed and split as one) are read once in the executor; Beam then builds, serializes and writes the windows in parallel (the
-series travels to the workers inside the pickled function). The component is TFX's
-FileBasedExampleGen, so its driver resolves spans and fingerprints the input.
+windowed and split as one) are read once in the executor; Beam then builds, serializes
+and writes the windows in parallel (the series travels to the workers inside the pickled
+function). The component is TFX's FileBasedExampleGen, so its driver resolves spans and
+fingerprints the input.
 """
 
 from __future__ import annotations

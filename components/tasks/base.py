@@ -170,12 +170,6 @@ def resolve_input_files(data_config, spans: int = 1) -> list[str]:
     return files
 
 
-def latest_span(path: str) -> tuple[list[str], int]:
-    """The files and number of the latest span a span/date pattern matches."""
-    span, files = latest_spans(path, 1)[-1]
-    return files, span
-
-
 def latest_spans(path: str, count: int, last: int | None = None) -> list[tuple[int, list[str]]]:
     """(span number, files) of the latest `count` spans a span/date pattern matches (up to
     span `last` when given, as the ExampleGen driver resolved it), oldest first; fewer where
