@@ -53,6 +53,7 @@ def build_config(data_path: str, mode: str, horizon: int, epochs: int, anchor: s
         "task.loss=mse", f"task.anchor={anchor}", f"evaluation.season={SEASON}",
         "model.cell=lstm", "model.units=64", "model.dropout=0.1",
         f"training.epochs={epochs}", "training.batch_size=128", "training.learning_rate=0.001",
+        "training.lr_schedule=constant",
         "training.early_stopping_patience=3",
     ])
 

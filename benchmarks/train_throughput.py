@@ -13,6 +13,10 @@ for `--epochs` epochs on the transformed rows, batched two ways:
   each batch padded to its own longest row);
 - `fixed`: every row padded to `task.max_tokens` (rnnflow's shape before length-aware batching).
 
+`--defaults fixed` (default) trains at `task.max_tokens` 200 and batch 16, the shape of the
+hand-written comparison in issue 10; `--defaults auto` resolves the sentiment config's `auto`
+fields on the rows as a run would (`resolve_config`) and reports them.
+
 Examples/s are the last epoch's (the first one includes tracing), from the Trainer's own
 progress callback; inference examples/s are for batches of 256 padded either way. Writes JSON;
 asserts nothing. The Transform's reading of files (TFXIO) is not timed.
@@ -82,6 +86,24 @@ def transform(rows: list[tuple[str, str]], config) -> tuple[list[list[int]], lis
         preprocessing.vocabulary_size(output, config.task.oov_buckets), len(labels)
 
 
+def resolve_config(config, rows: list[tuple[str, str]]):
+    """`config` with its auto fields resolved on `rows` as a run resolves them: the task's by
+    Transform's measurement (`data_scale`), training's for len(rows) training examples."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from rnnflow.components.text_classification import data_scale
+    from rnnflow.pipeline.config import replace_fields, resolve_training
+
+    texts = [text for text, _ in rows]
+    measured = data_scale.resolve(config.to_dict()["task"], [tf.constant(texts[i:i + 1024])
+                                                              for i in range(0, len(texts), 1024)])
+    config = replace_fields(config, measured["values"]) if measured["values"] else config
+    training, by_rows = resolve_training(config.training, len(rows))
+    return dataclasses.replace(config, training=training), {**measured["values"], **by_rows}
+
+
 def measure(ids, labels, vocab_size: int, classes: int, config, epochs: int) -> dict:
     import keras
     import numpy as np
@@ -137,6 +159,9 @@ def main(argv=None) -> int:
     parser.add_argument("--shapes", nargs="+", default=["short", "long"], choices=["short", "long"])
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config overrides on the sentiment config, e.g. task.max_tokens=200")
+    parser.add_argument("--defaults", choices=["fixed", "auto"], default="fixed",
+                        help="fixed: task.max_tokens 200 and batch 16 (the hand-written comparison's shape); "
+                             "auto: the sentiment config's auto fields resolved on the rows, as a run would")
     parser.add_argument("--json", help="write the results here (default: stdout)")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.data):
@@ -145,8 +170,8 @@ def main(argv=None) -> int:
 
     from rnnflow.pipeline.config import load_config
 
-    config = load_config("sentiment", ["task.max_tokens=200", "training.batch_size=16", *args.overrides,
-                                       f"data.text_column={args.text_column}",
+    fixed = ["task.max_tokens=200", "training.batch_size=16"] if args.defaults == "fixed" else []
+    config = load_config("sentiment", [*fixed, *args.overrides, f"data.text_column={args.text_column}",
                                        f"data.label_column={args.label_column}"])
     rows = read_rows(args.data, args.text_column, args.label_column, args.rows)
     report = {"data": os.path.abspath(args.data), "device": "gpu" if tf.config.list_logical_devices("GPU") else "cpu",
@@ -154,10 +179,12 @@ def main(argv=None) -> int:
               "model": config.to_dict()["model"], "shapes": {}}
     for shape in args.shapes:
         texts = rows if shape == "long" else [(first_sentence(text), label) for text, label in rows]
-        print(f"{shape}: transforming {len(texts)} rows", file=sys.stderr, flush=True)
-        ids, labels, vocab_size, classes = transform(texts, config)
+        shape_config, resolved = resolve_config(config, texts)
+        print(f"{shape}: transforming {len(texts)} rows ({resolved or 'nothing auto'})", file=sys.stderr, flush=True)
+        ids, labels, vocab_size, classes = transform(texts, shape_config)
         print(f"{shape}: training {args.epochs} epochs, bucketed and fixed", file=sys.stderr, flush=True)
-        report["shapes"][shape] = measure(ids, labels, vocab_size, classes, config, args.epochs)
+        report["shapes"][shape] = {"resolved": resolved,
+                                   **measure(ids, labels, vocab_size, classes, shape_config, args.epochs)}
     text = json.dumps(report, indent=2)
     if args.json:
         with open(args.json, "w") as f:

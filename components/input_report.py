@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Any
 
@@ -46,8 +47,12 @@ from rnnflow.pipeline.config import PipelineConfig, parse_config
 REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
 SPANS_PROPERTY = "spans_read"  # custom property of ExampleGen's Examples (JSON list)
 REPORT_FILE = "input_report.json"  # in Transform's transform_graph
+RESOLVED_FILE = "resolved_config.json"  # in Transform's transform_graph: the task's auto fields
 FACTS_FILE = "rnnflow_facts.json"  # next to the Trainer's Format-Serving model
 WEIGHTS_FILE = "rnnflow_weights.weights.h5"  # Keras weights beside it, for warm starts
+
+# Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -156,13 +161,24 @@ def reporting_example_gen(config: PipelineConfig, *, input_base: str, pattern: s
 class _TransformExecutor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
         custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
-        task = get_task(custom_config["config"]["task"]["type"])
-        report = report_of(input_dict[standard_component_specs.EXAMPLES_KEY], task)
+        config = custom_config["config"]
+        task = get_task(config["task"]["type"])
+        examples = input_dict[standard_component_specs.EXAMPLES_KEY]
+        report = report_of(examples, task)
         custom_config["input"] = report
+        train_files = sorted(f for e in examples for f in fileio.glob(
+            os.path.join(artifact_utils.get_split_uri([e], "train"), "*")))
+        resolved = task.resolve_data_defaults(config, train_files)
+        for field, value in resolved["values"].items():
+            section, _, name = field.partition(".")
+            config[section][name] = value
+        if resolved["values"]:
+            log.info("auto: %s (measured: %s)", _fields_text(resolved["values"]), resolved["measured"])
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)})
         graph = artifact_utils.get_single_uri(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
         _write_json(os.path.join(graph, REPORT_FILE), report)
+        _write_json(os.path.join(graph, RESOLVED_FILE), resolved)
 
 
 class Transform(tfx.components.Transform):
@@ -173,6 +189,15 @@ class Transform(tfx.components.Transform):
 def read_transform_report(transform_graph_path: str) -> dict:
     """The input report of the data a transform graph was analyzed on (for Tuner/Trainer)."""
     return _read_json(os.path.join(transform_graph_path, REPORT_FILE))
+
+
+def read_resolved(transform_graph_path: str) -> dict:
+    """The task's `auto` fields as Transform resolved them: {"values": ..., "measured": ...}."""
+    return _read_json(os.path.join(transform_graph_path, RESOLVED_FILE))
+
+
+def _fields_text(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -14,7 +15,8 @@ import tensorflow as tf
 from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.models.recurrent import cudnn_eligibility
-from rnnflow.pipeline.config import TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields
+from rnnflow.pipeline.config import (
+    TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields, resolve_training, unresolved)
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
@@ -31,6 +33,29 @@ def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:
               if k.partition(".")[0] in TUNABLE_SECTIONS}
     log.info("Using tuned hyperparameters: %s", values)
     return replace_fields(config, values), values
+
+
+def resolve_auto(fn_args, config: PipelineConfig, train_examples: int) -> tuple[PipelineConfig, dict]:
+    """`config` with every `auto` field resolved: the task's as Transform resolved them on the
+    training data (its transform graph records them), then `training.*` for `train_examples`
+    training examples (`resolve_training`). Prints the resolved values; returns the config and
+    {"values": {dotted field: value}, "measured": what Transform measured}."""
+    from rnnflow.components.input_report import read_resolved
+
+    by_transform = read_resolved(fn_args.transform_graph_path)
+    config = replace_fields(config, by_transform["values"]) if by_transform["values"] else config
+    training, by_examples = resolve_training(config.training, train_examples)
+    config = dataclasses.replace(config, training=training)
+    values = {**by_transform["values"], **by_examples}
+    left = unresolved(config)
+    if left:
+        raise ValueError(f"{', '.join(left)}: auto was not resolved (the transform graph at "
+                         f"{fn_args.transform_graph_path} records no value for it)")
+    if values:
+        line = "auto: " + ", ".join(f"{k}={v}" for k, v in values.items())
+        log.info("%s (measured: %s; %d training examples)", line, by_transform["measured"], train_examples)
+        print(PROGRESS_PREFIX + line, flush=True)
+    return config, {"values": values, "measured": {**by_transform["measured"], "train_examples": train_examples}}
 
 
 def worker_count() -> int:

@@ -75,8 +75,8 @@ def make_oracle(config: PipelineConfig):
 def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult:
     """The TunerFnResult for a task: `data_cls(fn_args, config)` provides train()/eval()
     datasets and `build_model(config, data)` a compiled Keras model."""
-    config = parse_config(fn_args.custom_config["config"])
-    data = data_cls(fn_args, config)
+    data = data_cls(fn_args, parse_config(fn_args.custom_config["config"]))
+    config = data.config  # auto fields resolved
 
     def build(hp):
         return build_model(replace_fields(config, tuned_values(config, hp.values)), data)

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.models.mingru import MinGRU
-from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+from rnnflow.pipeline.config import AUTO, ModelConfig, TrainingConfig
 
 CELLS = {
     "lstm": keras.layers.LSTM,
@@ -193,6 +193,11 @@ def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: 
 
 
 def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None):
+    """The optimizer of a resolved training config (`resolve_training` replaces auto fields)."""
+    for field in ("learning_rate", "lr_schedule"):
+        if getattr(training, field) == AUTO:
+            raise ValueError(f"training.{field} is auto: resolve the config for the data first "
+                             "(rnnflow.pipeline.config.resolve_training)")
     learning_rate = training.learning_rate
     decay_steps = max(1, (steps_per_epoch or 100) * training.epochs)
     if training.lr_schedule == "cosine":

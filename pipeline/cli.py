@@ -253,6 +253,9 @@ def format_summary(summary: dict) -> str:
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
+    resolved = (summary.get("resolved") or {}).get("values")
+    if resolved:
+        lines.append("auto: " + ", ".join(f"{k}={_fmt(v)}" for k, v in resolved.items()))
     if summary.get("spans") and summary["spans"] != [0]:  # 0: a data.path without a span spec
         lines.append("spans: " + ", ".join(str(span) for span in summary["spans"]))
     if (summary.get("training") or {}).get("stopped_by_budget"):

@@ -39,10 +39,18 @@ class ConfigError(ValueError):
     """A config value is missing, unknown, of the wrong type or out of range."""
 
 
+# A field that may be `auto` is resolved from the data at run time (the training rows for
+# `training.*`; the task's own fields by the task, in Transform). Resolved values are printed
+# and recorded in the run summary (`resolved`).
+AUTO = "auto"
+Auto = Literal["auto"]
+
+
 def constraint(default: Any, *, min: float | None = None, max: float | None = None,
                min_exclusive: bool = False):
     """A dataclass field with a numeric range checked at load time."""
-    return dataclasses.field(default=default, metadata={"min": min, "max": max, "min_exclusive": min_exclusive})
+    return dataclasses.field(default=default, metadata={"min": min, "max": max, "min_exclusive": min_exclusive,
+                                                        "auto": default == AUTO})
 
 
 # ---------------------------------------------------------------------------
@@ -80,10 +88,14 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = constraint(10, min=1)
-    batch_size: int = constraint(32, min=1)
+    # auto: from the number of training examples (`resolve_training`).
+    batch_size: int | Auto = constraint(AUTO, min=1)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    learning_rate: float = constraint(1e-3, min=0.0, min_exclusive=True)
-    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    # auto: grows with the square root of the batch size (`resolve_training`).
+    learning_rate: float | Auto = constraint(AUTO, min=0.0, min_exclusive=True)
+    # auto: cosine decay when the run has many steps, else constant (`resolve_training`).
+    lr_schedule: Literal["constant", "cosine", "exponential", "auto"] = dataclasses.field(
+        default=AUTO, metadata={"auto": True})
     # Clip gradients by global norm (the standard cure for exploding BPTT gradients); 0 disables.
     clipnorm: float = constraint(1.0, min=0.0)
     label_smoothing: float = constraint(0.0, min=0.0, max=0.5)
@@ -94,8 +106,8 @@ class TrainingConfig:
     early_stopping_patience: int = constraint(3, min=0)
     seed: int = 42
     # A training time budget: training stops after the step that crosses it, that epoch is
-    # still evaluated, and the best epoch's weights are kept. None: no budget.
-    max_minutes: Optional[float] = constraint(None, min=0.0, min_exclusive=True)
+    # still evaluated, and the best epoch's weights are kept. null: no budget.
+    max_minutes: Optional[float] = constraint(60.0, min=0.0, min_exclusive=True)
     # XLA: auto (Keras decides: on GPU when every layer supports it), on, off.
     jit_compile: Literal["auto", "on", "off"] = "auto"
     # A progress line at least this often during an epoch (and one at each epoch end).
@@ -103,6 +115,47 @@ class TrainingConfig:
     # Start from the latest blessed model's weights: prefer (when the model, task settings and
     # vocabulary match; else say why and train from scratch), require (else fail), none.
     warm_start: Literal["none", "prefer", "require"] = "none"
+
+
+# training.* auto rules (`resolve_training`), in one place.
+AUTO_BATCH_SIZES = (16, 128)  # smallest, largest
+AUTO_STEPS_PER_EPOCH = 150  # the batch grows (by powers of 2) while an epoch keeps this many steps
+AUTO_BASE_LEARNING_RATE = 3e-3  # at the smallest batch; times sqrt(batch / smallest batch)
+AUTO_COSINE_MIN_STEPS = 1000  # cosine decay when epochs x steps per epoch reach this
+
+
+def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[TrainingConfig, dict]:
+    """`training` with its `auto` fields resolved for `train_examples` training examples, and
+    the resolved values by dotted field (empty when nothing was auto).
+
+    - batch_size: the largest power of 2 in [16, 128] that keeps at least 150 steps per epoch
+      (16 for small data: 100 reviews train with the batch they were tuned for);
+    - learning_rate: 0.003 x sqrt(batch_size / 16) (Adam: the noise scale of larger batches
+      allows larger steps);
+    - lr_schedule: cosine decay over the run when it has at least 1000 steps, else constant.
+    """
+    smallest, largest = AUTO_BATCH_SIZES
+    resolved: dict[str, Any] = {}
+    batch_size = training.batch_size
+    if batch_size == AUTO:
+        batch_size = smallest
+        while batch_size * 2 <= largest and train_examples / (batch_size * 2) >= AUTO_STEPS_PER_EPOCH:
+            batch_size *= 2
+        resolved["training.batch_size"] = batch_size
+    if training.learning_rate == AUTO:
+        resolved["training.learning_rate"] = round(AUTO_BASE_LEARNING_RATE * (batch_size / smallest) ** 0.5, 6)
+    if training.lr_schedule == AUTO:
+        steps = training.epochs * max(1, -(-train_examples // batch_size))
+        resolved["training.lr_schedule"] = "cosine" if steps >= AUTO_COSINE_MIN_STEPS else "constant"
+    return dataclasses.replace(training, **{k.partition(".")[2]: v for k, v in resolved.items()}), resolved
+
+
+def unresolved(config: "PipelineConfig") -> list[str]:
+    """Dotted fields still `auto` that the data resolves (models are built only from resolved
+    configs); `training.jit_compile: auto` is Keras' own choice, not one of them."""
+    return [f"{section}.{f.name}" for section in ("task", "training")
+            for f in dataclasses.fields(getattr(config, section))
+            if f.metadata.get("auto") and getattr(getattr(config, section), f.name) == AUTO]
 
 
 TUNABLE_SECTIONS = ("model", "training")
@@ -401,8 +454,10 @@ def _validate_dimension(field: str, spec: Any, path: str):
         return values
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: expected a list of choices or {{min, max, step, sampling}}, got {_show(spec)}")
-    if hint_type not in (int, float):
+    numeric = [t for t in (typing.get_args(hint_type) or (hint_type,)) if t in (int, float)]
+    if not numeric:
         raise ConfigError(f"{path}: a range needs a numeric field; give a list of choices instead")
+    hint_type = numeric[0]
     for bound in ("min", "max"):
         if bound not in spec:
             raise ConfigError(f"{path}.{bound}: required for a range")
@@ -466,7 +521,9 @@ def _coerce(value: Any, tp: Any, path: str):
                 return _coerce(value, option, path)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {_show(value)} matches none of the allowed types")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{path}: expected {' or '.join(_describe(a) for a in non_none)}, got {_show(value)}")
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{path}: {_show(value)} is not one of: {', '.join(map(str, args))}")
@@ -499,6 +556,12 @@ def _coerce(value: Any, tp: Any, path: str):
             raise ConfigError(f"{path}: expected a non-empty string, got {_show(value)}")
         return value
     raise TypeError(f"{path}: unsupported config type {tp}")
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(map(str, typing.get_args(tp)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
 def _check_range(value: Any, metadata, path: str) -> None:

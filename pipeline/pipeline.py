@@ -52,6 +52,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     transform = Transform(
         examples=training_examples, schema=schema,
         preprocessing_fn=task.preprocessing_fn, custom_config=data_only(custom_config),
+        # Fixed costs a run does not need (issue 10; before/after in benchmarks/pipeline_run.py):
+        # StatisticsGen has already described the raw data and nothing reads TFT's pre- and
+        # post-transform statistics; no later run reads an analyzer cache (none is wired in);
+        # TFT's TF1 graph mode traces preprocessing_fn once instead of once per phase and save,
+        # and gives the same transform graph (the Trainer and serving load it as before).
+        disable_statistics=True, disable_analyzer_cache=True, force_tf_compat_v1=True,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(task.splits))).with_id("Transform")
     for gate in (anomaly_gate, *drift_components[-1:]):
         transform.add_upstream_node(gate)

@@ -239,6 +239,8 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     training = _read_training_summary(trainer_outputs["model_run"][0].uri) or {}
     summary["model"] = training.pop("model", None)
     summary["hyperparameters"] = training.pop("hyperparameters", {})
+    # The `auto` config fields as this run resolved them, and what they were measured on.
+    summary["resolved"] = training.pop("resolved", {})
     summary["training"] = training
     class_names = training.get("classes", [])
     if executions.get("DriftGate") is not None:

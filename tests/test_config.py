@@ -29,7 +29,7 @@ def test_config_from_a_file_path(tmp_path):
     path.write_text("name: mine\ntask: {type: text_classification}\ndata: {path: /data/x.csv}\n")
     config = load_config(str(path))
     assert config.name == "mine"
-    assert config.task.max_tokens == 256  # default
+    assert config.task.max_tokens == "auto"  # default: measured on the training texts
     assert config.training.epochs == 10
 
 

@@ -142,9 +142,39 @@ def test_a_text_gets_the_same_prediction_alone_or_batched_with_longer_texts(run)
         serve = model.signatures["serving_default"]
         alone = serve(text=tf.constant(["a fine short film"]))["probabilities"].numpy()
         batched = serve(text=tf.constant(["a fine short film", " ".join(["long"] * 500), "meh"]))
-        print(json.dumps({"alone": alone.tolist(), "batched": batched["probabilities"].numpy().tolist()}))
+        # A batch of only empty texts: each is the one empty-text token, never a zero-length batch.
+        empty_alone = serve(text=tf.constant([""]))["probabilities"].numpy()
+        only_empty = serve(text=tf.constant(["", "", ""]))["probabilities"].numpy()
+        print(json.dumps({"alone": alone.tolist(), "batched": batched["probabilities"].numpy().tolist(),
+                          "empty_alone": empty_alone.tolist(), "only_empty": only_empty.tolist()}))
     """)
     assert out["alone"][0] == pytest.approx(out["batched"][0], abs=1e-5)
+    assert len(out["only_empty"]) == 3
+    for row in out["only_empty"]:
+        assert row == pytest.approx(out["empty_alone"][0], abs=1e-5)
+
+
+def test_auto_fields_are_resolved_from_the_data_printed_and_recorded(run):
+    """The sentiment config leaves vocabulary and training sizes `auto`; the run resolves them on
+    its data, uses them (the vocabulary file has that many tokens), prints and records them."""
+    output_dir, result, summary = run
+    values = summary["resolved"]["values"]
+    assert "task.max_tokens" not in values  # given (FAST_OVERRIDES): never resolved over
+    # 100 reviews, about 75 in train: the batch and rate the sample was tuned for.
+    assert values["training.batch_size"] == 16 and values["training.learning_rate"] == 0.003
+    assert values["training.lr_schedule"] == "constant"
+    assert values["task.min_frequency"] >= 2
+    vocabularies = list(output_dir.glob("pipeline_root/Transform/transform_graph/*/transform_fn/assets/tokens"))
+    assert len(vocabularies) == 1
+    assert len(vocabularies[0].read_text(encoding="utf-8").splitlines()) == values["task.vocab_size"]
+    measured = summary["resolved"]["measured"]
+    assert 0 < measured["token_coverage"] <= 1 and measured["train_examples"] > 0
+    assert re.search(r"^auto: task.vocab_size=\d+, task.min_frequency=\d+, training.batch_size=16", result.stdout,
+                     re.M)
+    # The model's facts (what the Evaluator and later warm starts read) hold values, not auto.
+    facts = json.loads(next(output_dir.glob("pipeline_root/Trainer/model/*/rnnflow_facts.json")).read_text())
+    assert facts["config"]["task"]["vocab_size"] == values["task.vocab_size"]
+    assert facts["config"]["training"]["batch_size"] == 16
 
 
 def test_signature_contract(run):

@@ -10,13 +10,19 @@ import pytest
 from rnnflow.models.mingru import MinGRU
 from rnnflow.models.recurrent import (build_forecaster, build_text_classifier, cudnn_eligibility, describe_model,
                                       make_optimizer, portable_kernels, recurrent_layers)
-from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+from rnnflow.pipeline.config import ModelConfig, TrainingConfig, resolve_training
+
+
+def _training(**fields):
+    """A training config with its auto fields resolved (as the Trainer resolves them) for 1000 rows."""
+    return resolve_training(TrainingConfig(**fields), 1000)[0]
+
 
 MAX_TOKENS = 12
 
 
 def _model(**model_fields):
-    return build_text_classifier(ModelConfig(units=4, embedding_dim=4, **model_fields), TrainingConfig(),
+    return build_text_classifier(ModelConfig(units=4, embedding_dim=4, **model_fields), _training(),
                                  vocab_size=20, num_classes=3, input_name="token_ids")
 
 
@@ -71,7 +77,7 @@ def test_models_answer_in_float32_under_mixed_precision(anchor):
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        forecaster = build_forecaster(ModelConfig(units=4), TrainingConfig(), lookback=6, input_width=2, horizon=3,
+        forecaster = build_forecaster(ModelConfig(units=4), _training(), lookback=6, input_width=2, horizon=3,
                                       target_indices=[0], series_channels=2, anchor=anchor, loss="mae",
                                       input_name="window")
         classifier = _model(cell="gru")
@@ -106,7 +112,7 @@ def test_notebook_model_cells_run():
 @pytest.mark.parametrize("cell", ["lstm", "mingru"])
 def test_every_pooling_ignores_padding(pooling, cell):
     fields = dict(cell=cell, units=4, embedding_dim=4, layers=2, pooling=pooling, residual=True, layer_norm=True)
-    model = build_text_classifier(ModelConfig(**fields), TrainingConfig(), vocab_size=20, num_classes=3,
+    model = build_text_classifier(ModelConfig(**fields), _training(), vocab_size=20, num_classes=3,
                                   input_name="token_ids")
     ids = np.zeros((2, MAX_TOKENS), dtype="int64")
     ids[0, :3] = [5, 6, 7]
@@ -193,7 +199,7 @@ def _forecaster(anchor, **overrides):
     from rnnflow.models.recurrent import build_forecaster
 
     model_config = dataclasses.replace(ModelConfig(), bidirectional=False, units=8, **overrides)
-    return build_forecaster(model_config, TrainingConfig(), lookback=6, input_width=4, horizon=3,
+    return build_forecaster(model_config, _training(), lookback=6, input_width=4, horizon=3,
                             target_indices=[2, 0], series_channels=3, anchor=anchor, loss="huber",
                             input_name="window")
 
@@ -229,7 +235,7 @@ def test_forecasting_notebook_cells_run():
 def test_jit_compile_setting_reaches_keras_and_trains_on_cpu(setting, expected):
     import tensorflow as tf
 
-    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), TrainingConfig(jit_compile=setting),
+    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), _training(jit_compile=setting),
                                   vocab_size=20, num_classes=3, input_name="token_ids")
     assert model.jit_compile is expected
     ids = np.random.default_rng(0).integers(1, 20, size=(8, 5))

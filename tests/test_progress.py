@@ -11,12 +11,17 @@ import tensorflow as tf
 
 from rnnflow.components.progress import TrainingProgress
 from rnnflow.models.recurrent import build_text_classifier
-from rnnflow.pipeline.config import ModelConfig, TrainingConfig, load_config
+from rnnflow.pipeline.config import ModelConfig, TrainingConfig, load_config, resolve_training
+
+
+def _training(**fields):
+    """A training config with its auto fields resolved (as the Trainer resolves them) for 1000 rows."""
+    return resolve_training(TrainingConfig(**fields), 1000)[0]
 
 
 def _fit(epochs, **progress_args):
     keras.utils.set_random_seed(0)
-    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), TrainingConfig(), vocab_size=20,
+    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), _training(), vocab_size=20,
                                   num_classes=2, input_name="token_ids")
     rng = np.random.default_rng(0)
     data = tf.data.Dataset.from_tensor_slices(

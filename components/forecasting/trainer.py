@@ -11,8 +11,8 @@ from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.task import TARGET, WINDOW
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.training import (
-    config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs, save_weights,
-    transformed_dataset, write_training_summary)
+    config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs, resolve_auto,
+    save_weights, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -26,9 +26,10 @@ class ForecastData:
         self.details = self.input_report["details"]
         self.input_width = input_width(self.details, config.task.calendar_features)
         train_windows = self.details["splits"]["train"]["windows"]
-        self.steps_per_epoch = max(1, math.ceil(train_windows / config.training.batch_size))
+        self.config, self.resolved = resolve_auto(fn_args, config, train_windows)
+        self.steps_per_epoch = max(1, math.ceil(train_windows / self.config.training.batch_size))
         self._fn_args = fn_args
-        self._config = config
+        self._config = self.config
 
     def compatibility(self) -> dict:
         """What a warm start's base model must share: the input and target columns and the step."""
@@ -58,8 +59,9 @@ def run_fn(fn_args) -> None:
     """Trains on normalized windows with early stopping on eval, exports a model that
     answers in original units."""
     distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
-    config, hyperparameters = config_with_hyperparameters(fn_args)
-    data = ForecastData(fn_args, config)
+    tuned, hyperparameters = config_with_hyperparameters(fn_args)
+    data = ForecastData(fn_args, tuned)
+    config = data.config  # auto fields resolved
     model, history, warm = fit(config, fn_args, lambda: build_model(config, data), data)
     serving_dir, run_dir = output_dirs(fn_args)
     export.export_serving_model(model, data.tf_transform_output, config=config, details=data.details,
@@ -68,7 +70,7 @@ def run_fn(fn_args) -> None:
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
         **history_summary(history), "warm_start": warm, "model": describe_model(model, config.model),
-        "hyperparameters": hyperparameters})
+        "hyperparameters": hyperparameters, "resolved": data.resolved})
 
 
 def tuner_fn(fn_args):

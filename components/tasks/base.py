@@ -114,6 +114,13 @@ class Task(abc.ABC):
         (`validation.schema: previous`) gives them no value domain."""
         return []
 
+    def resolve_data_defaults(self, config: dict[str, Any], train_files: list[str]) -> dict[str, Any]:
+        """The task's `auto` fields resolved on the training data, which Transform reads before
+        it analyzes: {"values": {dotted field: value}, "measured": {what they came from}}.
+        `config` holds the data-shaping sections (plain dict); `train_files` are the train
+        split's gzipped tf.Example TFRecords. Tasks without such fields resolve nothing."""
+        return {"values": {}, "measured": {}}
+
     def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""

@@ -12,7 +12,7 @@ from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_opti
                                          format_hint, read_head, read_records)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, open_input,
                                            resolve_input_files)
-from rnnflow.pipeline.config import ConfigError, DataFormat, SplitConfig, constraint
+from rnnflow.pipeline.config import AUTO, Auto, ConfigError, DataFormat, SplitConfig, constraint
 
 # Feature names produced by Transform, named once here.
 TOKEN_IDS = "token_ids"
@@ -59,12 +59,15 @@ class TextDataConfig:
 class TextClassificationConfig:
     type: Literal["text_classification"]
     tokenizer: Literal["word", "char"] = "word"
-    # Sequences are truncated, then right-padded, to this many tokens.
-    max_tokens: int = constraint(256, min=1, max=100_000)
-    vocab_size: int = constraint(20_000, min=1)
+    # Texts are truncated to this many tokens. auto: a high percentile of the training texts'
+    # lengths (see `data_scale`).
+    max_tokens: int | Auto = constraint(AUTO, min=1, max=100_000)
+    # auto: the fewest most frequent tokens that cover most of the training tokens.
+    vocab_size: int | Auto = constraint(AUTO, min=1)
     oov_buckets: int = constraint(10, min=1)
-    # Tokens seen fewer times than this in the train split map to OOV buckets.
-    min_frequency: int = constraint(1, min=1)
+    # Tokens seen fewer times than this in the train split map to OOV buckets. auto: the
+    # count of the rarest token the vocabulary keeps (at least 2).
+    min_frequency: int | Auto = constraint(AUTO, min=1)
 
 
 class TextClassificationTask(Task):
@@ -132,6 +135,13 @@ class TextClassificationTask(Task):
 
     def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]
+
+    def resolve_data_defaults(self, config: dict, train_files: list[str]) -> dict:
+        if not any(config["task"][f] == AUTO for f in ("max_tokens", "vocab_size", "min_frequency")):
+            return {"values": {}, "measured": {}}
+        from rnnflow.components.text_classification import data_scale
+
+        return data_scale.resolve(config["task"], data_scale.read_texts(train_files, config["data"]["text_column"]))
 
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma

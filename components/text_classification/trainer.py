@@ -14,7 +14,7 @@ from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import (
     batched_by_length, config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs,
-    save_weights, transformed_dataset, write_training_summary)
+    resolve_auto, save_weights, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -28,12 +28,13 @@ class TrainingData:
         self.vocab_size = preprocessing.vocabulary_size(self.tf_transform_output, config.task.oov_buckets)
         self.input_report = read_transform_report(fn_args.transform_graph_path)
         split = config.data.split
-        train_rows = self.input_report["rows"] * split.train_buckets / (
-            split.train_buckets + split.eval_buckets)
-        # Approximate (hash split); sizes learning-rate schedules.
-        self.steps_per_epoch = max(1, math.ceil(train_rows / config.training.batch_size))
+        # Approximate (hash split); resolves auto training fields and sizes learning-rate schedules.
+        train_rows = round(self.input_report["rows"] * split.train_buckets / (
+            split.train_buckets + split.eval_buckets))
+        self.config, self.resolved = resolve_auto(fn_args, config, train_rows)
+        self.steps_per_epoch = max(1, math.ceil(train_rows / self.config.training.batch_size))
         self._fn_args = fn_args
-        self._config = config
+        self._config = self.config
 
     def compatibility(self) -> dict:
         """What a warm start's base model must share: token ids and class ids."""
@@ -75,8 +76,9 @@ def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_na
 def run_fn(fn_args) -> None:
     """Trains with early stopping on the eval split, then exports the serving SavedModel."""
     distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
-    config, hyperparameters = config_with_hyperparameters(fn_args)
-    data = TrainingData(fn_args, config)
+    tuned, hyperparameters = config_with_hyperparameters(fn_args)
+    data = TrainingData(fn_args, tuned)
+    config = data.config  # auto fields resolved
     model, history, warm = fit(
         config, fn_args, lambda: build_model(config, data), data,
         class_weight=class_weights(config, data.input_report["label_counts"], data.class_names))
@@ -89,7 +91,8 @@ def run_fn(fn_args) -> None:
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
         **history_summary(history), "classes": data.class_names, "warm_start": warm,
-        "model": describe_model(model, config.model), "hyperparameters": hyperparameters})
+        "model": describe_model(model, config.model), "hyperparameters": hyperparameters,
+        "resolved": data.resolved})
 
 
 def tuner_fn(fn_args):
