@@ -29,10 +29,11 @@ from rnnflow.pipeline.run_state import (
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
 # Lines native TensorFlow/XLA code prints to stderr on import that look like errors but are not
 # (CUDA plugin factories registered twice by the libraries TFX loads, and the start-up notes of
-# processes that TensorFlow starts without TF_CPP_MIN_LOG_LEVEL); they go to the log file only.
+# processes that TensorFlow starts without TF_CPP_MIN_LOG_LEVEL, and oneDNN's note that int64 ops
+# use Eigen on CPUs without AVX-512); they go to the log file only.
 _NATIVE_NOISE = re.compile(
     r"Unable to register cu(FFT|DNN|BLAS) factory|Could not find cuda drivers|TF-TRT Warning"
-    r"|cpu_feature_guard|^To enable the following instructions")
+    r"|cpu_feature_guard|^To enable the following instructions|oneDNN supports DT_INT64 only")
 
 Echo = Callable[[str], None]
 
