@@ -29,6 +29,7 @@ import csv
 import json
 import os
 import platform
+import random
 import re
 import sys
 import tempfile
@@ -45,12 +46,9 @@ def read_rows(path: str, text_column: str, label_column: str, rows: int) -> list
         for column in (text_column, label_column):
             if column not in (reader.fieldnames or []):
                 raise SystemExit(f"--data {path}: no column '{column}'; columns: {', '.join(reader.fieldnames or [])}")
-        out = []
-        for row in reader:
-            out.append((row[text_column], row[label_column]))
-            if len(out) == rows:
-                break
-    return out
+        out = [(row[text_column], row[label_column]) for row in reader]
+    # A seeded sample, not the first rows: files are often sorted by label (IMDB's is).
+    return random.Random(0).sample(out, min(rows, len(out)))
 
 
 def first_sentence(text: str) -> str:

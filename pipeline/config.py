@@ -223,6 +223,8 @@ class ServingConfig:
     # Tasks with a text input: a serving_examples tf.Example without the text feature is an
     # error, or (empty) read as an empty text.
     missing_text: Literal["error", "empty"] = "error"
+    # Keep only the newest N versions in the serving directory after each push; null: keep all.
+    keep_versions: Optional[int] = constraint(None, min=1)
 
 
 @dataclasses.dataclass(frozen=True)

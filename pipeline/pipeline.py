@@ -9,6 +9,7 @@ import os
 from tfx import v1 as tfx
 
 from rnnflow.components.anomaly_gate import AnomalyGate
+from rnnflow.components.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
 from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
 from rnnflow.components.input_report import Evaluator, Transform
 from rnnflow.components.span_window import rolling_spans_resolver
@@ -102,11 +103,12 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=task.eval_config(config, None)).with_id("Evaluator")
 
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(  # atomic, strictly increasing versions (components/atomic_pusher.py)
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+        custom_config={KEEP_VERSIONS_PROPERTY: config.serving.keep_versions}).with_id("Pusher")
 
     reports = task.after_evaluation(config, examples=example_gen.outputs["examples"],
                                     model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"])

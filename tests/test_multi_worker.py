@@ -27,6 +27,7 @@ WORKER = textwrap.dedent("""
     logging.basicConfig(level=logging.INFO)
     distribution_strategy()  # first, as the Trainer's run_fn does: before any TensorFlow op
     config = load_config("sentiment", ["model.units=8", "model.embedding_dim=8", "training.batch_size=16",
+                                       "training.learning_rate=0.003", "training.lr_schedule=constant",
                                        "training.epochs=3"])
     rng = np.random.default_rng(0)  # the same data on both workers; the strategy shards it
     tokens = rng.integers(1, 50, size=(70, 12))  # 70 rows: the last batch is partial

@@ -9,7 +9,8 @@ from conftest import FAST_OVERRIDES, run_cli
 
 pytestmark = pytest.mark.e2e
 
-TUNING = ["tuning.enabled=true", "tuning.max_trials=2", "tuning.epochs_per_trial=1",
+# task.max_tokens back to auto (FAST_OVERRIDES fixes it): this run checks Transform's measurement.
+TUNING = ["task.max_tokens=auto", "tuning.enabled=true", "tuning.max_trials=2", "tuning.epochs_per_trial=1",
           "tuning.search_space={model.cell: [gru, mingru], "
           "training.learning_rate: {min: 0.001, max: 0.01, sampling: log}}"]
 
@@ -39,6 +40,27 @@ def test_trainer_uses_the_best_trial(tuned):
                                           "training.learning_rate": best["training.learning_rate"]}
     assert summary["model"]["cell"] == best["model.cell"]
     assert "Tuner" in [c["name"] for c in summary["components"]]
+
+
+def test_auto_max_tokens_is_measured_by_transform_and_cuts_texts_in_serving(tuned):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    output_dir, _, summary = tuned
+    values = summary["resolved"]["values"]
+    max_tokens = values["task.max_tokens"]
+    # The sample's reviews: the 95th percentile of about 75 lengths, rounded up to a multiple of 8.
+    assert max_tokens % 8 == 0 and 8 < max_tokens <= 1024
+    assert summary["resolved"]["measured"]["p95_tokens"] <= max_tokens < summary["resolved"]["measured"]["p95_tokens"] + 8
+    # A tuned value is not auto any more: the resolution leaves it alone.
+    assert "training.learning_rate" not in values and "training.batch_size" in values
+    facts = json.loads(next(output_dir.glob("pipeline_root/Trainer/model/*/rnnflow_facts.json")).read_text())
+    assert facts["config"]["task"]["max_tokens"] == max_tokens
+    # Serving truncates at the resolved length: words past it change nothing.
+    serve = tf.saved_model.load(summary["pushed_model"]).signatures["serving_default"]
+    kept = " ".join(["good", "film"] * (max_tokens // 2))
+    probabilities = serve(text=tf.constant([kept, kept + " awful" * 50]))["probabilities"].numpy()
+    assert probabilities[0] == pytest.approx(probabilities[1], abs=1e-6)
 
 
 def test_one_progress_line_per_trial(tuned):
