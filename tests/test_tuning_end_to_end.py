@@ -9,8 +9,9 @@ from conftest import FAST_OVERRIDES, run_cli
 
 pytestmark = pytest.mark.e2e
 
-# task.max_tokens back to auto (FAST_OVERRIDES fixes it): this run checks Transform's measurement.
-TUNING = ["task.max_tokens=auto", "tuning.enabled=true", "tuning.max_trials=2", "tuning.epochs_per_trial=1",
+# task.max_tokens back to auto (FAST_OVERRIDES fixes it): these runs check Transform's measurement.
+DATA = ["task.max_tokens=auto"]
+TUNING = [*DATA, "tuning.enabled=true", "tuning.max_trials=2", "tuning.epochs_per_trial=1",
           "tuning.search_space={model.cell: [gru, mingru], "
           "training.learning_rate: {min: 0.001, max: 0.01, sampling: log}}"]
 
@@ -75,7 +76,7 @@ def test_reuse_best_hyperparameters_without_searching(tuned, tmp_path):
     tuned_dir, _, first = tuned
     # A copy of the tuned run: data components come from the cache, the Tuner is replaced.
     shutil.copytree(tuned_dir, tmp_path / "reuse")
-    _, summary = _run(tmp_path / "reuse", [f"tuning.reuse_from={tuned_dir}"])
+    _, summary = _run(tmp_path / "reuse", [*DATA, f"tuning.reuse_from={tuned_dir}"])
     names = [c["name"] for c in summary["components"]]
     assert "Tuner" not in names and "hyperparameters_importer" in names
     assert summary["hyperparameters"] == first["hyperparameters"]
