@@ -269,6 +269,13 @@ def format_summary(summary: dict) -> str:
         feature = drift["features"][name]
         lines.append(f"drift ({drift['action']}): feature '{name}': {feature['measure']} {feature['value']:.4g} "
                      f"> {feature['threshold']:g}")
+    validation = summary.get("serving_validation") or {}
+    if validation.get("problems") and not validation.get("skipped"):
+        lines.append("serving validation: NOT servable, nothing pushed: " + "; ".join(validation["problems"]))
+    elif validation.get("latency"):
+        lines.append("serving validation: servable; latency " + ", ".join(
+            f"{batch.replace('_', ' ')} p50 {v['p50_ms']} ms / p99 {v['p99_ms']} ms"
+            for batch, v in validation["latency"].items()))
     if summary.get("status") in ("succeeded", "not_blessed"):
         lines.append(f"blessed: {summary.get('blessed')}")
         lines.append(f"pushed model: {summary.get('pushed_model') or 'none'}")

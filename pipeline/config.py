@@ -225,6 +225,11 @@ class ServingConfig:
     missing_text: Literal["error", "empty"] = "error"
     # Keep only the newest N versions in the serving directory after each push; null: keep all.
     keep_versions: Optional[int] = constraint(None, min=1)
+    # The TF Serving release the model will be served by: serving validation checks the graph's
+    # ops against it (2.0, 2.1, 2.12 to 2.19, 2.20 and later).
+    tf_serving_version: str = "2.16"
+    # Eval examples serving validation scores through both signatures (and times).
+    validation_examples: int = constraint(64, min=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,8 +378,32 @@ def parse_config(raw: dict) -> PipelineConfig:
         raise ConfigError("tuning.reuse_from: set either tuning.enabled or tuning.reuse_from, not both")
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
     _validate_runner(config.runner)
+    _validate_serving(config.serving)
     task.check_config(config)
     return config
+
+
+# TF Serving releases whose bundled TF Text ops rnnflow knows (components/serving_validation.py).
+SUPPORTED_TF_SERVING = "2.0, 2.1, 2.12 to 2.19, 2.20 and later"
+
+
+def tf_serving_release(version: str) -> tuple[int, int]:
+    """"2.16" -> (2, 16); a ValueError naming what is supported otherwise."""
+    parts = version.split(".")
+    try:
+        major, minor = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        raise ValueError(f"'{version}' is not a TF Serving release such as 2.16") from None
+    if not ((major, minor) in ((2, 0), (2, 1)) or (major, minor) >= (2, 12)):
+        raise ValueError(f"{version}: rnnflow knows the TF Text ops of TF Serving {SUPPORTED_TF_SERVING}")
+    return major, minor
+
+
+def _validate_serving(serving: ServingConfig) -> None:
+    try:
+        tf_serving_release(serving.tf_serving_version)
+    except ValueError as e:
+        raise ConfigError(f"serving.tf_serving_version: {e}") from None
 
 
 def _validate_runner(runner: RunnerConfig) -> None:
@@ -554,6 +583,10 @@ def _coerce(value: Any, tp: Any, path: str):
     if tp is str:
         if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads 2017-07-01 as a date
             value = value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # YAML reads 2.10 as the number 2.1: a version or id must be written in quotes.
+            raise ConfigError(f"{path}: expected a string, got the number {value!r}: write it in quotes "
+                              f"(e.g. '{value}')")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: expected a non-empty string, got {_show(value)}")
         return value

@@ -12,6 +12,7 @@ from rnnflow.components.anomaly_gate import AnomalyGate
 from rnnflow.components.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
 from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
 from rnnflow.components.input_report import Evaluator, Transform
+from rnnflow.components.serving_validation import ServingValidator
 from rnnflow.components.span_window import rolling_spans_resolver
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import (
@@ -103,9 +104,17 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=task.eval_config(config, None)).with_id("Evaluator")
 
+    # The job of TFX's InfraValidator (which needs Docker or Kubernetes), in a clean subprocess.
+    serving_validator = ServingValidator(
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+        model_blessing=evaluator.outputs["blessing"], tf_serving_version=config.serving.tf_serving_version,
+        examples_signature=task.examples_signature, sample=config.serving.validation_examples,
+    ).with_id("ServingValidator")
+
     pusher = Pusher(  # atomic, strictly increasing versions (components/atomic_pusher.py)
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
         custom_config={KEEP_VERSIONS_PROPERTY: config.serving.keep_versions}).with_id("Pusher")
@@ -118,7 +127,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, *schema_components, example_validator, anomaly_gate,
                     *drift_components, *span_components, transform, *tuning_components, latest_blessed_model, trainer, evaluator,
-                    pusher, *reports],
+                    serving_validator, pusher, *reports],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)

@@ -263,6 +263,11 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     get_task(config.task_type).summarize(summary, {
         node: reader.outputs(execution) for node, execution in executions.items() if execution is not None})
 
+    if executions.get("ServingValidator") is not None:
+        from rnnflow.components.serving_validation import read_report
+
+        summary["serving_validation"] = read_report(
+            reader.outputs(executions["ServingValidator"])["blessing"][0].uri)
     pushed = reader.outputs(executions["Pusher"])["pushed_model"][0]
     summary["pushed_model"] = summary_lib.read_pushed_model(pushed)
     summary["status"] = SUCCEEDED if summary["blessed"] and summary["pushed_model"] else NOT_BLESSED

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 RAW_TEXTS = ["a wonderful, moving film", "", "terrible"]
 PIPELINE_COMPONENTS = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
                        "previous_statistics_resolver", "DriftGate", "Transform", "latest_blessed_model_resolver",
-                       "Trainer", "Evaluator", "Pusher"]
+                       "Trainer", "Evaluator", "ServingValidator", "Pusher"]
 # TF Text ops that every TF Serving release since 2.2 links in (see PITFALLS.md, section 3).
 SERVING_SAFE_TEXT_OPS = {"NormalizeUTF8", "CaseFoldUTF8", "UnicodeScriptTokenizeWithOffsets"}
 
@@ -305,6 +305,37 @@ def test_second_run_reuses_cached_components(run, tmp_path):
     for name in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer"):
         assert states[name] == "cached", states
     assert summary["status"] == "succeeded"
+
+
+def test_serving_validation_checks_ops_signatures_and_latency_in_a_clean_process(run):
+    _, result, summary = run
+    report = summary["serving_validation"]
+    assert report["problems"] == [] and report["tf_serving_version"] == "2.16"
+    assert set(report["text_ops"]) == SERVING_SAFE_TEXT_OPS and report["cudnn_ops"] == []
+    assert report["imported_beyond_tensorflow"] == []  # only tensorflow and tensorflow_text
+    assert report["warmup_requests"] >= 1
+    agreement = report["agreement"]
+    assert agreement["examples"] == summary["metrics"]["example_count"]  # the eval split (under 64 rows)
+    assert set(agreement["max_abs_difference"]) == {"probabilities", "label"}
+    assert max(agreement["max_abs_difference"].values()) <= 1e-4
+    for batch in ("batch_1", "batch_64"):
+        assert 0 < report["latency"][batch]["p50_ms"] <= report["latency"][batch]["p99_ms"]
+    assert re.search(r"^serving validation: servable; latency batch 1 p50 [\d.]+ ms", result.stdout, re.M)
+
+
+def test_a_candidate_with_ops_the_tf_serving_release_lacks_is_stopped_and_nothing_is_pushed(run, tmp_path):
+    """TF Serving 2.0-2.1 linked only a subset of TF Text: no NormalizeUTF8 or CaseFoldUTF8."""
+    output_dir, _, first = run
+    result, summary = _rerun_copy(output_dir, tmp_path / "old_server", "serving.tf_serving_version='2.1'")
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
+    assert summary["status"] == "not_blessed" and summary["pushed_model"] is None
+    assert summary["blessed"] is True  # the Evaluator blessed it; serving validation stopped it
+    problems = summary["serving_validation"]["problems"]
+    assert problems and "ops TF Serving 2.1 does not have: CaseFoldUTF8, NormalizeUTF8" in problems[0]
+    assert "serving validation: NOT servable, nothing pushed: ops TF Serving 2.1" in result.stdout
+    # Only the first run's version is in the serving directory.
+    versions = os.listdir(tmp_path / "old_server" / "serving" / "sentiment")
+    assert versions == [os.path.basename(first["pushed_model"])]
 
 
 def test_not_blessed_run_pushes_nothing(run, tmp_path):

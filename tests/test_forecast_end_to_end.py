@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 WEATHER_OVERRIDES = ["training.epochs=6"]
 COMPONENTS = ["TimeSeriesExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
               "previous_statistics_resolver", "DriftGate", "Transform", "latest_blessed_model_resolver", "Trainer",
-              "Evaluator", "Pusher", "ForecastReport"]
+              "Evaluator", "ServingValidator", "Pusher", "ForecastReport"]
 
 
 def run_forecast(output_dir, *overrides):
@@ -63,6 +63,13 @@ def test_run_beats_persistence_and_reports_both(weather):
     names = [c["name"] for c in summary["components"]]  # topological order
     assert sorted(names) == sorted(COMPONENTS) and names[0] == "TimeSeriesExampleGen"
     assert names.index("Evaluator") < names.index("ForecastReport")
+    # Serving validation scored eval windows through serving_default (columns read from the
+    # examples' features) and serving_examples alike, and timed them.
+    validation = summary["serving_validation"]
+    assert validation["problems"] == [] and validation["text_ops"] == []
+    assert validation["agreement"]["examples"] > 0
+    assert max(validation["agreement"]["max_abs_difference"].values()) <= 1e-4
+    assert validation["latency"]["batch_64"]["p50_ms"] > 0
     metrics = summary["metrics"]
     for name in ("mae", "rmse", "smape", "baseline_persistence_mae", "baseline_persistence_rmse",
                  "baseline_seasonal_naive_mae", "skill", "mae_h1", "rmse_h7", "smape_h7"):

@@ -28,8 +28,11 @@ def test_standard_pipeline_components():
     components, pipeline = _components()
     assert set(components) == {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
                                "previous_statistics_resolver", "DriftGate", "Transform", "Trainer",
-                               "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+                               "latest_blessed_model_resolver", "Evaluator", "ServingValidator", "Pusher"}
     assert "AnomalyGate" in {n.id for n in components["Transform"].upstream_nodes}
+    # The Pusher needs the serving validation's blessing as well as the Evaluator's.
+    assert components["Pusher"].inputs["infra_blessing"].producer_component_id == "ServingValidator"
+    assert components["ServingValidator"].exec_properties["tf_serving_version"] == "2.16"
     params = components["Transform"].exec_properties
     assert params["preprocessing_fn"].endswith("text_classification.preprocessing.preprocessing_fn")
     assert not params.get("module_file")
@@ -145,7 +148,8 @@ def test_kubeflow_v2_spec_compiles(tmp_path, config, task_components):
     assert "Unable to register" not in result.stderr  # native import noise is filtered
     spec = json.loads(output.read_text())
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert {"Transform", "Trainer", "Evaluator", "Pusher", "AnomalyGate", *task_components} <= set(tasks)
+    assert {"Transform", "Trainer", "Evaluator", "ServingValidator", "Pusher", "AnomalyGate",
+            *task_components} <= set(tasks)
     assert "gcr.io/p/rnnflow:1" in output.read_text()
     # Every step runs the command the pipeline image's entrypoint names.
     entrypoint = json.loads(_dockerfile_instructions("ENTRYPOINT")[0])

@@ -120,6 +120,7 @@ class ForecastingTask(Task):
     preprocessing_fn = "rnnflow.components.forecasting.preprocessing.preprocessing_fn"
     run_fn = "rnnflow.components.forecasting.trainer.run_fn"
     tuner_fn = "rnnflow.components.forecasting.trainer.tuner_fn"
+    examples_signature = EVAL_SIGNATURE
 
     def validate_config(self, config) -> None:
         data, split = config.data, config.data.split

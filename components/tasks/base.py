@@ -49,6 +49,9 @@ class Task(abc.ABC):
     preprocessing_fn: str
     run_fn: str
     tuner_fn: str
+    # The exported signature that takes serialized tf.Examples and answers as serving_default
+    # does (serving validation scores the same examples through both).
+    examples_signature: str
 
     # How `data.rolling_spans: K` trains on the latest K spans. False (rows are independent
     # examples): TFX's SpanRangeStrategy resolver hands Transform, and so the Tuner and

@@ -77,6 +77,7 @@ class TextClassificationTask(Task):
     preprocessing_fn = "rnnflow.components.text_classification.preprocessing.preprocessing_fn"
     run_fn = "rnnflow.components.text_classification.trainer.run_fn"
     tuner_fn = "rnnflow.components.text_classification.trainer.tuner_fn"
+    examples_signature = EXAMPLES_SIGNATURE
 
     def validate_config(self, config) -> None:
         data = config.data
