@@ -142,7 +142,8 @@ class TextClassificationTask(Task):
             return {"values": {}, "measured": {}}
         from rnnflow.components.text_classification import data_scale
 
-        return data_scale.resolve(config["task"], data_scale.read_texts(train_files, config["data"]["text_column"]))
+        texts = data_scale.read_texts(train_files, config["data"]["text_column"])
+        return data_scale.resolve(config["task"], texts)
 
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma
