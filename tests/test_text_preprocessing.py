@@ -1,6 +1,7 @@
 """The text preprocessing_fn run through tft_beam on a small in-memory dataset."""
 
 import functools
+import os
 import tempfile
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from rnnflow.components.text_classification import preprocessing
 from rnnflow.components.text_classification.task import (
@@ -38,6 +39,8 @@ def _run(rows, custom_config, label_dtype=tf.string):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config))
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+    # The raw schema beside it, as TFX's Transform writes it (serving reads the raw feature spec).
+    metadata_io.write_metadata(metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     return transformed, tft.TFTransformOutput(out_dir)
 
 
@@ -166,3 +169,26 @@ def test_character_tokenizer():
     ids = _ids(transformed)[1]
     assert [vocab[i - FIRST_VOCAB_ID] for i in ids[:5]] == list("great")
     assert len(ids) == 5  # no padding after "great"
+
+
+def test_serving_pads_a_batch_only_to_its_longest_text(word_run):
+    """The export's serving path (what every text signature calls) hands the model a batch
+    padded on the right to its own longest text, never to task.max_tokens."""
+    import tensorflow as tf
+
+    from rnnflow.components.text_classification.export import ServingModule
+
+    seen = []
+
+    def model(features, training=False):  # records what the serving graph feeds the classifier
+        seen.append(features[TOKEN_IDS].numpy())
+        return tf.fill([tf.shape(features[TOKEN_IDS])[0], 2], 0.5)
+
+    module = ServingModule(model, word_run[1], text_column="review", class_names=["neg", "pos"])
+    module.predict_text(tf.constant(["great film", "terrible"]))
+    assert seen[-1].shape == (2, 2)  # "great film": 2 tokens; MAX_TOKENS is 6
+    module.predict_text(tf.constant(["great great great great great", "great"]))
+    great = seen[-1][0][0]
+    assert seen[-1].tolist() == [[great] * 5, [great] + [PAD_ID] * 4]
+    module.predict_text(tf.constant(["", ""]))  # only empty texts: one empty-text token each
+    assert seen[-1].tolist() == [[EMPTY_TEXT_ID], [EMPTY_TEXT_ID]]
