@@ -77,7 +77,8 @@ _CHECK = textwrap.dedent("""
     import tensorflow_text  # noqa: F401
     text = registered() - core
     model_dir, examples_file, sample, examples_signature = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    saved = saved_model_pb2.SavedModel.FromString(open(model_dir + "/saved_model.pb", "rb").read())
+    with tf.io.gfile.GFile(model_dir + "/saved_model.pb", "rb") as f:  # gs:// on Kubeflow/Vertex
+        saved = saved_model_pb2.SavedModel.FromString(f.read())
     used = set()
     for meta in saved.meta_graphs:
         used |= {n.op for n in meta.graph_def.node}
