@@ -7,7 +7,7 @@ Keras), which:
 
 - lists every op in the graph and its functions and checks it against the ops of the TF
   Serving release `serving.tf_serving_version` (TF's own ops, plus the TF Text ops that release
-  bundles, `TF_TEXT_OPS_MISSING`), and that no Cudnn op is left (CPU model servers have none);
+  bundles: `missing_text_ops`), and that no Cudnn op is left (CPU model servers have none);
 - replays the model's warmup requests (assets.extra/tf_serving_warmup_requests), the ones TF
   Serving itself replays on load;
 - scores a sample of eval examples through the tf.Example signature and through
