@@ -33,6 +33,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
+from rnnflow.components.tasks.base import WARMUP_FILE
 from rnnflow.pipeline.config import tf_serving_release
 
 REPORT_FILE = "serving_validation.json"
@@ -59,7 +60,8 @@ def missing_text_ops(version: str, text_ops: set[str]) -> set[str]:
     return set()
 
 
-# Runs in the clean subprocess: argv = model dir, eval example file, sample size, examples signature.
+# Runs in the clean subprocess: argv = model dir, eval example file, sample size, examples
+# signature, warmup file (relative to the model dir).
 _CHECK = textwrap.dedent("""
     import json, sys, time
     import numpy as np
@@ -76,7 +78,8 @@ _CHECK = textwrap.dedent("""
     core = registered()
     import tensorflow_text  # noqa: F401
     text = registered() - core
-    model_dir, examples_file, sample, examples_signature = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    model_dir, examples_file, sample, examples_signature, warmup = sys.argv[1:6]
+    sample = int(sample)
     with tf.io.gfile.GFile(model_dir + "/saved_model.pb", "rb") as f:  # gs:// on Kubeflow/Vertex
         saved = saved_model_pb2.SavedModel.FromString(f.read())
     used = set()
@@ -88,7 +91,7 @@ _CHECK = textwrap.dedent("""
               "cudnn_ops": sorted(op for op in used if "Cudnn" in op)}
     model = tf.saved_model.load(model_dir)
 
-    warmup_file = model_dir + "/assets.extra/tf_serving_warmup_requests"
+    warmup_file = model_dir + "/" + warmup
     replayed = 0
     if tf.io.gfile.exists(warmup_file):
         from tensorflow_serving.apis import prediction_log_pb2
@@ -141,7 +144,8 @@ def check(model_dir: str, examples_file: str, *, tf_serving_version: str, exampl
           sample: int) -> dict:
     """Runs the checks in a clean subprocess; returns the report with `problems` (empty: servable)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
-    result = subprocess.run([sys.executable, "-c", _CHECK, model_dir, examples_file, str(sample), examples_signature],
+    result = subprocess.run([sys.executable, "-c", _CHECK, model_dir, examples_file, str(sample), examples_signature,
+                             WARMUP_FILE],
                             capture_output=True, text=True, timeout=TIMEOUT_SECONDS, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RNNFLOW_REPORT ")]
     if result.returncode != 0 or not lines:
@@ -161,7 +165,7 @@ def check(model_dir: str, examples_file: str, *, tf_serving_version: str, exampl
         problems.append(f"Cudnn ops left in the graph (CPU model servers have no kernel): "
                         f"{', '.join(report['cudnn_ops'])}")
     if report["warmup_requests"] == 0:
-        problems.append("no warmup requests in assets.extra/tf_serving_warmup_requests")
+        problems.append(f"no warmup requests in {WARMUP_FILE}")
     disagreeing = {k: v for k, v in report["agreement"]["max_abs_difference"].items() if v > 1e-4}
     if disagreeing:
         problems.append(f"serving_default and {examples_signature} disagree on the same examples: {disagreeing}")

@@ -28,10 +28,10 @@ import tensorflow as tf
 
 from rnnflow.components.forecasting.task import (
     EVAL_SIGNATURE, FORECAST, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME)
+from rnnflow.components.tasks.base import WARMUP_FILE
 from rnnflow.models.recurrent import portable_kernels
 
 EXAMPLES_INPUT = "examples"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 class ForecastServingModule(tf.Module):

@@ -29,14 +29,13 @@ class ForecastData:
         self.config, self.resolved = resolve_auto(fn_args, config, train_windows)
         self.steps_per_epoch = max(1, math.ceil(train_windows / self.config.training.batch_size))
         self._fn_args = fn_args
-        self._config = self.config
 
     def compatibility(self) -> dict:
         """What a warm start's base model must share: the input and target columns and the step."""
         return {key: self.details[key] for key in ("columns", "targets", "frequency_seconds")}
 
     def dataset(self, files, shuffle: bool):
-        dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, TARGET,
+        dataset = transformed_dataset(self._fn_args, files, self.config, self.tf_transform_output, TARGET,
                                       shuffle)
         return dataset.map(lambda features, target: ({WINDOW: features[WINDOW]}, target))
 

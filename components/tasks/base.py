@@ -14,6 +14,8 @@ from rnnflow.pipeline import config as config_lib
 
 # Written by every task's Trainer into its model_run directory; read into the run summary.
 TRAINING_SUMMARY_FILE = "training_summary.json"
+# Where every exported SavedModel keeps the requests TF Serving replays when it loads a version.
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 class DataError(ValueError):

@@ -28,11 +28,11 @@ import tensorflow_text  # noqa: F401  (registers the text ops the transform grap
 from rnnflow.components.text_classification.preprocessing import pad_to_longest
 from rnnflow.components.text_classification.task import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
+from rnnflow.components.tasks.base import WARMUP_FILE
 from rnnflow.models.recurrent import portable_kernels
 
 EXAMPLES_INPUT = "examples"
 LABEL_OUTPUT = "label"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 class ServingModule(tf.Module):

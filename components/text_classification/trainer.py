@@ -34,7 +34,6 @@ class TrainingData:
         self.config, self.resolved = resolve_auto(fn_args, config, train_rows)
         self.steps_per_epoch = max(1, math.ceil(train_rows / self.config.training.batch_size))
         self._fn_args = fn_args
-        self._config = self.config
 
     def compatibility(self) -> dict:
         """What a warm start's base model must share: token ids and class ids."""
@@ -45,10 +44,10 @@ class TrainingData:
 
     def dataset(self, files, shuffle: bool):
         """Batches of texts of similar length, each padded to its own longest text."""
-        dataset = transformed_dataset(self._fn_args, files, self._config, self.tf_transform_output, LABEL_ID,
+        dataset = transformed_dataset(self._fn_args, files, self.config, self.tf_transform_output, LABEL_ID,
                                       shuffle)
-        dataset = batched_by_length(dataset, TOKEN_IDS, self._config.training.batch_size,
-                                    self._config.task.max_tokens)
+        dataset = batched_by_length(dataset, TOKEN_IDS, self.config.training.batch_size,
+                                    self.config.task.max_tokens)
         depth = len(self.class_names)
         return dataset.map(lambda features, label: (features, tf.one_hot(tf.reshape(label, [-1]), depth)))
 
