@@ -74,6 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--output-dir", required=True, help="the run's --output-dir")
     schema.add_argument("--output", help="where to write it (default: <output-dir>/schema.pbtxt)")
 
+    predict = commands.add_parser(
+        "predict", help="score a CSV, JSONL or Parquet file (or stdin) with a pushed model: a SavedModel or serving "
+                        "directory, a TF Serving REST URL or a gRPC host:port (exit 3: some rows not scored)")
+    predict.add_argument("--model", required=True,
+                         help="a serving dir (newest version) or version dir, http://host:8501/v1/models/NAME"
+                              "[/versions/N|/labels/L], or grpc://host:8500 / host:8500 with --model-name")
+    predict.add_argument("--model-name", help="REST/gRPC: the served model's name when the target does not say it")
+    predict.add_argument("--input", required=True, help="the rows to score: .csv, .jsonl, .parquet, or - for stdin")
+    predict.add_argument("--output", help="where to write predictions: .csv, .jsonl or .parquet (default: JSONL on "
+                                          "stdout)")
+    predict.add_argument("--format", choices=("csv", "jsonl", "parquet"), help="the input's format (default: from "
+                                                                               "the extension; stdin: sniffed)")
+    predict.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    predict.add_argument("--id-column", help="column copied to the output to identify rows (default: `id` when "
+                                             "the input has one, else the line number)")
+    predict.add_argument("--signature", default="serving_default")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--strict", action="store_true",
+                         help="stop at the first row that cannot be scored and write nothing")
+
     compile_ = commands.add_parser("compile", help="compile a Kubeflow Pipelines v2 / Vertex AI pipeline spec")
     _add_config_arguments(compile_)
     compile_.add_argument("--output", required=True,
@@ -95,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args.output_dir)
     if args.command == "schema":
         return _schema(args.output_dir, args.output)
+    if args.command == "predict":
+        return _predict(args)
     try:
         config = load_config(args.config, args.overrides)
         if args.command == "show-config":
@@ -203,6 +225,30 @@ def _exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+EXIT_ROWS_NOT_SCORED = 3
+
+
+def _predict(args) -> int:
+    from rnnflow.pipeline.runner import native_stderr_filtered
+
+    # TensorFlow's native chatter is filtered; the progress bar writes to the console itself
+    # (the filter passes whole lines only).
+    with native_stderr_filtered() as console, os.fdopen(os.dup(console), "w") as progress:
+        from rnnflow.components.batch_scoring import predict_file
+        from rnnflow.components.serving_client import ServingError
+
+        try:
+            report = predict_file(args.model, args.input, args.output, model_name=args.model_name,
+                                  signature=args.signature, input_format_=args.format, id_column=args.id_column,
+                                  batch_size=args.batch_size, strict=args.strict, delimiter=args.delimiter,
+                                  progress=progress)
+        except ServingError as e:
+            print(f"rnnflow: predict: {e}", file=sys.stderr)
+            return 1
+    print(report.describe(), file=sys.stderr)
+    return EXIT_ROWS_NOT_SCORED if report.failed else 0
 
 
 def _schema(output_dir: str, output: str | None) -> int:

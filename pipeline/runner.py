@@ -195,7 +195,7 @@ def native_stderr_filtered():
     thread = threading.Thread(target=forward, name="rnnflow-stderr", daemon=True)
     thread.start()
     try:
-        yield
+        yield console  # the console's descriptor, for output that must not be filtered line by line
     finally:
         sys.stderr.flush()
         os.dup2(console, 2)  # closes the pipe's last write end held by this process
