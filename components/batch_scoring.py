@@ -43,6 +43,8 @@ DEFAULT_BATCH_SIZE = 64
 # inside TF Serving's and gRPC's limits and this process's memory stays flat.
 MAX_BATCH_BYTES = 8 << 20
 FORMATS = ("csv", "jsonl", "parquet")
+# Python's csv module refuses cells over 128 KiB by default; a review can be longer.
+CSV_FIELD_LIMIT = 1 << 30
 PROGRESS_INTERVAL_SECONDS = 10.0
 
 
@@ -125,6 +127,7 @@ def _invalid_utf8(text: str) -> Optional[str]:
 
 
 def _csv_rows(source, path: str, delimiter: str):
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     f = _open_text(source)
     reader = csv.reader(f, delimiter=delimiter)
     try:

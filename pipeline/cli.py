@@ -94,6 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--strict", action="store_true",
                          help="stop at the first row that cannot be scored and write nothing")
 
+    deploy = commands.add_parser(
+        "serving-config", help="write models.config, batching and monitoring configs, docker-compose.yml and "
+                               "Kubernetes manifests for the pushed models; move the stable/canary labels")
+    deploy.add_argument("--output-dir", required=True, help="where to write the deployment files")
+    deploy.add_argument("--config", action="append", default=[],
+                        help="a config whose pushed models to serve (repeatable; default: the ones the last "
+                             "serving-config call in --output-dir served)")
+    deploy.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field (applies to every --config)")
+    deploy.add_argument("--run-dir", action="append", default=[],
+                        help="local runs: the run's --output-dir, one per --config (default: runs/<name>)")
+    deploy.add_argument("--device", choices=("cpu", "gpu"), help="what the model server runs on (default cpu)")
+    deploy.add_argument("--cpus", type=int, help="cores per replica: batch threads and resource requests (default 4)")
+    deploy.add_argument("--version-policy", choices=("specific", "latest", "all"),
+                        help="specific (default): the stable and canary versions; latest: the newest "
+                             "--latest-versions; all")
+    deploy.add_argument("--latest-versions", type=int)
+    deploy.add_argument("--promote", type=int, metavar="VERSION",
+                        help="label VERSION stable (a rollback: an older version)")
+    deploy.add_argument("--canary", type=int, metavar="VERSION", help="label VERSION canary")
+    deploy.add_argument("--model", help="with several models: the one --promote/--canary applies to")
+    deploy.add_argument("--image", help="the model server image (default: tensorflow/serving of "
+                                        "serving.tf_serving_version)")
+
     compile_ = commands.add_parser("compile", help="compile a Kubeflow Pipelines v2 / Vertex AI pipeline spec")
     _add_config_arguments(compile_)
     compile_.add_argument("--output", required=True,
@@ -117,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         return _schema(args.output_dir, args.output)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "serving-config":
+        from rnnflow.pipeline.runner import native_stderr_filtered
+
+        try:
+            with native_stderr_filtered():
+                return _serving_config(args)
+        except ConfigError as e:
+            print(f"rnnflow: serving-config: {e}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         config = load_config(args.config, args.overrides)
         if args.command == "show-config":
@@ -249,6 +282,53 @@ def _predict(args) -> int:
             return 1
     print(report.describe(), file=sys.stderr)
     return EXIT_ROWS_NOT_SCORED if report.failed else 0
+
+
+def _serving_config(args) -> int:
+    import dataclasses
+
+    from rnnflow.pipeline import serving_config as deploy
+    from rnnflow.pipeline.kubeflow import pipeline_root_for, serving_dir
+
+    output_dir = os.path.abspath(args.output_dir)
+    state = deploy.read_state(output_dir)
+    if args.config:
+        if args.run_dir and len(args.run_dir) != len(args.config):
+            raise ConfigError(f"--run-dir: give one per --config ({len(args.config)}), or none")
+        models = []
+        for i, name in enumerate(args.config):
+            config = load_config(name, args.overrides)
+            if config.runner.type == "local":
+                run_dir = args.run_dir[i] if args.run_dir else os.path.join("runs", config.name)
+                directory = run_state.RunPaths(os.path.abspath(run_dir)).serving_dir(config)
+            else:
+                directory = serving_dir(config, pipeline_root_for(config, None))
+            models.append(deploy.served_model(config, directory))
+        options = state[1] if state else deploy.Options()
+    elif state:
+        models, options = state
+    else:
+        raise ConfigError(f"--config: name the configs to serve ({output_dir} has no {deploy.STATE_FILE} "
+                          "from an earlier call)")
+    changes = {k: v for k, v in (("device", args.device), ("cpus", args.cpus), ("version_policy", args.version_policy),
+                                 ("latest_versions", args.latest_versions), ("image", args.image)) if v is not None}
+    options = dataclasses.replace(options, **changes, promote=args.promote, canary=args.canary)
+    if (args.promote is not None or args.canary is not None) and len(models) > 1:
+        chosen = [m for m in models if m.name == args.model]
+        if not chosen:
+            raise ConfigError(f"--model: name the model to label, one of {', '.join(m.name for m in models)}")
+        # Labels of the other models stay as models.config has them.
+        written = deploy.write(output_dir, models, options, label_only=args.model)
+    else:
+        written = deploy.write(output_dir, models, options)
+    labels = deploy.read_labels(output_dir)
+    for model in models:
+        print(f"{model.name}: {model.serving_dir}  labels " +
+              ", ".join(f"{k}={v}" for k, v in sorted(labels.get(model.name, {}).items())))
+    print("wrote " + ", ".join(written.values()))
+    print(f"start it here: docker compose -f {written[deploy.COMPOSE_FILE]} up   "
+          f"(or: kubectl apply -f {written[deploy.KUBERNETES_FILE]})")
+    return 0
 
 
 def _schema(output_dir: str, output: str | None) -> int:

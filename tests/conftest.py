@@ -1,5 +1,6 @@
 """Shared fixtures: small real data and one end-to-end run reused by several test modules."""
 
+import contextlib
 import csv
 import json
 import os
@@ -39,6 +40,45 @@ def run_cli(args, cwd=None, timeout=900):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+WEATHER_OVERRIDES = ["training.epochs=6"]
+
+
+def run_forecast(output_dir, *overrides):
+    args = ["run", "--config", "forecast", "--output-dir", str(output_dir)]
+    for override in overrides:
+        args += ["--set", override]
+    result = run_cli(args)
+    summary_path = output_dir / "run_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return result, summary
+
+
+@pytest.fixture(scope="session")
+def weather(tmp_path_factory):
+    """One `rnnflow run --config forecast` (Seattle weather, few epochs): (dir, result, summary)."""
+    output_dir = tmp_path_factory.mktemp("forecast_run")
+    result, summary = run_forecast(output_dir, *WEATHER_OVERRIDES)
+    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return output_dir, result, summary
+
+
+@pytest.fixture(scope="session")
+def weather_config():
+    from rnnflow.pipeline.config import load_config
+
+    return load_config("forecast", WEATHER_OVERRIDES)
+
+
+def last_window_request(config) -> dict:
+    """The series' last lookback window as a serving_default request."""
+    from rnnflow.components.forecasting import series as series_lib
+
+    series = series_lib.read_series(config)
+    request = {c: [series.column(c)[-config.task.lookback:].tolist()] for c in series.columns}
+    request["window_end_time"] = [int(series.times[-1].value // 10**9)]
+    return request
+
+
 @pytest.fixture(scope="session")
 def sentiment_run(tmp_path_factory):
     """One full `rnnflow run --config sentiment` into a fresh output dir."""
@@ -50,27 +90,45 @@ def sentiment_run(tmp_path_factory):
     return output_dir, result
 
 
-def predict_with_model_server(model_base_path: str, model_name: str, body: dict) -> dict:
-    """POSTs `body` to a real tensorflow_model_server's REST :predict; skips where there is none."""
-    if shutil.which("tensorflow_model_server") is None:
-        pytest.skip("tensorflow_model_server is not on PATH (not installable here: no PyPI/Debian "
-                    "package, no Docker); the graph-level serving checks still run")
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["tensorflow_model_server", f"--rest_api_port={port}",
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def real_model_server(model_base_path: str, model_name: str):
+    """A real tensorflow_model_server on localhost serving `model_base_path`, as (REST model URL,
+    gRPC address) once the model is available; skips where the binary is not on PATH."""
+    if shutil.which("tensorflow_model_server") is None:
+        pytest.skip("tensorflow_model_server is not on PATH (not installable here: no PyPI/Debian "
+                    "package, no Docker); the graph-level checks and the localhost test double still run")
+    rest, grpc_port = free_port(), free_port()
+    server = subprocess.Popen(["tensorflow_model_server", f"--rest_api_port={rest}", f"--port={grpc_port}",
                                f"--model_name={model_name}", f"--model_base_path={model_base_path}"])
+    url = f"http://127.0.0.1:{rest}/v1/models/{model_name}"
     try:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/{model_name}:predict",
-                                         data=json.dumps(body).encode())
         for _ in range(60):
             try:
-                return json.loads(urllib.request.urlopen(request, timeout=5).read())
+                status = json.loads(urllib.request.urlopen(url, timeout=5).read())
+                if any(v["state"] == "AVAILABLE" for v in status["model_version_status"]):
+                    break
             except OSError:
-                time.sleep(1)
-        raise AssertionError(f"tensorflow_model_server answered nothing on port {port}")
+                pass
+            time.sleep(1)
+        else:
+            raise AssertionError(f"tensorflow_model_server did not make {model_name} available on port {rest}")
+        yield url, f"127.0.0.1:{grpc_port}"
     finally:
         server.terminate()
+        server.wait(30)
+
+
+def predict_with_model_server(model_base_path: str, model_name: str, body: dict) -> dict:
+    """POSTs `body` to a real tensorflow_model_server's REST :predict; skips where there is none."""
+    with real_model_server(model_base_path, model_name) as (url, _):
+        request = urllib.request.Request(f"{url}:predict", data=json.dumps(body).encode())
+        return json.loads(urllib.request.urlopen(request, timeout=30).read())
 
 
 def write_spreadsheet_export(path, rows) -> None:

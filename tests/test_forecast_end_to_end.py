@@ -16,39 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import predict_with_model_server, run_cli
+from conftest import last_window_request, predict_with_model_server, run_cli, run_forecast
 
 pytestmark = pytest.mark.e2e
 
-WEATHER_OVERRIDES = ["training.epochs=6"]
 COMPONENTS = ["TimeSeriesExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
               "previous_statistics_resolver", "DriftGate", "Transform", "latest_blessed_model_resolver", "Trainer",
               "Evaluator", "ServingValidator", "Pusher", "ForecastReport"]
-
-
-def run_forecast(output_dir, *overrides):
-    args = ["run", "--config", "forecast", "--output-dir", str(output_dir)]
-    for override in overrides:
-        args += ["--set", override]
-    result = run_cli(args)
-    summary_path = output_dir / "run_summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return result, summary
-
-
-@pytest.fixture(scope="module")
-def weather(tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("forecast_run")
-    result, summary = run_forecast(output_dir, *WEATHER_OVERRIDES)
-    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return output_dir, result, summary
-
-
-@pytest.fixture(scope="module")
-def weather_config():
-    from rnnflow.pipeline.config import load_config
-
-    return load_config("forecast", WEATHER_OVERRIDES)
 
 
 def artifact_dir(output_dir, component, output):
@@ -170,16 +144,6 @@ def serve(model_dir, request, script=SERVE_SCRIPT):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def last_window_request(config) -> dict:
-    """The series' last lookback window as a serving_default request."""
-    from rnnflow.components.forecasting import series as series_lib
-
-    series = series_lib.read_series(config)
-    request = {c: [series.column(c)[-config.task.lookback:].tolist()] for c in series.columns}
-    request["window_end_time"] = [int(series.times[-1].value // 10**9)]
-    return request
 
 
 def test_pushed_model_forecasts_raw_windows_in_original_units(weather, weather_config):
