@@ -10,7 +10,9 @@ its `InputReport` travels with the artifacts:
   into the transform graph (`input_report.json`) for the Tuner and Trainer;
 - Trainer: the config and the report next to the model (`rnnflow_facts.json`), from
   which the Evaluator builds its `EvalConfig` (`Task.eval_config`) and later
-  components read the facts of the model they judge.
+  components read the facts of the model they judge; and its own predictions on a sample
+  of raw eval examples Transform keeps (`serving_reference.json`), which serving validation
+  compares with the exported signatures'.
 
 Transform and Evaluator are TFX's components and executors, subclassed only to do
 the above before TFX's own `Do`.
@@ -50,6 +52,12 @@ REPORT_FILE = "input_report.json"  # in Transform's transform_graph
 RESOLVED_FILE = "resolved_config.json"  # in Transform's transform_graph: the task's auto fields
 FACTS_FILE = "rnnflow_facts.json"  # next to the Trainer's Format-Serving model
 WEIGHTS_FILE = "rnnflow_weights.weights.h5"  # Keras weights beside it, for warm starts
+# In the transform graph: the first `serving.validation_examples` raw eval examples, which the
+# Trainer scores with its in-memory model (REFERENCE_FILE, next to the model) for serving
+# validation's training/serving skew check.
+RAW_EVAL_SAMPLE_FILE = "raw_eval_sample.tfrecord.gz"
+REFERENCE_FILE = "serving_reference.json"
+REFERENCE_EXAMPLES_KEY = "reference_examples"  # Transform's custom_config: how many to keep
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
@@ -179,6 +187,43 @@ class _TransformExecutor(transform_executor.Executor):
         graph = artifact_utils.get_single_uri(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
         _write_json(os.path.join(graph, REPORT_FILE), report)
         _write_json(os.path.join(graph, RESOLVED_FILE), resolved)
+        _write_raw_eval_sample(examples[-1], os.path.join(graph, RAW_EVAL_SAMPLE_FILE),
+                               custom_config.get(REFERENCE_EXAMPLES_KEY, 0))
+
+
+def _write_raw_eval_sample(examples, path: str, count: int) -> None:
+    """The first `count` serialized eval examples of the newest span (gzipped TFRecord)."""
+    import tensorflow as tf
+
+    files = sorted(fileio.glob(os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*")))
+    if not files or count < 1:
+        return
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in records:
+            writer.write(record.numpy())
+
+
+def read_raw_eval_sample(transform_graph_path: str) -> list[bytes]:
+    import tensorflow as tf
+
+    path = os.path.join(transform_graph_path, RAW_EVAL_SAMPLE_FILE)
+    if not fileio.exists(path):
+        return []
+    return [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
+
+
+def write_serving_reference(serving_model_dir: str, examples: list[bytes], outputs: dict) -> None:
+    """Called by run_fn: the Trainer's own predictions (`outputs`: serving output name -> one
+    value per example) on the raw `examples`, next to the model."""
+    import base64
+
+    _write_json(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), REFERENCE_FILE),
+                {"examples": [base64.b64encode(e).decode() for e in examples], "outputs": outputs})
+
+
+def serving_reference_path(model_uri: str) -> str:
+    return os.path.join(os.path.dirname(path_utils.serving_model_dir(model_uri)), REFERENCE_FILE)
 
 
 class Transform(tfx.components.Transform):

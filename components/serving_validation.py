@@ -13,26 +13,40 @@ Keras), which:
 - scores a sample of eval examples through the tf.Example signature and through
   `serving_default` (each of its inputs read from the example's feature of the same name) and
   checks that both answer the same;
+- scores the raw eval examples the Trainer scored with its in-memory Keras model, fed as in
+  training (`serving_reference.json` next to the model), through `serving_default`, and checks
+  both agree within SKEW_ATOL + SKEW_RTOL * |value|: training/serving skew;
 - measures p50/p99 latency of `serving_default` at batch 1 and batch 64.
+
+Then, when `tensorflow_model_server` is on PATH and the model is on this machine's filesystem,
+it serves the candidate on free localhost ports (retrying when a port is taken) and sends a few
+of the same rows over REST and gRPC with rnnflow's client (`model_server_round_trip`): a
+server that refuses the model, or answers differently, fails the step with its own words.
 
 It writes `serving_validation.json` and a readable `report.txt`, and an InfraBlessing that the
 Pusher requires (TFX's Pusher checks it as it checks InfraValidator's). A model the Evaluator did
-not bless is not validated (nothing would be pushed anyway). A real `tensorflow_model_server`
-round trip is not part of this step (no binary here); tests run one when it is on PATH.
+not bless is not validated (nothing would be pushed anyway).
 """
 
 
 import json
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+import urllib.request
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
+from rnnflow.components.input_report import serving_reference_path
 from rnnflow.components.tasks.base import WARMUP_FILE
 from rnnflow.pipeline.config import tf_serving_release
 
@@ -48,6 +62,9 @@ TF_TEXT_SUBSET_2_0 = frozenset({"ConstrainedSequence", "SentenceFragments", "Uni
                                 "WhitespaceTokenizeWithOffsets", "WordpieceTokenizeWithOffsets"})
 TF_TEXT_ADDED_AFTER_2_12_1 = frozenset({"TFText>Utf8Binarize"})
 TIMEOUT_SECONDS = 600
+# The exported model may answer the Trainer's own predictions only this far off (float32 kernels
+# differ between training and the portable serving graph by rounding, nothing more).
+SKEW_ATOL, SKEW_RTOL = 1e-4, 1e-4
 
 
 def missing_text_ops(version: str, text_ops: set[str]) -> set[str]:
@@ -61,7 +78,8 @@ def missing_text_ops(version: str, text_ops: set[str]) -> set[str]:
 
 
 # Runs in the clean subprocess: argv = model dir, eval example file, sample size, examples
-# signature, warmup file (relative to the model dir).
+# signature, warmup file (relative to the model dir), the Trainer's reference predictions ("" if
+# none), the skew tolerances (absolute, relative).
 _CHECK = textwrap.dedent("""
     import json, sys, time
     import numpy as np
@@ -78,7 +96,8 @@ _CHECK = textwrap.dedent("""
     core = registered()
     import tensorflow_text  # noqa: F401
     text = registered() - core
-    model_dir, examples_file, sample, examples_signature, warmup = sys.argv[1:6]
+    model_dir, examples_file, sample, examples_signature, warmup, reference_file = sys.argv[1:7]
+    SKEW_ATOL, SKEW_RTOL = float(sys.argv[7]), float(sys.argv[8])
     sample = int(sample)
     with tf.io.gfile.GFile(model_dir + "/saved_model.pb", "rb") as f:  # gs:// on Kubeflow/Vertex
         saved = saved_model_pb2.SavedModel.FromString(f.read())
@@ -104,15 +123,20 @@ _CHECK = textwrap.dedent("""
 
     serve = model.signatures["serving_default"]
     by_example = model.signatures[examples_signature]
-    serialized = [r.numpy() for r in tf.data.TFRecordDataset(examples_file, compression_type="GZIP").take(sample)]
     specs = serve.structured_input_signature[1]
-    parsed = tf.io.parse_example(serialized, {name: tf.io.VarLenFeature(spec.dtype) for name, spec in specs.items()})
-    inputs = {}
-    for name, values in parsed.items():
-        dense = tf.sparse.to_dense(values)
-        # One value per example (a text, a timestamp): a [batch] input; float lists stay [batch, n].
-        scalar = int(tf.reduce_max(tf.math.bincount(tf.cast(values.indices[:, 0], tf.int32)))) <= 1
-        inputs[name] = dense[:, 0] if scalar and not values.dtype.is_floating else dense
+
+    def serving_inputs(serialized):  # serving_default's inputs, each from the examples' feature of its name
+        parsed = tf.io.parse_example(serialized, {name: tf.io.VarLenFeature(spec.dtype) for name, spec in specs.items()})
+        inputs = {}
+        for name, values in parsed.items():
+            dense = tf.sparse.to_dense(values)
+            # One value per example (a text, a timestamp): a [batch] input; float lists stay [batch, n].
+            scalar = int(tf.reduce_max(tf.math.bincount(tf.cast(values.indices[:, 0], tf.int32)))) <= 1
+            inputs[name] = dense[:, 0] if scalar and not values.dtype.is_floating else dense
+        return inputs
+
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(examples_file, compression_type="GZIP").take(sample)]
+    inputs = serving_inputs(serialized)
     direct, through_examples = serve(**inputs), by_example(examples=tf.constant(serialized))
     differences = {}
     for key, value in direct.items():
@@ -121,6 +145,33 @@ _CHECK = textwrap.dedent("""
         elif key in through_examples:
             differences[key] = 0.0 if bool(tf.reduce_all(value == through_examples[key])) else 1.0
     report["agreement"] = {"examples": len(serialized), "max_abs_difference": differences}
+
+    if reference_file:  # the Trainer's own predictions on raw eval examples (training/serving skew)
+        import base64
+        with tf.io.gfile.GFile(reference_file) as f:
+            reference = json.load(f)
+        examples = [base64.b64decode(e) for e in reference["examples"]]
+        served = serve(**serving_inputs(examples))
+        skew = {}
+        for key, expected in reference["outputs"].items():
+            expected = np.asarray(expected, np.float64)
+            got = served[key].numpy().astype(np.float64)
+            error = np.abs(got - expected)
+            skew[key] = {"max_abs_difference": float(error.max()),
+                         "within_tolerance": bool(np.all(error <= SKEW_ATOL + SKEW_RTOL * np.abs(expected)))}
+        report["skew"] = {"examples": len(examples), "outputs": skew}
+
+    # A few rows as JSON (what a REST client sends) and serving_default's answer to exactly those,
+    # for the round trip through a real model server.
+    def jsonable(tensor):
+        values = tensor.numpy().tolist()
+        decode = lambda v: [decode(x) for x in v] if isinstance(v, list) else (
+            v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
+        return decode(values)
+    request = {k: jsonable(v[:8]) for k, v in inputs.items()}
+    request_tensors = {k: tf.constant(v, specs[k].dtype) for k, v in request.items()}
+    report["round_trip"] = {"request": request,
+                            "outputs": {k: jsonable(v) for k, v in serve(**request_tensors).items()}}
 
     latency = {}
     for batch in (1, 64):  # the latencies the module docstring names
@@ -141,11 +192,11 @@ _CHECK = textwrap.dedent("""
 
 
 def check(model_dir: str, examples_file: str, *, tf_serving_version: str, examples_signature: str,
-          sample: int) -> dict:
+          sample: int, reference_file: str = "") -> dict:
     """Runs the checks in a clean subprocess; returns the report with `problems` (empty: servable)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
     result = subprocess.run([sys.executable, "-c", _CHECK, model_dir, examples_file, str(sample), examples_signature,
-                             WARMUP_FILE],
+                             WARMUP_FILE, reference_file, str(SKEW_ATOL), str(SKEW_RTOL)],
                             capture_output=True, text=True, timeout=TIMEOUT_SECONDS, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RNNFLOW_REPORT ")]
     if result.returncode != 0 or not lines:
@@ -169,10 +220,133 @@ def check(model_dir: str, examples_file: str, *, tf_serving_version: str, exampl
     disagreeing = {k: v for k, v in report["agreement"]["max_abs_difference"].items() if v > 1e-4}
     if disagreeing:
         problems.append(f"serving_default and {examples_signature} disagree on the same examples: {disagreeing}")
+    skewed = {k: v["max_abs_difference"] for k, v in (report.get("skew") or {}).get("outputs", {}).items()
+              if not v["within_tolerance"]}
+    if skewed:
+        problems.append(f"training/serving skew: serving_default answers the Trainer's own predictions on the same "
+                        f"{report['skew']['examples']} eval examples differently (largest difference {skewed})")
     if report["imported_beyond_tensorflow"]:
         problems.append(f"loading the model imported {report['imported_beyond_tensorflow']}")
     report["problems"] = problems
     return report
+
+
+MODEL_SERVER = "tensorflow_model_server"
+MODEL_SERVER_NAME = "candidate"
+SERVER_START_SECONDS = 120
+SERVER_PORT_ATTEMPTS = 3
+_PORT_IN_USE = re.compile(r"address already in use|failed to start server|could not bind|bind.*failed", re.I)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_server_round_trip(model_dir: str, round_trip: dict, binary: str | None = None) -> dict:
+    """Serves `model_dir` with a real tensorflow_model_server on free localhost ports and sends
+    `round_trip["request"]` over REST and gRPC (rnnflow's client); each answer must equal
+    `round_trip["outputs"]`, serving_default's own in the clean process. Returns
+    {"binary", "rest", "grpc", "problems"} or {"skipped": why}."""
+    binary = binary or shutil.which(MODEL_SERVER)
+    if binary is None:
+        return {"skipped": f"{MODEL_SERVER} is not on PATH"}
+    if "://" in model_dir:
+        return {"skipped": f"{model_dir} is not on this machine's filesystem"}
+    with tempfile.TemporaryDirectory(prefix="rnnflow-model-server-") as base:
+        versions = os.path.join(base, MODEL_SERVER_NAME)
+        os.makedirs(versions)
+        os.symlink(os.path.abspath(model_dir), os.path.join(versions, "1"))  # TF Serving wants numbered versions
+        for attempt in range(SERVER_PORT_ATTEMPTS):
+            rest, grpc_port = _free_port(), _free_port()
+            log_path = os.path.join(base, f"server-{attempt}.log")
+            with open(log_path, "wb") as log:
+                server = subprocess.Popen([binary, f"--port={grpc_port}", f"--rest_api_port={rest}",
+                                           f"--model_name={MODEL_SERVER_NAME}", f"--model_base_path={versions}"],
+                                          stdout=log, stderr=subprocess.STDOUT)
+            try:
+                problem = _wait_until_available(server, rest, log_path)
+                if problem == "port in use":
+                    continue
+                if problem:
+                    return {"binary": binary, "problems": [problem]}
+                return _round_trips(binary, rest, grpc_port, round_trip)
+            finally:
+                server.terminate()
+                try:
+                    server.wait(10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+        return {"binary": binary, "problems": [f"{MODEL_SERVER} could not bind free localhost ports in "
+                                               f"{SERVER_PORT_ATTEMPTS} attempts (ports in use)"]}
+
+
+def _log_tail(path: str, lines: int = 5) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return " | ".join(line.strip() for line in f.read().splitlines()[-lines:] if line.strip())
+
+
+def _wait_until_available(server: subprocess.Popen, rest_port: int, log_path: str) -> str | None:
+    """None once the model is AVAILABLE; "port in use"; or the problem, with the server's words."""
+    url = f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_SERVER_NAME}"
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            tail = _log_tail(log_path)
+            if _PORT_IN_USE.search(tail):
+                return "port in use"
+            return f"{MODEL_SERVER} exited with code {server.returncode} before serving the model: {tail}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                status = json.loads(response.read())["model_version_status"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.5)
+            continue
+        if any(v.get("state") == "AVAILABLE" for v in status):
+            return None
+        failed = [v for v in status if v.get("state") == "END"]
+        if failed:
+            error = failed[0].get("status", {})
+            return (f"{MODEL_SERVER} refused the model: {error.get('error_code', '')}: "
+                    f"{error.get('error_message', '')}").rstrip(": ")
+        time.sleep(0.5)
+    return f"{MODEL_SERVER} did not make the model available within {SERVER_START_SECONDS} s: {_log_tail(log_path)}"
+
+
+def _round_trips(binary: str, rest_port: int, grpc_port: int, round_trip: dict) -> dict:
+    import numpy as np
+
+    from rnnflow.components.serving_client import GrpcModel, RestModel, ServingError
+
+    result, problems = {"binary": binary}, []
+    for transport, connect in (
+            ("rest", lambda: RestModel(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_SERVER_NAME}")),
+            ("grpc", lambda: GrpcModel(f"127.0.0.1:{grpc_port}", MODEL_SERVER_NAME))):
+        try:
+            with connect() as model:
+                answer = model.predict(round_trip["request"])
+        except ServingError as e:
+            problems.append(f"{MODEL_SERVER} over {transport.upper()}: {e}")
+            continue
+        differences = {}
+        for key, expected in round_trip["outputs"].items():
+            got = answer.get(key)
+            if got is None:
+                differences[key] = "missing"
+            elif np.asarray(expected).dtype.kind in "fc":
+                differences[key] = float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(expected))))
+            else:
+                same = [v.decode() if isinstance(v, bytes) else v for v in np.asarray(got).ravel()] == \
+                    list(np.asarray(expected).ravel())
+                differences[key] = 0.0 if same else "different"
+        result[transport] = {"rows": len(next(iter(round_trip["request"].values()))), "differences": differences}
+        off = {k: v for k, v in differences.items() if isinstance(v, str) or v > SKEW_ATOL}
+        if off:
+            problems.append(f"{MODEL_SERVER} over {transport.upper()} answers differently from the model "
+                            f"loaded in TensorFlow: {off}")
+    result["problems"] = problems
+    return result
 
 
 def describe(report: dict) -> str:
@@ -185,6 +359,16 @@ def describe(report: dict) -> str:
         lines.append(f"warmup requests replayed: {report['warmup_requests']}; examples scored both ways: "
                      f"{report['agreement']['examples']}, largest difference "
                      f"{max(report['agreement']['max_abs_difference'].values(), default=0.0):.2g}")
+        skew = report.get("skew")
+        lines.append("training/serving skew: " + (
+            f"{skew['examples']} eval examples against the Trainer's own predictions, largest difference "
+            + ", ".join(f"{k} {v['max_abs_difference']:.2g}" for k, v in skew["outputs"].items())
+            if skew else "not checked (the Trainer recorded no predictions)"))
+        server = report.get("model_server") or {}
+        lines.append(f"{MODEL_SERVER}: " + (
+            f"not run ({server['skipped']})" if "skipped" in server else
+            ", ".join(f"{t.upper()} {v['rows']} rows, differences {v['differences']}"
+                      for t, v in server.items() if t in ("rest", "grpc")) or "failed"))
         lines += [f"latency {batch.replace('_', ' ')}: p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"
                   for batch, v in report["latency"].items()]
     return "\n".join(lines) + "\n"
@@ -218,8 +402,13 @@ def ServingValidator(  # noqa: N802 (TFX component naming)
         files = sorted(tf.io.gfile.glob(os.path.join(examples.uri, "Split-eval", "*")))
         if not files:
             raise ValueError(f"{examples.uri}: no eval split to validate the model's serving on")
+        reference = serving_reference_path(model.uri)
         report = check(model_dir, files[0], tf_serving_version=tf_serving_version,
-                       examples_signature=examples_signature, sample=sample)
+                       examples_signature=examples_signature, sample=sample,
+                       reference_file=reference if tf.io.gfile.exists(reference) else "")
+        if not report["problems"] and "round_trip" in report:
+            report["model_server"] = model_server_round_trip(model_dir, report["round_trip"])
+            report["problems"] += report["model_server"].get("problems", [])
     tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=2))

@@ -10,6 +10,7 @@ import os
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
@@ -91,6 +92,24 @@ def distribution_strategy() -> tf.distribute.Strategy:
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def serving_reference(model, tf_transform_output, transform_graph_path: str, serving_model_dir: str,
+                      outputs_fn) -> None:
+    """Scores Transform's raw eval sample the way training feeds the model (each example alone:
+    no padding beyond its own length) and records the predictions next to the model, for serving
+    validation's skew check. `outputs_fn(model, transformed_batch) -> {serving output: array}`
+    is the task's; the transform is TFT's own graph on the raw examples."""
+    from rnnflow.components.input_report import read_raw_eval_sample, write_serving_reference
+
+    examples = read_raw_eval_sample(transform_graph_path)
+    if not examples:
+        return
+    raw = tf.io.parse_example(examples, tf_transform_output.raw_feature_spec())
+    transformed = tf_transform_output.transform_features_layer()(raw)
+    rows = [outputs_fn(model, {k: v[i:i + 1] for k, v in transformed.items()}) for i in range(len(examples))]
+    outputs = {k: np.concatenate([np.asarray(r[k]) for r in rows]).tolist() for k in rows[0]}
+    write_serving_reference(serving_model_dir, examples, outputs)
 
 
 def output_dirs(fn_args) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from tfx import v1 as tfx
 from rnnflow.components.anomaly_gate import AnomalyGate
 from rnnflow.components.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
 from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
-from rnnflow.components.input_report import Evaluator, Transform
+from rnnflow.components.input_report import REFERENCE_EXAMPLES_KEY, Evaluator, Transform
 from rnnflow.components.serving_validation import ServingValidator
 from rnnflow.components.span_window import rolling_spans_resolver
 from rnnflow.components.tasks import get_task
@@ -53,7 +53,10 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
 
     transform = Transform(
         examples=training_examples, schema=schema,
-        preprocessing_fn=task.preprocessing_fn, custom_config=data_only(custom_config),
+        preprocessing_fn=task.preprocessing_fn,
+        # The raw eval examples Transform keeps for the Trainer's reference predictions (serving
+        # validation's skew check) are as many as serving validation scores.
+        custom_config={**data_only(custom_config), REFERENCE_EXAMPLES_KEY: config.serving.validation_examples},
         # Fixed costs a run does not need (issue 10; before/after in benchmarks/pipeline_run.py):
         # StatisticsGen has already described the raw data and nothing reads TFT's pre- and
         # post-transform statistics; no later run reads an analyzer cache (none is wired in);

@@ -321,6 +321,10 @@ def test_serving_validation_checks_ops_signatures_and_latency_in_a_clean_process
     for batch in ("batch_1", "batch_64"):
         assert 0 < report["latency"][batch]["p50_ms"] <= report["latency"][batch]["p99_ms"]
     assert re.search(r"^serving validation: servable; latency batch 1 p50 [\d.]+ ms", result.stdout, re.M)
+    # Training/serving skew: the Trainer's in-memory model, fed each eval text alone as training
+    # feeds it, against serving_default on the same raw texts batched together.
+    assert report["skew"]["examples"] == agreement["examples"]
+    assert report["skew"]["outputs"]["probabilities"]["max_abs_difference"] <= 1e-4
 
 
 def test_a_candidate_with_ops_the_tf_serving_release_lacks_is_stopped_and_nothing_is_pushed(run, tmp_path):

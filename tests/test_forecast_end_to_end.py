@@ -44,6 +44,10 @@ def test_run_beats_persistence_and_reports_both(weather):
     assert validation["agreement"]["examples"] > 0
     assert max(validation["agreement"]["max_abs_difference"].values()) <= 1e-4
     assert validation["latency"]["batch_64"]["p50_ms"] > 0
+    # Training/serving skew: the Trainer's model on TFT's transform, in original units, against
+    # serving_default on the same raw windows.
+    assert validation["skew"]["examples"] == validation["agreement"]["examples"]
+    assert validation["skew"]["outputs"]["forecast"]["within_tolerance"]
     metrics = summary["metrics"]
     for name in ("mae", "rmse", "smape", "baseline_persistence_mae", "baseline_persistence_rmse",
                  "baseline_seasonal_naive_mae", "skill", "mae_h1", "rmse_h7", "smape_h7"):

@@ -8,11 +8,11 @@ import tensorflow_transform as tft
 
 from rnnflow.components.forecasting import export
 from rnnflow.components.forecasting.preprocessing import input_width
-from rnnflow.components.forecasting.task import TARGET, WINDOW
+from rnnflow.components.forecasting.task import FORECAST, TARGET, TARGET_MEAN, TARGET_STD, WINDOW
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.training import (
     config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs, resolve_auto,
-    save_weights, transformed_dataset, write_training_summary)
+    save_weights, serving_reference, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_forecaster, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -54,6 +54,14 @@ def build_model(config: PipelineConfig, data: ForecastData):
                             input_name=WINDOW, steps_per_epoch=data.steps_per_epoch)
 
 
+def reference_outputs(model, transformed) -> dict:
+    """The in-memory model's forecast for a transformed batch, in the targets' original units
+    (the model itself predicts z-scores of the train split's statistics)."""
+    normalized = model({WINDOW: transformed[WINDOW]}, training=False).numpy()
+    scale, location = transformed[TARGET_STD].numpy()[:, None, :], transformed[TARGET_MEAN].numpy()[:, None, :]
+    return {FORECAST: normalized * scale + location}
+
+
 def run_fn(fn_args) -> None:
     """Trains on normalized windows with early stopping on eval, exports a model that
     answers in original units."""
@@ -66,6 +74,7 @@ def run_fn(fn_args) -> None:
     export.export_serving_model(model, data.tf_transform_output, config=config, details=data.details,
                                 export_dir=serving_dir)
     save_weights(model, serving_dir)
+    serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir, reference_outputs)
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
         **history_summary(history), "warm_start": warm, "model": describe_model(model, config.model),

@@ -14,7 +14,7 @@ from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import (
     batched_by_length, config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs,
-    resolve_auto, save_weights, transformed_dataset, write_training_summary)
+    resolve_auto, save_weights, serving_reference, transformed_dataset, write_training_summary)
 from rnnflow.models.recurrent import build_text_classifier, describe_model
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -64,6 +64,13 @@ def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
                                  input_name=TOKEN_IDS, steps_per_epoch=data.steps_per_epoch)
 
 
+def reference_outputs(model, transformed) -> dict:
+    """The in-memory model's class probabilities for a transformed batch, as training feeds it."""
+    token_ids = transformed[TOKEN_IDS]
+    dense = token_ids.to_tensor() if isinstance(token_ids, tf.RaggedTensor) else token_ids
+    return {export.PROBABILITIES: model({TOKEN_IDS: dense}, training=False).numpy()}
+
+
 def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_names: list[str]):
     """Inverse-frequency weights (mean 1) for training.class_weight: balanced; None otherwise."""
     if config.training.class_weight != "balanced":
@@ -87,6 +94,7 @@ def run_fn(fn_args) -> None:
         export_dir=serving_dir, missing_text=config.serving.missing_text,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
     save_weights(model, serving_dir)
+    serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir, reference_outputs)
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
         **history_summary(history), "classes": data.class_names, "warm_start": warm,
