@@ -203,7 +203,7 @@ def _parquet_rows(source, path: str):
     return columns, rows()
 
 
-def _cell(value, dtype: str, column: str):
+def cell_value(value, dtype: str, column: str):
     """One row's value for an input of `dtype`, from a CSV cell (str) or a JSON/Parquet value."""
     if value is None:
         raise ValueError(f"column `{column}` is empty")
@@ -236,6 +236,30 @@ def _cell(value, dtype: str, column: str):
     if integer and (value != int(value) if not isinstance(value, list) else any(v != int(v) for v in value)):
         raise ValueError(f"column `{column}`: {value} is not an integer")
     return value
+
+
+def row_inputs(row: Row, inputs: dict[str, str], signature_name: str) -> dict:
+    """The row's value for every signature input (name -> DT_* dtype); ValueError naming the column."""
+    values = {}
+    for name, dtype in inputs.items():
+        if name not in row.values:
+            raise ValueError(f"no `{name}` (signature {signature_name} takes {', '.join(inputs)})")
+        values[name] = cell_value(row.values[name], dtype, name)
+    return values
+
+
+def check_columns(columns: list[str] | None, inputs: dict[str, str], source: str, model: str, signature_name: str,
+                  id_column: Optional[str]) -> None:
+    """A header without a column for every input (or without the id column) is an InputFileError."""
+    if columns is None:
+        return
+    missing = [name for name in inputs if name not in columns]
+    if missing:
+        raise InputFileError(
+            f"{source}: no column {', '.join(f'`{m}`' for m in missing)} for the input of {model} "
+            f"(signature {signature_name} takes {', '.join(inputs)}; the file has {', '.join(columns) or 'no columns'})")
+    if id_column and id_column not in columns:
+        raise InputFileError(f"{source}: no id column `{id_column}` (the file has {', '.join(columns)})")
 
 
 class _Output:
@@ -337,15 +361,7 @@ def predict_file(model: str | Model, input_path: str, output_path: Optional[str]
 def _predict(model: Model, input_path, output_path, fmt, id_column, batch_size, strict, delimiter, progress_on):
     start = time.monotonic()
     columns, rows = read_rows(input_path, fmt, delimiter=delimiter)
-    if columns is not None:
-        missing = [name for name in model.inputs if name not in columns]
-        if missing:
-            raise InputFileError(
-                f"{input_path}: no column {', '.join(f'`{m}`' for m in missing)} for the input of {model.description} "
-                f"(signature {model.signature_name} takes {', '.join(model.inputs)}; the file has "
-                f"{', '.join(columns) or 'no columns'})")
-    if id_column and columns is not None and id_column not in columns:
-        raise InputFileError(f"{input_path}: no id column `{id_column}` (the file has {', '.join(columns)})")
+    check_columns(columns, model.inputs, input_path, model.description, model.signature_name, id_column)
     if columns is None:  # JSONL: the first row says which keys there are
         first = next(rows, None)
         rows = itertools.chain([first] if first else [], rows)
@@ -400,12 +416,7 @@ def _predict(model: Model, input_path, output_path, fmt, id_column, batch_size, 
                 fail(row, row.error)
                 continue
             try:
-                values = {}
-                for name, dtype in model.inputs.items():
-                    if name not in row.values:
-                        raise ValueError(f"no `{name}` (signature {model.signature_name} takes "
-                                         f"{', '.join(model.inputs)})")
-                    values[name] = _cell(row.values[name], dtype, name)
+                values = row_inputs(row, model.inputs, model.signature_name)
             except ValueError as e:
                 fail(row, str(e))
                 continue

@@ -24,7 +24,8 @@ of the same rows over REST and gRPC with rnnflow's client (`model_server_round_t
 server that refuses the model, or answers differently, fails the step with its own words.
 
 It writes `serving_validation.json` and a readable `report.txt`, and an InfraBlessing that the
-Pusher requires (TFX's Pusher checks it as it checks InfraValidator's). A model the Evaluator did
+Pusher requires (TFX's Pusher checks it as it checks InfraValidator's), plus a ModelBlessing
+(`serving_blessing`: blessed by the Evaluator and servable) for BulkInferrer. A model the Evaluator did
 not bless is not validated (nothing would be pushed anyway).
 """
 
@@ -388,6 +389,7 @@ def ServingValidator(  # noqa: N802 (TFX component naming)
         examples: InputArtifact[standard_artifacts.Examples],
         model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
         blessing: OutputArtifact[standard_artifacts.InfraBlessing],
+        serving_blessing: OutputArtifact[standard_artifacts.ModelBlessing],
         tf_serving_version: Parameter[str],
         examples_signature: Parameter[str],
         sample: Parameter[int] = 64):
@@ -418,3 +420,9 @@ def ServingValidator(  # noqa: N802 (TFX component naming)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, BLESSED_FILE if servable else NOT_BLESSED_FILE), "w") as f:
         f.write("")
     blessing.set_int_custom_property("blessed", int(servable))
+    # Blessed by the Evaluator and servable: what BulkInferrer (a ModelBlessing reader) requires.
+    both = servable and bool(model_blessing.get_int_custom_property("blessed"))
+    tf.io.gfile.makedirs(serving_blessing.uri)
+    with tf.io.gfile.GFile(os.path.join(serving_blessing.uri, "BLESSED" if both else "NOT_BLESSED"), "w") as f:
+        f.write("")
+    serving_blessing.set_int_custom_property("blessed", int(both))

@@ -402,6 +402,13 @@ def format_summary(summary: dict) -> str:
         lines.append("serving validation: servable; latency " + ", ".join(
             f"{batch.replace('_', ' ')} p50 {v['p50_ms']} ms / p99 {v['p99_ms']} ms"
             for batch, v in validation["latency"].items()))
+    inference = summary.get("inference")
+    if inference:
+        lines.append(f"inference: {inference['predictions']} predictions for {inference['rows']} rows of "
+                     f"{inference['path']}" + (f" ({inference['skipped']} rows skipped: {inference['skipped_rows']})"
+                                               if inference["skipped"] else "")
+                     + (f" -> {inference['inference_result']}" if inference["inference_result"] else
+                        " (the model was not blessed and servable: nothing scored)"))
     if summary.get("status") in ("succeeded", "not_blessed"):
         lines.append(f"blessed: {summary.get('blessed')}")
         lines.append(f"pushed model: {summary.get('pushed_model') or 'none'}")

@@ -233,6 +233,18 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class InferenceConfig:
+    """Batch scoring in every run: the blessed, servable model scores this file with TFX's
+    BulkInferrer and the predictions (PredictionLogs) become the run's `inference_result`.
+    The file is what `rnnflow predict` reads: CSV, JSONL or Parquet rows with a column per
+    serving_default input (and optionally an id column)."""
+    path: Optional[str] = None  # null: no batch scoring
+    format: Optional[Literal["csv", "jsonl", "parquet"]] = None  # null: from the extension
+    id_column: Optional[str] = None  # null: `id` when the file has one, else the line number
+    delimiter: str = ","
+
+
+@dataclasses.dataclass(frozen=True)
 class BeamConfig:
     """Beam for TFX's data components (ExampleGen, StatisticsGen, Transform, Evaluator)."""
     runner: Literal["direct", "dataflow"] = "direct"
@@ -287,6 +299,7 @@ class PipelineConfig:
     evaluation: Any = dataclasses.field(default_factory=EvaluationConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
     tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
 
@@ -379,6 +392,7 @@ def parse_config(raw: dict) -> PipelineConfig:
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
     _validate_runner(config.runner)
     _validate_serving(config.serving)
+    _validate_inference(config.inference)
     task.check_config(config)
     return config
 
@@ -404,6 +418,18 @@ def _validate_serving(serving: ServingConfig) -> None:
         tf_serving_release(serving.tf_serving_version)
     except ValueError as e:
         raise ConfigError(f"serving.tf_serving_version: {e}") from None
+
+
+def _validate_inference(inference: InferenceConfig) -> None:
+    if inference.path is None:
+        return
+    extension = os.path.splitext(inference.path)[1].lower()
+    if inference.format is None and extension not in (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json",
+                                                      ".parquet", ".pq"):
+        raise ConfigError(f"inference.format: '{inference.path}' has no .csv, .jsonl or .parquet extension; "
+                          "set inference.format")
+    if len(inference.delimiter) != 1:
+        raise ConfigError(f"inference.delimiter: {inference.delimiter!r} must be one character")
 
 
 def _validate_runner(runner: RunnerConfig) -> None:

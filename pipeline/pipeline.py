@@ -12,6 +12,8 @@ from rnnflow.components.anomaly_gate import AnomalyGate
 from rnnflow.components.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
 from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
 from rnnflow.components.input_report import REFERENCE_EXAMPLES_KEY, Evaluator, Transform
+from rnnflow.components.batch_inference import SPLIT as INFERENCE_SPLIT
+from rnnflow.components.batch_inference import BulkInferrer, InferenceExamples
 from rnnflow.components.serving_validation import ServingValidator
 from rnnflow.components.span_window import rolling_spans_resolver
 from rnnflow.components.tasks import get_task
@@ -27,6 +29,9 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     for a spec that runs on other machines (Kubeflow/Vertex), where relative paths are errors."""
     task = get_task(config.task_type)
     custom_config = {**task.custom_config(config), "code_version": code_version()}
+    # Batch scoring does not change the model: changing or adding inference.path keeps the
+    # Transform, Trainer and Evaluator cached (their configs read the default section).
+    custom_config["config"].pop("inference", None)
 
     def path(value: str, field: str) -> str:
         return portable_path(value, field) if portable else pipeline_path(value)
@@ -122,6 +127,19 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
         custom_config={KEEP_VERSIONS_PROPERTY: config.serving.keep_versions}).with_id("Pusher")
 
+    inference_components = []
+    if config.inference.path:  # batch scoring with the blessed, servable model
+        inference_examples = InferenceExamples(
+            model=trainer.outputs["model"], path=path(config.inference.path, "inference.path"),
+            input_format=config.inference.format or "", id_column=config.inference.id_column or "",
+            delimiter=config.inference.delimiter).with_id("InferenceExamples")
+        bulk_inferrer = BulkInferrer(
+            examples=inference_examples.outputs["examples"], model=trainer.outputs["model"],
+            model_blessing=serving_validator.outputs["serving_blessing"],
+            data_spec=tfx.proto.DataSpec(example_splits=[INFERENCE_SPLIT]),
+            model_spec=tfx.proto.ModelSpec(model_signature_name=[task.examples_signature])).with_id("BulkInferrer")
+        inference_components = [inference_examples, bulk_inferrer]
+
     reports = task.after_evaluation(config, examples=example_gen.outputs["examples"],
                                     model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"])
 
@@ -130,7 +148,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, *schema_components, example_validator, anomaly_gate,
                     *drift_components, *span_components, transform, *tuning_components, latest_blessed_model, trainer, evaluator,
-                    serving_validator, pusher, *reports],
+                    serving_validator, pusher, *inference_components, *reports],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)

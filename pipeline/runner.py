@@ -268,6 +268,19 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
 
         summary["serving_validation"] = read_report(
             reader.outputs(executions["ServingValidator"])["blessing"][0].uri)
+    if executions.get("BulkInferrer") is not None:
+        from rnnflow.components import batch_inference
+
+        examples = reader.outputs(executions["InferenceExamples"])["examples"][0]
+        result = reader.outputs(executions["BulkInferrer"]).get("inference_result", [None])[0]
+        predictions = batch_inference.count_predictions(result.uri) if result is not None else 0
+        summary["inference"] = {
+            "path": config.inference.path,
+            "rows": summary_lib.custom_property(examples, batch_inference.ROWS_PROPERTY),
+            "skipped": summary_lib.custom_property(examples, batch_inference.SKIPPED_PROPERTY),
+            "skipped_rows": os.path.join(examples.uri, batch_inference.SKIPPED_FILE),
+            "predictions": predictions,
+            "inference_result": result.uri if result is not None and predictions else None}
     pushed = reader.outputs(executions["Pusher"])["pushed_model"][0]
     summary["pushed_model"] = summary_lib.read_pushed_model(pushed)
     summary["status"] = SUCCEEDED if summary["blessed"] and summary["pushed_model"] else NOT_BLESSED

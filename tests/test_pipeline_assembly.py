@@ -12,7 +12,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from conftest import imdb_sample_path, run_cli, write_csv
 from rnnflow.components.anomaly_gate import describe_anomalies
-from rnnflow.pipeline.config import load_config
+from rnnflow.pipeline.config import ConfigError, load_config
 from rnnflow.pipeline.pipeline import create_pipeline
 from rnnflow.pipeline.run_state import RunPaths
 
@@ -316,3 +316,25 @@ def test_model_and_training_changes_keep_examples_and_transform_cached(config_na
     assert changed["Trainer"] != base["Trainer"]
     assert properties("data.split.train_fraction=0.6" if config_name == "forecast"
                       else "task.max_tokens=9")["Transform"] != base["Transform"]
+    # Batch scoring settings reach no component that shapes the model.
+    assert properties("inference.path=/data/new.jsonl") == base
+
+
+def test_inference_path_adds_batch_scoring_gated_on_the_evaluator_and_serving_validation():
+    components, _ = _components()
+    assert "BulkInferrer" not in components and "InferenceExamples" not in components
+    components, _ = _components("inference.path=/data/new_reviews.jsonl")
+    bulk = components["BulkInferrer"]
+    assert bulk.inputs["examples"].producer_component_id == "InferenceExamples"
+    assert bulk.inputs["model"].producer_component_id == "Trainer"
+    # Blessed by the Evaluator and servable: the ServingValidator's ModelBlessing says both.
+    assert bulk.inputs["model_blessing"].producer_component_id == "ServingValidator"
+    assert json.loads(bulk.exec_properties["model_spec"])["model_signature_name"] == ["serving_examples"]
+    assert components["InferenceExamples"].exec_properties["path"] == "/data/new_reviews.jsonl"
+
+
+def test_inference_file_without_a_known_extension_needs_a_format():
+    with pytest.raises(ConfigError, match=r"inference.format: '/data/new.dat' has no .csv, .jsonl or .parquet"):
+        load_config("sentiment", ["inference.path=/data/new.dat"])
+    assert load_config("sentiment", ["inference.path=/data/new.dat", "inference.format=jsonl"]).inference.format == \
+        "jsonl"
