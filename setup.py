@@ -6,17 +6,13 @@ shadows generic top-level names like `models` in a user's environment. This
 file also works as Beam's --setup_file for Dataflow workers.
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
-PACKAGES = {
-    "rnnflow.pipeline": "pipeline",
-    "rnnflow.pipeline.configs": "pipeline/configs",
-    "rnnflow.components": "components",
-    "rnnflow.components.tasks": "components/tasks",
-    "rnnflow.components.forecasting": "components/forecasting",
-    "rnnflow.components.text_classification": "components/text_classification",
-    "rnnflow.models": "models",
-}
+# Every package below the fixed top-level directories, as rnnflow.<path>: a new task's package
+# (components/<task>/ with an __init__.py) installs without an edit here.
+PACKAGES = {f"rnnflow.{name}": name.replace(".", "/")
+            for name in find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
+                                               "models", "models.*"])}
 
 setup(
     name="rnnflow",

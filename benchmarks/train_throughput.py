@@ -69,7 +69,7 @@ def transform(rows: list[tuple[str, str]], config) -> tuple[list[list[int]], lis
 
     data = config.data
     labels = sorted({label for _, label in rows})
-    custom_config = {"config": config.to_dict(), "input": {"label_values": labels}}
+    custom_config = {"config": config.to_dict(), "input": {"details": {"label_values": labels}}}
     spec = {data.text_column: tf.io.FixedLenFeature([], tf.string), data.label_column: tf.io.FixedLenFeature([], tf.string)}
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     instances = [{data.text_column: text.encode(), data.label_column: label.encode()} for text, label in rows]

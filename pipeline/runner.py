@@ -129,8 +129,7 @@ def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, An
         task = get_task(config.task_type)
         echo(f"Checking input data: {config.data.path}")
         report = task.preflight(config)
-        summary["input"] = {"files": report.files, "rows": report.rows,
-                            "label_values": report.label_values, "warnings": report.warnings,
+        summary["input"] = {"files": report.files, "rows": report.rows, "warnings": report.warnings,
                             "notes": report.notes, **({"details": report.details} if report.details else {})}
         for warning in report.warnings:
             echo(f"  warning: {warning}")

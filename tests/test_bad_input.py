@@ -171,7 +171,7 @@ def test_semicolon_file_gets_a_delimiter_hint_and_reads_with_the_option(tmp_path
     with pytest.raises(DataError, match=r"column 'text' not found; columns: text;label \(the header looks "
                                         r"';'-separated: set data.delimiter: ';'\)"):
         _preflight(path)
-    assert _preflight(path, "data.delimiter=;").label_values == ["neg", "pos"]
+    assert _preflight(path, "data.delimiter=;").details["label_values"] == ["neg", "pos"]
     assert _texts(_example_gen(tmp_path, "d.csv", CsvOptions(delimiter=";"))) == ["bad", "good, really"]
 
 

@@ -17,7 +17,7 @@ def _preflight(path, *overrides, fmt="csv"):
 def test_real_sample_passes_with_sorted_classes():
     report = _preflight(imdb_sample_path())
     assert report.rows == 100
-    assert report.label_values == ["0", "1"]
+    assert report.details["label_values"] == ["0", "1"]
     assert report.warnings == []
 
 
@@ -92,7 +92,7 @@ def test_empty_texts_and_invalid_utf8_are_kept_with_warnings(tmp_path):
                      b'unicode\xe2\x80\xa8line separator,pos\n')
     report = _preflight(path)
     assert report.rows == 5
-    assert report.label_values == ["neg", "pos"]
+    assert report.details["label_values"] == ["neg", "pos"]
     assert any("1 of 5 rows have an empty text" in w for w in report.warnings)
     assert any("1 of 5 rows contain bytes that are not valid utf-8 (first: " in w
                and "d.csv line 4, byte offset 37)" in w for w in report.warnings)
@@ -103,7 +103,7 @@ def test_parquet_input(tmp_path):
 
     path = tmp_path / "d.parquet"
     pd.DataFrame({"text": ["good", "bad", "fine"], "label": [1, 0, 1]}).to_parquet(path)
-    assert _preflight(path, fmt="parquet").label_values == ["0", "1"]
+    assert _preflight(path, fmt="parquet").details["label_values"] == ["0", "1"]
     with pytest.raises(DataError, match="column 'review' not found"):
         _preflight(path, "data.text_column=review", fmt="parquet")
 
@@ -117,7 +117,7 @@ def test_tfrecord_input(tmp_path):
             writer.write(tf.train.Example(features=tf.train.Features(feature={
                 "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
                 "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label]))})).SerializeToString())
-    assert _preflight(path, fmt="tfrecord").label_values == ["neg", "pos"]
+    assert _preflight(path, fmt="tfrecord").details["label_values"] == ["neg", "pos"]
     with pytest.raises(DataError, match=r"record 0: feature 'review' not found"):
         _preflight(path, "data.text_column=review", fmt="tfrecord")
 

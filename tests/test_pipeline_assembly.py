@@ -231,7 +231,6 @@ def _dockerfile_instructions(name: str) -> list[str]:
 
 
 def test_dockerfile_installs_exactly_the_lock_and_the_package():
-    import ast
     import shlex
 
     installs = [shlex.split(command.split("&&")[0]) for command in _dockerfile_instructions("RUN")
@@ -247,13 +246,26 @@ def test_dockerfile_installs_exactly_the_lock_and_the_package():
     assert package[-1] == "." and "--no-deps" in package
     copied = " ".join(_dockerfile_instructions("COPY"))
     assert "requirements/lock.txt" in copied and "setup.py" in copied
-    packages = next(ast.literal_eval(node.value) for node in ast.parse((REPO / "setup.py").read_text()).body
-                    if isinstance(node, ast.Assign) and node.targets[0].id == "PACKAGES")
-    for directory in {path.split("/")[0] for path in packages.values()}:
+    for directory in {path.split("/")[0] for path in setup_packages().values()}:
         assert f"COPY {directory} {directory}" in (REPO / "Dockerfile").read_text(), directory
     # The same Python as `make setup` requires.
     assert _dockerfile_instructions("FROM")[0].startswith("python:3.11-")
     assert "sys.version_info[:2] == (3, 11)" in makefile
+
+
+def setup_packages() -> dict[str, str]:
+    """setup.py's package_dir: what `setup()` is called with, in this checkout."""
+    import runpy
+    from unittest import mock
+
+    with mock.patch("setuptools.setup") as setup:
+        cwd = os.getcwd()
+        try:
+            os.chdir(REPO)
+            runpy.run_path(str(REPO / "setup.py"))
+        finally:
+            os.chdir(cwd)
+    return setup.call_args.kwargs["package_dir"]
 
 
 def test_package_builds_with_configs_for_beam_workers(tmp_path):
@@ -267,6 +279,10 @@ def test_package_builds_with_configs_for_beam_workers(tmp_path):
                      "rnnflow/pipeline/configs/forecast.yaml", "rnnflow/components/forecasting/windowing.py"):
         assert required in names
     assert imdb_sample_path()  # the default config's data ships with tfx
+    # Every module of the source tree is in the wheel: packages are discovered, not listed.
+    sources = {f"rnnflow/{path.relative_to(REPO).as_posix()}" for top in ("pipeline", "components", "models")
+               for path in (REPO / top).rglob("*.py") if "__pycache__" not in path.parts}
+    assert sources <= set(names), sorted(sources - set(names))
 
 
 def test_tuning_adds_the_tuner_and_feeds_the_trainer():
@@ -338,3 +354,20 @@ def test_inference_file_without_a_known_extension_needs_a_format():
         load_config("sentiment", ["inference.path=/data/new.dat"])
     assert load_config("sentiment", ["inference.path=/data/new.dat", "inference.format=jsonl"]).inference.format == \
         "jsonl"
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_blessing_thresholds_follow_the_metrics_direction(higher_is_better):
+    import tensorflow_model_analysis as tfma
+
+    from rnnflow.components.tasks.base import blessing_threshold
+
+    threshold = blessing_threshold(0.8, 0.05, higher_is_better=higher_is_better)
+    bound = threshold.value_threshold
+    # Accuracy must reach 0.8 and lose at most 0.05; a loss must stay under 0.8 and grow at most 0.05.
+    assert (bound.lower_bound.value, bound.HasField("upper_bound")) == (0.8, False) if higher_is_better else \
+        (bound.upper_bound.value, bound.HasField("lower_bound")) == (0.8, False)
+    change = threshold.change_threshold
+    assert change.direction == (tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better
+                                else tfma.MetricDirection.LOWER_IS_BETTER)
+    assert change.absolute.value == pytest.approx(-0.05 if higher_is_better else 0.05)

@@ -54,7 +54,7 @@ def ram_csv():
 def test_the_input_check_reads_data_at_a_uri(ram_csv):
     config = load_config("sentiment", [f"data.path={ram_csv}"])
     report = get_task("text_classification").preflight(config)
-    assert report.files == [ram_csv] and report.rows == 20 and report.label_values == ["neg", "pos"]
+    assert report.files == [ram_csv] and report.rows == 20 and report.details["label_values"] == ["neg", "pos"]
     glob_config = load_config("sentiment", ["data.path=ram://rnnflow-test/*.csv"])
     assert get_task("text_classification").preflight(glob_config).files == [ram_csv]
 

@@ -83,13 +83,20 @@ def test_text_trains_on_the_resolved_spans_and_validates_and_evaluates_the_newes
 def test_merged_reports_add_rows_and_label_counts_and_keep_every_file():
     task = get_task("text_classification")
     merged = task.merge_reports([
-        {"files": ["a"], "rows": 3, "label_values": ["neg", "pos"], "label_counts": {"neg": 1, "pos": 2},
-         "warnings": ["w"], "notes": [], "details": {"old": 1}},
-        {"files": ["b"], "rows": 4, "label_values": ["neu", "pos"], "label_counts": {"neu": 1, "pos": 3},
-         "warnings": ["w", "x"], "notes": ["n"], "details": {"new": 2}}])
-    assert merged == {"files": ["a", "b"], "rows": 7, "label_values": ["neg", "neu", "pos"],
-                      "label_counts": {"neg": 1, "pos": 5, "neu": 1}, "warnings": ["w", "x"], "notes": ["n"],
-                      "details": {"new": 2}}
+        {"files": ["a"], "rows": 3, "warnings": ["w"], "notes": [],
+         "details": {"label_values": ["neg", "pos"], "label_counts": {"neg": 1, "pos": 2}}},
+        {"files": ["b"], "rows": 4, "warnings": ["w", "x"], "notes": ["n"],
+         "details": {"label_values": ["neu", "pos"], "label_counts": {"neu": 1, "pos": 3}}}])
+    assert merged == {"files": ["a", "b"], "rows": 7, "warnings": ["w", "x"], "notes": ["n"],
+                      "details": {"label_values": ["neg", "neu", "pos"],
+                                  "label_counts": {"neg": 1, "neu": 1, "pos": 5}}}
+
+
+def test_generic_merge_keeps_the_newest_spans_details():
+    task = get_task("forecasting")
+    merged = task.merge_reports([{"files": ["a"], "rows": 3, "warnings": [], "notes": [], "details": {"old": 1}},
+                                 {"files": ["b"], "rows": 4, "warnings": [], "notes": [], "details": {"new": 2}}])
+    assert merged["details"] == {"new": 2} and merged["rows"] == 7
 
 
 def _hourly_span(directory, start, hours):

@@ -26,7 +26,7 @@ def _config(tokenizer="word", vocab_size=100, min_frequency=1, label_values=("ne
                      "vocab_size": vocab_size, "oov_buckets": OOV_BUCKETS, "min_frequency": min_frequency},
             "data": {"text_column": "review", "label_column": "sentiment"},
         },
-        "input": {"label_values": list(label_values)},
+        "input": {"details": {"label_values": list(label_values)}},
     }
 
 

@@ -27,14 +27,12 @@ class InputReport:
     """What the pre-flight check learned about the input, passed on to the components."""
     files: list[str]
     rows: int
-    # Sorted class names (classification tasks): fixes class ids before training.
-    label_values: list[str] = dataclasses.field(default_factory=list)
-    label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     # Data that was fixed up or looks unable to train a good model (errors under --strict-data).
     warnings: list[str] = dataclasses.field(default_factory=list)
     # Informational findings (e.g. columns left out).
     notes: list[str] = dataclasses.field(default_factory=list)
-    # Task-specific facts (e.g. a series' frequency and split boundaries); JSON-serializable.
+    # Task-specific facts (a classifier's class names and counts, a series' frequency and split
+    # boundaries); JSON-serializable.
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -75,19 +73,17 @@ class Task(abc.ABC):
 
     def merge_reports(self, reports: list[dict]) -> dict:
         """One input report (as a dict) for several spans' Examples, oldest span first:
-        files, findings and counts combined; task details are the newest span's."""
-        newest = reports[-1]
-        counts: dict[str, int] = {}
-        for report in reports:
-            for label, count in report["label_counts"].items():
-                counts[label] = counts.get(label, 0) + count
-        return {**newest,
+        files, rows and findings combined; task details by `merge_details`."""
+        return {**reports[-1],
                 "files": [f for r in reports for f in r["files"]],
                 "rows": sum(r["rows"] for r in reports),
-                "label_values": sorted({v for r in reports for v in r["label_values"]}),
-                "label_counts": counts,
                 "warnings": list(dict.fromkeys(w for r in reports for w in r["warnings"])),
-                "notes": list(dict.fromkeys(n for r in reports for n in r["notes"]))}
+                "notes": list(dict.fromkeys(n for r in reports for n in r["notes"])),
+                "details": self.merge_details([r.get("details") or {} for r in reports])}
+
+    def merge_details(self, details: list[dict]) -> dict:
+        """The task details of several spans' reports, oldest first (default: the newest's)."""
+        return details[-1]
 
     @abc.abstractmethod
     def preflight(self, config: config_lib.PipelineConfig, files: list[str] | None = None) -> InputReport:
@@ -136,15 +132,20 @@ class Task(abc.ABC):
         return {"config": config.to_dict()}
 
 
-def blessing_threshold(lower_bound: float, max_regression: float):
-    """TFMA threshold on a higher-is-better metric: at least `lower_bound`, and at most
-    `max_regression` below the last blessed model (ignored while there is none)."""
+def blessing_threshold(bound: float, max_regression: float, *, higher_is_better: bool = True):
+    """TFMA threshold on a metric: at least `bound` (at most, for a lower-is-better metric such
+    as a loss or a perplexity), and at most `max_regression` worse than the last blessed model
+    (ignored while there is none)."""
     import tensorflow_model_analysis as tfma
 
-    return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_regression}))
+    if higher_is_better:
+        value = tfma.GenericValueThreshold(lower_bound={"value": bound})
+        direction, allowed_change = tfma.MetricDirection.HIGHER_IS_BETTER, -max_regression
+    else:
+        value = tfma.GenericValueThreshold(upper_bound={"value": bound})
+        direction, allowed_change = tfma.MetricDirection.LOWER_IS_BETTER, max_regression
+    return tfma.MetricThreshold(value_threshold=value, change_threshold=tfma.GenericChangeThreshold(
+        direction=direction, absolute={"value": allowed_change}))
 
 
 # TFX span and date specs a data.path may contain (`{SPAN}`, `{SPAN:2}`, `{YYYY}{MM}{DD}`, `{VERSION}`).

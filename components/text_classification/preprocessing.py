@@ -14,7 +14,7 @@ import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
 from rnnflow.components.text_classification.task import (
-    EMPTY_TEXT_ID, FIRST_VOCAB_ID, LABEL_ID, LABEL_VOCABULARY, PAD_ID, TOKEN_IDS, TOKEN_VOCABULARY)
+    EMPTY_TEXT_ID, FIRST_VOCAB_ID, LABEL_ID, LABEL_VALUES, LABEL_VOCABULARY, PAD_ID, TOKEN_IDS, TOKEN_VOCABULARY)
 
 _HTML_LINE_BREAK = r"<br\s*/?>"
 
@@ -28,7 +28,7 @@ def preprocessing_fn(inputs, custom_config):
         label_text(_dense(inputs[data["label_column"]], "")),
         # Reserving the sorted class names fixes class id i to the i-th sorted class,
         # whatever the class frequencies; the evaluation config relies on it.
-        reserved_tokens=custom_config["input"]["label_values"],
+        reserved_tokens=custom_config["input"]["details"][LABEL_VALUES],
         vocab_filename=LABEL_VOCABULARY, default_value=-1)
     return outputs
 

@@ -18,6 +18,9 @@ from rnnflow.pipeline.config import AUTO, Auto, ConfigError, DataFormat, SplitCo
 TOKEN_IDS = "token_ids"
 LABEL_ID = "label_id"
 LABEL_VOCABULARY = "label"
+# The input report's details: the sorted class names (they fix class ids before training) and
+# the rows per class.
+LABEL_VALUES, LABEL_COUNTS = "label_values", "label_counts"
 TOKEN_VOCABULARY = "tokens"
 # Token id layout: 0 is padding, 1 marks an empty text, vocabulary and OOV ids follow.
 PAD_ID = 0
@@ -131,8 +134,16 @@ class TextClassificationTask(Task):
         rare = _rare_classes(labels, data.split)
         if rare:
             warnings.append(rare)
-        return InputReport(files=files, rows=rows, label_values=sorted(labels),
-                           label_counts=dict(sorted(labels.items())), warnings=warnings)
+        return InputReport(files=files, rows=rows, warnings=warnings, details={
+            LABEL_VALUES: sorted(labels), LABEL_COUNTS: dict(sorted(labels.items()))})
+
+    def merge_details(self, details: list[dict]) -> dict:
+        """Every span's classes, and their rows summed."""
+        counts: dict[str, int] = {}
+        for spans in details:
+            for label, count in spans[LABEL_COUNTS].items():
+                counts[label] = counts.get(label, 0) + count
+        return {**details[-1], LABEL_VALUES: sorted(counts), LABEL_COUNTS: dict(sorted(counts.items()))}
 
     def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]
@@ -167,7 +178,7 @@ class TextClassificationTask(Task):
         if report is None:  # compiling: the classes are known once the data is read
             return tfma.EvalConfig(model_specs=[_model_spec()], slicing_specs=slicing,
                                    metrics_specs=[overall_spec])
-        class_ids = list(range(len(report.label_values)))
+        class_ids = list(range(len(report.details[LABEL_VALUES])))
         return tfma.EvalConfig(
             model_specs=[_model_spec()],
             slicing_specs=slicing,

@@ -11,7 +11,8 @@ import tensorflow_transform as tft
 
 from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.text_classification import export, preprocessing
-from rnnflow.components.text_classification.task import LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY
+from rnnflow.components.text_classification.task import (
+    LABEL_COUNTS, LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY)
 from rnnflow.components.training import (
     batched_by_length, config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs,
     resolve_auto, save_weights, serving_reference, transformed_dataset, write_training_summary)
@@ -87,7 +88,7 @@ def run_fn(fn_args) -> None:
     config = data.config  # auto fields resolved
     model, history, warm = fit(
         config, fn_args, lambda: build_model(config, data), data,
-        class_weight=class_weights(config, data.input_report["label_counts"], data.class_names))
+        class_weight=class_weights(config, data.input_report["details"][LABEL_COUNTS], data.class_names))
     serving_dir, run_dir = output_dirs(fn_args)
     export.export_serving_model(
         model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,

@@ -1,0 +1,1 @@
+"""Text classification (many-to-one): task, preprocessing_fn, run_fn and export."""
