@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 import warnings
@@ -378,7 +377,7 @@ def format_summary(summary: dict) -> str:
     for label, key in (("eval metrics", "metrics"), ("test metrics", "test_metrics")):
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
-                f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary[key]).items())))
+                f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary, summary[key]).items())))
     resolved = (summary.get("resolved") or {}).get("values")
     if resolved:
         lines.append("auto: " + ", ".join(f"{k}={_fmt(v)}" for k, v in resolved.items()))
@@ -418,10 +417,12 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _headline(metrics: dict) -> dict:
-    """Overall metrics only: per-class ("auc[pos]") and per-horizon-step ("mae_h3") values
-    stay in run_summary.json."""
-    return {k: v for k, v in metrics.items() if "[" not in k and not re.search(r"_h\d+$", k)}
+def _headline(summary: dict, metrics: dict) -> dict:
+    """The metrics the run's task puts on the console (`Task.headline_metrics`)."""
+    from rnnflow.components.tasks import get_task, task_names
+
+    task_type = ((summary.get("config") or {}).get("task") or {}).get("type")
+    return get_task(task_type).headline_metrics(metrics) if task_type in task_names() else metrics
 
 
 def _fmt(value) -> str:

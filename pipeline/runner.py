@@ -242,7 +242,6 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     # The `auto` config fields as this run resolved them, and what they were measured on.
     summary["resolved"] = training.pop("resolved", {})
     summary["training"] = training
-    class_names = training.get("classes", [])
     if executions.get("DriftGate") is not None:
         from rnnflow.components.data_gates import read_drift
 
@@ -252,14 +251,14 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
         with open(os.path.join(results, TUNER_RESULTS_FILE), encoding="utf-8") as f:
             summary["trials"] = json.load(f)
 
+    task = get_task(config.task_type)
     evaluator_outputs = reader.outputs(executions["Evaluator"])
-    metrics = summary_lib.read_metrics(evaluator_outputs["evaluation"][0].uri, class_names)
+    metrics = summary_lib.read_metrics(evaluator_outputs["evaluation"][0].uri, task.metric_renames,
+                                       task.metric_sub_key_labels(summary))
     summary["metrics"] = metrics["overall"]
     summary["metrics_by_slice"] = metrics["slices"]
-    if metrics["confusion_matrix"] is not None:
-        summary["confusion_matrix"] = metrics["confusion_matrix"]
     summary["blessed"] = bool(summary_lib.read_blessing(evaluator_outputs["blessing"][0]))
-    get_task(config.task_type).summarize(summary, {
+    task.summarize(summary, {
         node: reader.outputs(execution) for node, execution in executions.items() if execution is not None})
 
     if executions.get("ServingValidator") is not None:

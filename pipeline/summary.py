@@ -8,6 +8,8 @@ from typing import Any
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from rnnflow.components.tasks.base import is_candidate
+
 STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
     metadata_store_pb2.Execution.CACHED: "cached",
@@ -16,8 +18,6 @@ STATE_NAMES = {
     metadata_store_pb2.Execution.CANCELED: "canceled",
     metadata_store_pb2.Execution.NEW: "new",
 }
-# TFMA metric names -> the names the run summary uses.
-METRIC_NAMES = {"sparse_categorical_accuracy": "accuracy"}
 NODE_CONTEXT_TYPE = "node"
 
 
@@ -93,12 +93,10 @@ def read_pushed_model(pushed_artifact) -> str | None:
     return os.path.abspath(destination) if destination and "://" not in destination else destination
 
 
-def read_metrics(evaluation_uri: str, class_names: list[str]) -> dict[str, Any]:
-    """Candidate-model metrics from a TFMA output, overall and per slice.
-
-    Returns {"overall": {metric: value}, "slices": {"feature=value": {...}},
-    "confusion_matrix": {"classes": [...], "counts": [[actual x predicted]]}}.
-    """
+def read_metrics(evaluation_uri: str, renames: dict[str, str], sub_key_labels: list[str]) -> dict[str, Any]:
+    """Candidate-model metrics from a TFMA output, overall and per slice: {"overall": {metric:
+    value}, "slices": {"feature=value": {...}}}. `renames` maps TFMA metric names to the
+    summary's; a metric of TFMA's class-id sub key k is named `name[sub_key_labels[k]]`."""
     import tensorflow_model_analysis as tfma
 
     result: dict[str, Any] = {"slices": {}}
@@ -106,48 +104,21 @@ def read_metrics(evaluation_uri: str, class_names: list[str]) -> dict[str, Any]:
         values = {}
         for item in slice_metrics.metric_keys_and_values:
             key = item.key
-            if key.is_diff or not _is_candidate(key):
+            if key.is_diff or not is_candidate(key):
                 continue
             if item.value.WhichOneof("type") != "double_value":
                 continue
-            values[_metric_name(key, class_names)] = item.value.double_value.value
+            values[_metric_name(key, renames, sub_key_labels)] = item.value.double_value.value
         result["slices"][_slice_name(slice_metrics.slice_key)] = values
     result["overall"] = result["slices"].pop("", {})
-    result["confusion_matrix"] = read_confusion_matrix(evaluation_uri, class_names)
     return result
 
 
-def read_confusion_matrix(evaluation_uri: str, class_names: list[str]) -> dict | None:
-    import tensorflow_model_analysis as tfma
-
-    for slice_plots in tfma.load_plots(evaluation_uri):
-        if slice_plots.slice_key.single_slice_keys:
-            continue
-        for item in slice_plots.plot_keys_and_values:
-            if not _is_candidate(item.key):
-                continue
-            matrices = item.value.multi_class_confusion_matrix_at_thresholds.matrices
-            if not matrices:
-                continue
-            n = len(class_names)
-            counts = [[0] * n for _ in range(n)]
-            for entry in matrices[0].entries:
-                if entry.actual_class_id < n and entry.predicted_class_id < n:
-                    counts[entry.actual_class_id][entry.predicted_class_id] = int(entry.num_weighted_examples)
-            return {"classes": class_names, "counts": counts, "rows": "actual", "columns": "predicted"}
-    return None
-
-
-def _is_candidate(key) -> bool:
-    """TFMA names the models "candidate" and "baseline" when a baseline exists, "" otherwise."""
-    return key.model_name in ("", "candidate")
-
-
-def _metric_name(key, class_names: list[str]) -> str:
-    name = METRIC_NAMES.get(key.name, key.name)
+def _metric_name(key, renames: dict[str, str], sub_key_labels: list[str]) -> str:
+    name = renames.get(key.name, key.name)
     if key.HasField("sub_key") and key.sub_key.HasField("class_id"):
         class_id = key.sub_key.class_id.value
-        label = class_names[class_id] if class_id < len(class_names) else str(class_id)
+        label = sub_key_labels[class_id] if class_id < len(sub_key_labels) else str(class_id)
         return f"{name}[{label}]"
     return name
 

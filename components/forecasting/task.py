@@ -122,6 +122,10 @@ class ForecastingTask(Task):
     tuner_fn = "rnnflow.components.forecasting.trainer.tuner_fn"
     examples_signature = EVAL_SIGNATURE
 
+    def headline_metrics(self, metrics: dict) -> dict:
+        """Overall metrics; per-horizon-step ones ("mae_h3") stay in run_summary.json."""
+        return {k: v for k, v in metrics.items() if not re.search(r"_h\d+$", k)}
+
     def validate_config(self, config) -> None:
         data, split = config.data, config.data.split
         problem = check_options(data.encoding, data.delimiter)

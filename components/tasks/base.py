@@ -122,6 +122,17 @@ class Task(abc.ABC):
         split's gzipped tf.Example TFRecords. Tasks without such fields resolve nothing."""
         return {"values": {}, "measured": {}}
 
+    # TFMA metric names -> the names the run summary and console use.
+    metric_renames: dict[str, str] = {}
+
+    def metric_sub_key_labels(self, summary: dict[str, Any]) -> list[str]:
+        """Names for TFMA's class-id sub keys in metric names (`recall[pos]`); default: the ids."""
+        return []
+
+    def headline_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The metrics the console summary prints (the rest stay in run_summary.json)."""
+        return metrics
+
     def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""
@@ -130,6 +141,11 @@ class Task(abc.ABC):
         """JSON passed to Transform (its name/task/data sections only) and Trainer; the input
         report is added at run time (`rnnflow.components.input_report`)."""
         return {"config": config.to_dict()}
+
+
+def is_candidate(metric_key) -> bool:
+    """TFMA names the models "candidate" and "baseline" when a baseline exists, "" otherwise."""
+    return metric_key.model_name in ("", "candidate")
 
 
 def blessing_threshold(bound: float, max_regression: float, *, higher_is_better: bool = True):

@@ -10,7 +10,7 @@ from typing import Literal
 
 from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
                                          format_hint, read_head, read_records)
-from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, open_input,
+from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, is_candidate, open_input,
                                            resolve_input_files)
 from rnnflow.pipeline.config import AUTO, Auto, ConfigError, DataFormat, SplitConfig, constraint
 
@@ -81,6 +81,22 @@ class TextClassificationTask(Task):
     run_fn = "rnnflow.components.text_classification.trainer.run_fn"
     tuner_fn = "rnnflow.components.text_classification.trainer.tuner_fn"
     examples_signature = EXAMPLES_SIGNATURE
+    metric_renames = {"sparse_categorical_accuracy": "accuracy"}
+
+    def metric_sub_key_labels(self, summary) -> list[str]:
+        return (summary.get("training") or {}).get("classes", [])
+
+    def headline_metrics(self, metrics: dict) -> dict:
+        """Overall metrics; per-class ones ("auc[pos]") stay in run_summary.json."""
+        return {k: v for k, v in metrics.items() if "[" not in k}
+
+    def summarize(self, summary, outputs) -> None:
+        """The confusion matrix of the eval split (TFMA's MultiClassConfusionMatrixPlot)."""
+        evaluation = outputs.get("Evaluator", {}).get("evaluation")
+        if evaluation:
+            matrix = read_confusion_matrix(evaluation[0].uri, self.metric_sub_key_labels(summary))
+            if matrix is not None:
+                summary["confusion_matrix"] = matrix
 
     def validate_config(self, config) -> None:
         data = config.data
@@ -365,6 +381,28 @@ def _text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace").strip()
     return str(value).strip()
+
+
+def read_confusion_matrix(evaluation_uri: str, class_names: list[str]) -> dict | None:
+    """{"classes", "counts": [actual][predicted], ...} of the candidate, overall slice."""
+    import tensorflow_model_analysis as tfma
+
+    for slice_plots in tfma.load_plots(evaluation_uri):
+        if slice_plots.slice_key.single_slice_keys:
+            continue
+        for item in slice_plots.plot_keys_and_values:
+            if not is_candidate(item.key):
+                continue
+            matrices = item.value.multi_class_confusion_matrix_at_thresholds.matrices
+            if not matrices:
+                continue
+            n = len(class_names)
+            counts = [[0] * n for _ in range(n)]
+            for entry in matrices[0].entries:
+                if entry.actual_class_id < n and entry.predicted_class_id < n:
+                    counts[entry.actual_class_id][entry.predicted_class_id] = int(entry.num_weighted_examples)
+            return {"classes": class_names, "counts": counts, "rows": "actual", "columns": "predicted"}
+    return None
 
 
 TASK = TextClassificationTask()
