@@ -5,12 +5,20 @@ from rnnflow.pipeline.cli import format_summary
 
 def test_summary_shows_status_metrics_and_pushed_model():
     text = format_summary({"status": "succeeded", "seconds": 12.0, "output_dir": "/out", "blessed": True,
-                           "pushed_model": "/out/serving/m/1", "metrics": {
-                               "accuracy": 0.75, "precision": float("nan"), "auc[pos]": 0.5}})
+                           "pushed_model": "/out/serving/m/1", "config": {"task": {"type": "text_classification"}},
+                           "metrics": {"accuracy": 0.75, "precision": float("nan"), "auc[pos]": 0.5}})
     assert "status: succeeded" in text
     assert "accuracy=0.75" in text and "precision=n/a" in text
-    assert "auc[pos]" not in text  # per-class values stay in run_summary.json
+    assert "auc[pos]" not in text  # per-class values stay in run_summary.json (the task's headline)
     assert "pushed model: /out/serving/m/1" in text and "/out/run_summary.json" in text
+
+
+def test_the_console_shows_each_tasks_headline_metrics():
+    forecast = format_summary({"status": "succeeded", "output_dir": "/out", "config": {"task": {"type": "forecasting"}},
+                               "metrics": {"mae": 1.5, "mae_h3": 2.0}})
+    assert "mae=1.5" in forecast and "mae_h3" not in forecast
+    unknown = format_summary({"status": "failed", "output_dir": "/out", "metrics": {"mae_h3": 2.0}})
+    assert "mae_h3=2" in unknown  # no task in the summary: every metric is shown
 
 
 def test_failed_summary_points_at_the_error_and_log():
