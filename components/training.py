@@ -1,4 +1,7 @@
-"""Training steps every task's run_fn shares: tuned config, device strategy, summaries."""
+"""The trainer scaffolding every task shares: its run_fn is `train_and_export` with the task's
+`TaskData` subclass, model builder, export and reference outputs; its tuner_fn is
+`components.tuning.tuner_result` with the same data class and builder. Also here: tuned config,
+device strategy, warm starts, fitting, length bucketing, summaries."""
 
 from __future__ import annotations
 
@@ -21,6 +24,102 @@ from rnnflow.pipeline.config import (
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
+
+
+class TaskData:
+    """Transformed train/eval datasets and what a task's model needs to know about its data.
+
+    A task subclasses it with `train_examples` (how many examples one epoch has, which sizes
+    the `auto` training fields and learning-rate schedules), `dataset` (one pass over Transform's
+    output as (features, target) batches) and `compatibility` (what a warm start's base model
+    must share)."""
+
+    def __init__(self, fn_args, config: PipelineConfig):
+        import tensorflow_transform as tft
+
+        from rnnflow.components.input_report import read_transform_report
+
+        self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+        self.input_report = read_transform_report(fn_args.transform_graph_path)
+        self.details = self.input_report["details"]
+        self.fn_args = fn_args
+        self.prepare(config)
+        examples = self.train_examples(config)
+        self.config, self.resolved = resolve_auto(fn_args, config, examples)
+        self.steps_per_epoch = max(1, -(-examples // self.config.training.batch_size))
+
+    def prepare(self, config: PipelineConfig) -> None:
+        """Task facts read before the auto fields are resolved (vocabularies, widths)."""
+
+    def train_examples(self, config: PipelineConfig) -> int:
+        raise NotImplementedError
+
+    def dataset(self, files, shuffle: bool) -> tf.data.Dataset:
+        raise NotImplementedError
+
+    def compatibility(self) -> dict:
+        raise NotImplementedError
+
+    def train(self) -> tf.data.Dataset:
+        return self.dataset(self.fn_args.train_files, shuffle=True)
+
+    def eval(self) -> tf.data.Dataset:
+        return self.dataset(self.fn_args.eval_files, shuffle=False)
+
+
+def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, reference_outputs, *,
+                     class_weight=None, summary_fields=None) -> None:
+    """A task's run_fn: trains with early stopping on the eval split (warm-starting when asked),
+    exports the serving SavedModel (`export(model, data, serving_dir)`), and records next to it
+    the weights, the Trainer's own predictions for serving validation (`reference_outputs`),
+    the model's facts and the training summary (plus `summary_fields(data)`).
+    `class_weight(config, data)`: Keras class weights, or None."""
+    from rnnflow.components.input_report import write_model_facts
+    from rnnflow.models.recurrent import describe_model
+
+    distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
+    tuned, hyperparameters = config_with_hyperparameters(fn_args)
+    data = data_cls(fn_args, tuned)
+    config = data.config  # auto fields resolved
+    model, history, warm = fit(config, fn_args, lambda: build_model(config, data), data,
+                               class_weight=class_weight(config, data) if class_weight else None)
+    serving_dir, run_dir = output_dirs(fn_args)
+    export(model, data, serving_dir)
+    save_weights(model, serving_dir)
+    serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir, reference_outputs)
+    write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
+    write_training_summary(run_dir, {
+        **history_summary(history), **(summary_fields(data) if summary_fields else {}), "warm_start": warm,
+        "model": describe_model(model, config.model), "hyperparameters": hyperparameters,
+        "resolved": data.resolved})
+
+
+def write_warmup_requests(export_dir: str, requests: list[dict]) -> None:
+    """`serving_default` requests ({input: array}) that TF Serving replays when it loads the
+    version, so the first real request is not slow (PITFALLS 7.1)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    from rnnflow.components.tasks.base import WARMUP_FILE
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for inputs in requests:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
+            for name, values in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+            writer.write(prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+
+
+def save_serving_model(module, model, export_dir: str, warmup_requests: list[dict]) -> None:
+    """Saves a task's serving tf.Module (its `signatures()`) with CPU-portable recurrent kernels,
+    then its warmup requests."""
+    from rnnflow.models.recurrent import portable_kernels
+
+    with portable_kernels(model):
+        tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    write_warmup_requests(export_dir, warmup_requests)
 
 
 def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:

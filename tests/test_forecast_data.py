@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from rnnflow.components.forecasting import metrics, series as series_lib
 from rnnflow.components.forecasting.task import OWNED_ROWS, WINDOW_END_TIME, future_feature
@@ -52,6 +53,13 @@ def test_windows_of_a_tiny_series_are_hand_checkable(tmp_path):
     assert future_feature("b") not in features  # b is an input only
     assert features[WINDOW_END_TIME].int64_list.value[0] == pd.Timestamp("2024-01-01 04:00").value // 10**9
     assert features[OWNED_ROWS].int64_list.value[0] == 1
+    # The one feature spec every reader uses parses what the ExampleGen writes.
+    from rnnflow.components.forecasting.features import window_feature_spec
+
+    parsed = tf.io.parse_single_example(example.SerializeToString(), window_feature_spec(
+        series.columns, 3, targets=series.targets, horizon=2, owned=True))
+    assert parsed["b"].numpy().tolist() == [102, 103, 104] and parsed[future_feature("a")].numpy().tolist() == [5, 6]
+    assert set(parsed) == set(features)
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 7])

@@ -21,15 +21,14 @@ z-scores, undone here with the same statistics.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from rnnflow.components.forecasting.task import (
     EVAL_SIGNATURE, FORECAST, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME)
-from rnnflow.components.tasks.base import WARMUP_FILE
-from rnnflow.models.recurrent import portable_kernels
+from rnnflow.components.forecasting.features import window_feature_spec
+from rnnflow.components.training import save_serving_model
 
 EXAMPLES_INPUT = "examples"
 
@@ -100,9 +99,7 @@ class ForecastServingModule(tf.Module):
         def serve(raw):
             return self.forecast(raw)
 
-        parse_spec = {c: tf.io.FixedLenFeature([self.lookback], tf.float32) for c in self.columns}
-        if self.calendar:
-            parse_spec[WINDOW_END_TIME] = tf.io.FixedLenFeature([], tf.int64)
+        parse_spec = window_feature_spec(self.columns, self.lookback, end_time=self.calendar)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def serve_examples(examples):
@@ -124,21 +121,7 @@ def _after(checks: list, tensor: tf.Tensor, shape: list) -> tf.Tensor:
 def export_serving_model(model, tf_transform_output, *, config, details: dict, export_dir: str) -> None:
     module = ForecastServingModule(model, tf_transform_output, columns=details["columns"],
                                    lookback=config.task.lookback, calendar=config.task.calendar_features)
-    with portable_kernels(model):
-        tf.saved_model.save(module, export_dir, signatures=module.signatures())
-    write_warmup_requests(export_dir, module.input_specs(), config.task.lookback)
-
-
-def write_warmup_requests(export_dir: str, specs: dict[str, tf.TensorSpec], lookback: int) -> None:
-    """One all-zero window, replayed by TF Serving on load (PITFALLS 7.1)."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
-    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
-    for name, spec in specs.items():
-        shape = [1] if name == WINDOW_END_TIME else [1, lookback]
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.zeros(shape, spec.dtype.as_numpy_dtype)))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    path = os.path.join(export_dir, WARMUP_FILE)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.TFRecordWriter(path) as writer:
-        writer.write(log.SerializeToString())
+    # One all-zero window as the warmup request.
+    warmup = {name: np.zeros([1] if name == WINDOW_END_TIME else [1, config.task.lookback],
+                             spec.dtype.as_numpy_dtype) for name, spec in module.input_specs().items()}
+    save_serving_model(module, model, export_dir, [warmup])

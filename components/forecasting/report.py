@@ -16,9 +16,9 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
 from tfx.utils import path_utils
 
+from rnnflow.components.forecasting.features import window_feature_spec
 from rnnflow.components.forecasting.metrics import ForecastAccumulator, persistence_forecast, window_arrays
-from rnnflow.components.forecasting.task import (
-    EVAL_SIGNATURE, FORECAST, WINDOW_END_TIME, future_feature)
+from rnnflow.components.forecasting.task import EVAL_SIGNATURE, FORECAST, WINDOW_END_TIME
 from rnnflow.components.input_report import read_model_facts
 
 METRICS_FILE = "test_metrics.json"
@@ -36,9 +36,7 @@ def evaluate_split(saved_model_dir: str, files: list[str], *, columns: list[str]
     """Runs the exported model on windowed examples; returns metrics and the arrays to plot."""
     model = tf.saved_model.load(saved_model_dir)
     serve = model.signatures[EVAL_SIGNATURE]
-    spec = {c: tf.io.FixedLenFeature([lookback], tf.float32) for c in columns}
-    spec.update({future_feature(t): tf.io.FixedLenFeature([horizon], tf.float32) for t in targets})
-    spec[WINDOW_END_TIME] = tf.io.FixedLenFeature([], tf.int64)
+    spec = window_feature_spec(columns, lookback, targets=targets, horizon=horizon)
     accumulator = ForecastAccumulator(horizon, len(targets), season)
     end_times, histories, actuals, forecasts = [], [], [], []
     for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_BATCH):

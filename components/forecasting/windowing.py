@@ -1,10 +1,5 @@
-"""TimeSeriesExampleGen: a series file -> one tf.Example per window, split by time.
-
-Each example holds, for a window starting at row s:
-- `<feature>`: float [lookback], rows s .. s+lookback-1, for every feature column;
-- `<target>__future`: float [horizon], the next `horizon` rows of each target column;
-- `window_end_time`: int64, seconds since the epoch (UTC) of row s+lookback-1;
-- `train_rows_owned`: int64, how many leading lookback rows count in the train statistics.
+"""TimeSeriesExampleGen: a series file -> one tf.Example per window (`features.py` names its
+features), split by time.
 
 The split is chronological (see `series.plan_windows`): no window crosses a split
 boundary or a gap, so every eval/test target lies after every train target.
@@ -22,7 +17,6 @@ import json
 import os
 
 import apache_beam as beam
-import numpy as np
 import tensorflow as tf
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -30,9 +24,9 @@ from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
+from rnnflow.components.forecasting import features
 from rnnflow.components.forecasting import series as series_lib
-from rnnflow.components.forecasting.task import (
-    OWNED_ROWS, SPLITS, WINDOW_END_TIME, future_feature)
+from rnnflow.components.forecasting.task import SPLITS
 from rnnflow.components.ingest_config import config_from, example_gen_custom_config
 from rnnflow.components.input_report import set_report, window_input
 
@@ -42,13 +36,10 @@ EXAMPLES_FILE_PREFIX = "data_tfrecord"
 def window_example(series: series_lib.Series, window: series_lib.Window, lookback: int,
                    horizon: int) -> tf.train.Example:
     start, end = window.start, window.start + lookback
-    features = {
-        column: _floats(series.values[start:end, i]) for i, column in enumerate(series.columns)}
-    for target in series.targets:
-        features[future_feature(target)] = _floats(series.column(target)[end:end + horizon])
-    features[WINDOW_END_TIME] = _ints([series.times[end - 1].value // 10**9])
-    features[OWNED_ROWS] = _ints([window.owned])
-    return tf.train.Example(features=tf.train.Features(feature=features))
+    return features.window_example(
+        {column: series.values[start:end, i] for i, column in enumerate(series.columns)},
+        {target: series.column(target)[end:end + horizon] for target in series.targets},
+        end_time_seconds=series.times[end - 1].value // 10**9, owned_rows=window.owned)
 
 
 def write_windows(pipeline: beam.Pipeline, series: series_lib.Series, plan: dict, config, output_uri: str):
@@ -93,11 +84,3 @@ def time_series_example_gen(config, input_base: str, pattern: str):
             example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1) for split in SPLITS])),
         custom_config=example_gen_custom_config(config),
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id("TimeSeriesExampleGen")
-
-
-def _floats(values) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32)))
-
-
-def _ints(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))

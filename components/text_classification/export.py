@@ -20,16 +20,15 @@ meet inside one Keras model.
 
 from __future__ import annotations
 
-import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops the transform graph uses)
 
 from rnnflow.components.text_classification.preprocessing import pad_to_longest
 from rnnflow.components.text_classification.task import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
-from rnnflow.components.tasks.base import WARMUP_FILE
-from rnnflow.models.recurrent import portable_kernels
+from rnnflow.components.training import save_serving_model
 
 EXAMPLES_INPUT = "examples"
 LABEL_OUTPUT = "label"
@@ -123,20 +122,4 @@ def as_raw_feature(text: tf.Tensor, spec):
 def export_serving_model(model, tf_transform_output, *, text_column: str, class_names: list[str],
                          export_dir: str, warmup_texts: list[str], missing_text: str = "error") -> None:
     module = ServingModule(model, tf_transform_output, text_column, class_names, missing_text)
-    with portable_kernels(model):
-        tf.saved_model.save(module, export_dir, signatures=module.signatures())
-    write_warmup_requests(export_dir, text_column, warmup_texts)
-
-
-def write_warmup_requests(export_dir: str, text_column: str, texts: list[str]) -> None:
-    """TF Serving replays these on load so the first real request is not slow (PITFALLS 7.1)."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
-    request.inputs[text_column].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    path = os.path.join(export_dir, WARMUP_FILE)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.TFRecordWriter(path) as writer:
-        writer.write(log.SerializeToString())
+    save_serving_model(module, model, export_dir, [{text_column: np.array(warmup_texts, dtype=object)}])

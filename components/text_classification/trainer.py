@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-import math
 
 import keras
 import tensorflow as tf
-import tensorflow_transform as tft
 
-from rnnflow.components.input_report import read_transform_report, write_model_facts
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.task import (
     LABEL_COUNTS, LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY)
-from rnnflow.components.training import (
-    batched_by_length, config_with_hyperparameters, distribution_strategy, fit, history_summary, output_dirs,
-    resolve_auto, save_weights, serving_reference, transformed_dataset, write_training_summary)
-from rnnflow.models.recurrent import build_text_classifier, describe_model
+from rnnflow.components.training import TaskData, batched_by_length, train_and_export, transformed_dataset
+from rnnflow.models.recurrent import build_text_classifier
 from rnnflow.pipeline.config import PipelineConfig
 
 
-class TrainingData:
+class TrainingData(TaskData):
     """Transformed train/eval datasets with one-hot labels, and what the model needs to know."""
 
-    def __init__(self, fn_args, config: PipelineConfig):
-        self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    def prepare(self, config: PipelineConfig) -> None:
         self.class_names = [v.decode() for v in self.tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
         self.vocab_size = preprocessing.vocabulary_size(self.tf_transform_output, config.task.oov_buckets)
-        self.input_report = read_transform_report(fn_args.transform_graph_path)
-        split = config.data.split
-        # Approximate (hash split); resolves auto training fields and sizes learning-rate schedules.
-        train_rows = round(self.input_report["rows"] * split.train_buckets / (
-            split.train_buckets + split.eval_buckets))
-        self.config, self.resolved = resolve_auto(fn_args, config, train_rows)
-        self.steps_per_epoch = max(1, math.ceil(train_rows / self.config.training.batch_size))
-        self._fn_args = fn_args
+
+    def train_examples(self, config: PipelineConfig) -> int:
+        split = config.data.split  # approximate: a hash split
+        return round(self.input_report["rows"] * split.train_buckets / (split.train_buckets + split.eval_buckets))
 
     def compatibility(self) -> dict:
         """What a warm start's base model must share: token ids and class ids."""
@@ -45,18 +35,12 @@ class TrainingData:
 
     def dataset(self, files, shuffle: bool):
         """Batches of texts of similar length, each padded to its own longest text."""
-        dataset = transformed_dataset(self._fn_args, files, self.config, self.tf_transform_output, LABEL_ID,
+        dataset = transformed_dataset(self.fn_args, files, self.config, self.tf_transform_output, LABEL_ID,
                                       shuffle)
         dataset = batched_by_length(dataset, TOKEN_IDS, self.config.training.batch_size,
                                     self.config.task.max_tokens)
         depth = len(self.class_names)
         return dataset.map(lambda features, label: (features, tf.one_hot(tf.reshape(label, [-1]), depth)))
-
-    def train(self):
-        return self.dataset(self._fn_args.train_files, shuffle=True)
-
-    def eval(self):
-        return self.dataset(self._fn_args.eval_files, shuffle=False)
 
 
 def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
@@ -80,27 +64,20 @@ def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_na
     return {i: total / (len(class_names) * label_counts[name]) for i, name in enumerate(class_names)}
 
 
-def run_fn(fn_args) -> None:
-    """Trains with early stopping on the eval split, then exports the serving SavedModel."""
-    distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
-    tuned, hyperparameters = config_with_hyperparameters(fn_args)
-    data = TrainingData(fn_args, tuned)
-    config = data.config  # auto fields resolved
-    model, history, warm = fit(
-        config, fn_args, lambda: build_model(config, data), data,
-        class_weight=class_weights(config, data.input_report["details"][LABEL_COUNTS], data.class_names))
-    serving_dir, run_dir = output_dirs(fn_args)
+def export_model(model, data: TrainingData, serving_dir: str) -> None:
+    config = data.config
     export.export_serving_model(
         model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,
         export_dir=serving_dir, missing_text=config.serving.missing_text,
         warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
-    save_weights(model, serving_dir)
-    serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir, reference_outputs)
-    write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
-    write_training_summary(run_dir, {
-        **history_summary(history), "classes": data.class_names, "warm_start": warm,
-        "model": describe_model(model, config.model), "hyperparameters": hyperparameters,
-        "resolved": data.resolved})
+
+
+def run_fn(fn_args) -> None:
+    """Trains with early stopping on the eval split, then exports the serving SavedModel."""
+    train_and_export(
+        fn_args, TrainingData, build_model, export_model, reference_outputs,
+        class_weight=lambda config, data: class_weights(config, data.details[LABEL_COUNTS], data.class_names),
+        summary_fields=lambda data: {"classes": data.class_names})
 
 
 def tuner_fn(fn_args):

@@ -1,0 +1,124 @@
+"""One set of checks over every registered task (as NeuralForecast runs one test over its model
+registry): a new task gets them by registering itself and shipping a built-in config.
+
+Each task is checked for what the pipeline asks of it (config sections, dotted user functions,
+its serving signature), its built-in config round trip, and one finished run of that config:
+summary fields, a pushed model that serving validation passed without skew, and the export
+contract in a fresh process that imports only tensorflow and tensorflow_text. The runs are the
+session runs other tests share (`sentiment_run`, `weather`); a task without one gets a short run
+of its built-in config here.
+"""
+
+import dataclasses
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import run_cli
+from rnnflow.components.tasks import get_task, task_names
+from rnnflow.pipeline.config import builtin_config_names, load_config, parse_config, read_raw_config
+
+SHARED_RUNS = {"text_classification": "sentiment_run", "forecasting": "weather"}
+QUICK = ["training.epochs=1"]
+
+
+def builtin_config_of(task_type: str) -> str:
+    names = [n for n in builtin_config_names() if read_raw_config(n)["task"]["type"] == task_type]
+    assert names, f"task {task_type} has no built-in config in pipeline/configs"
+    return names[0]
+
+
+@pytest.mark.parametrize("task_type", task_names())
+def test_each_task_declares_what_the_pipeline_asks_of_it(task_type):
+    task = get_task(task_type)
+    assert task.name == task_type
+    for cls in (task.task_config_cls, task.data_config_cls, task.evaluation_config_cls):
+        assert dataclasses.is_dataclass(cls)
+    for dotted in (task.preprocessing_fn, task.run_fn, task.tuner_fn):
+        module, _, function = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), function)), dotted
+    assert isinstance(task.examples_signature, str) and task.examples_signature
+    assert "train" in task.splits and "eval" in task.splits
+
+
+@pytest.mark.parametrize("task_type", task_names())
+def test_each_builtin_config_round_trips(task_type):
+    config = load_config(builtin_config_of(task_type))
+    assert config.task_type == task_type
+    assert parse_config(config.to_dict()).to_dict() == config.to_dict()
+    assert isinstance(config.task, get_task(task_type).task_config_cls)
+
+
+@pytest.fixture(scope="module", params=task_names())
+def finished_run(request, tmp_path_factory):
+    task_type = request.param
+    if task_type in SHARED_RUNS:
+        run = request.getfixturevalue(SHARED_RUNS[task_type])
+        output_dir = run[0]
+    else:
+        output_dir = tmp_path_factory.mktemp(task_type)
+        args = ["run", "--config", builtin_config_of(task_type), "--output-dir", str(output_dir)]
+        for override in QUICK:
+            args += ["--set", override]
+        result = run_cli(args)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return task_type, json.loads((output_dir / "run_summary.json").read_text())
+
+
+@pytest.mark.e2e
+def test_each_task_run_reports_its_metrics_and_pushes_a_servable_model(finished_run):
+    task_type, summary = finished_run
+    task = get_task(task_type)
+    assert summary["status"] == "succeeded" and summary["pushed_model"]
+    assert summary["metrics"] and set(task.headline_metrics(summary["metrics"])) <= set(summary["metrics"])
+    assert summary["resolved"]["values"] is not None and summary["training"]["epochs_run"] >= 1
+    validation = summary["serving_validation"]
+    assert validation["problems"] == [] and validation["cudnn_ops"] == []
+    assert all(v["within_tolerance"] for v in validation["skew"]["outputs"].values())
+
+
+EXPORT_CONTRACT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    from tensorflow_serving.apis import prediction_log_pb2
+    model_dir, examples_signature = sys.argv[1:3]
+    model = tf.saved_model.load(model_dir)
+    serve = model.signatures["serving_default"]
+    answers = []
+    for record in tf.data.TFRecordDataset(model_dir + "/assets.extra/tf_serving_warmup_requests"):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        rows = int(next(iter(inputs.values())).shape[0])
+        outputs = serve(**inputs)
+        answers.append({"inputs": sorted(inputs), "rows": rows,
+                        "outputs": {k: v.shape.as_list() for k, v in outputs.items()}})
+    print(json.dumps({"signatures": sorted(model.signatures), "declared_inputs": sorted(
+        serve.structured_input_signature[1]), "declared_outputs": sorted(serve.structured_outputs),
+        "examples_input": sorted(model.signatures[examples_signature].structured_input_signature[1]),
+        "answers": answers, "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("rnnflow", "keras", "tfx"))}))
+""")
+
+
+@pytest.mark.e2e
+def test_each_task_export_keeps_the_serving_contract_in_a_fresh_process(finished_run):
+    task_type, summary = finished_run
+    task = get_task(task_type)
+    result = subprocess.run([sys.executable, "-c", EXPORT_CONTRACT, summary["pushed_model"], task.examples_signature],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    contract = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"serving_default", task.examples_signature} <= set(contract["signatures"])
+    assert contract["examples_input"] == ["examples"]
+    assert contract["answers"], "no warmup request to replay"
+    for answer in contract["answers"]:  # every declared output, one row per request row
+        assert answer["inputs"] == contract["declared_inputs"]
+        assert sorted(answer["outputs"]) == contract["declared_outputs"]
+        assert all(shape[0] == answer["rows"] for shape in answer["outputs"].values())
+    assert contract["modules"] == []  # loading needed neither rnnflow nor Keras nor TFX
