@@ -339,7 +339,7 @@ class _Progress:
 
 
 def predict_file(model: str | Model, input_path: str, output_path: Optional[str] = None, *,
-                 model_name: Optional[str] = None, signature: Optional[str] = None, input_format_: Optional[str] = None,
+                 model_name: Optional[str] = None, signature: Optional[str] = None, input_format: Optional[str] = None,
                  id_column: Optional[str] = None, batch_size: int = DEFAULT_BATCH_SIZE, strict: bool = False,
                  delimiter: str = ",", progress: Any = True) -> PredictReport:
     """Scores `input_path` with `model` (a Model or a target for `open_model`); see the module
@@ -351,7 +351,7 @@ def predict_file(model: str | Model, input_path: str, output_path: Optional[str]
     if owned:
         model = open_model(model, model_name, **({"signature": signature} if signature else {}))
     try:
-        return _predict(model, input_path, output_path, input_format_, id_column, batch_size, strict, delimiter,
+        return _predict(model, input_path, output_path, input_format, id_column, batch_size, strict, delimiter,
                         progress)
     finally:
         if owned:

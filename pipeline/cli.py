@@ -273,7 +273,7 @@ def _predict(args) -> int:
 
         try:
             report = predict_file(args.model, args.input, args.output, model_name=args.model_name,
-                                  signature=args.signature, input_format_=args.format, id_column=args.id_column,
+                                  signature=args.signature, input_format=args.format, id_column=args.id_column,
                                   batch_size=args.batch_size, strict=args.strict, delimiter=args.delimiter,
                                   progress=progress)
         except ServingError as e:
