@@ -29,6 +29,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from rnnflow.components import package_filesystem
+from rnnflow.components.serving_client import INTEGER_DTYPES, load_saved_model
 
 SPLIT = "inference"
 EXAMPLES_FILE = "data_tfrecord-00000-of-00001.gz"
@@ -36,15 +37,20 @@ SKIPPED_FILE = "skipped_rows.txt"
 ROWS_PROPERTY, SKIPPED_PROPERTY = "rows", "skipped"
 
 
-def signature_inputs(model_dir: str, signature: str) -> dict[str, str]:
-    """The signature's inputs (name -> DT_* dtype name), read from saved_model.pb without loading."""
+def signature_defs(model_dir: str):
+    """The SavedModel's SignatureDefs, read from saved_model.pb without loading the model."""
     import tensorflow as tf
-    from tensorflow.core.framework import types_pb2
     from tensorflow.core.protobuf import saved_model_pb2
 
     with tf.io.gfile.GFile(os.path.join(model_dir, "saved_model.pb"), "rb") as f:
-        saved = saved_model_pb2.SavedModel.FromString(f.read())
-    signatures = saved.meta_graphs[0].signature_def
+        return saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0].signature_def
+
+
+def signature_inputs(model_dir: str, signature: str) -> dict[str, str]:
+    """The signature's inputs (name -> DT_* dtype name)."""
+    from tensorflow.core.framework import types_pb2
+
+    signatures = signature_defs(model_dir)
     if signature not in signatures:
         raise ValueError(f"{model_dir} has no signature {signature!r} (it has {', '.join(sorted(signatures))})")
     return {name: types_pb2.DataType.Name(info.dtype) for name, info in signatures[signature].inputs.items()}
@@ -59,7 +65,7 @@ def to_example(values: dict, inputs: dict[str, str], row_id=None):
         if inputs[name] == "DT_STRING":
             features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
                 value=[v.encode("utf-8") if isinstance(v, str) else v for v in listed]))
-        elif inputs[name] in ("DT_INT64", "DT_INT32"):
+        elif inputs[name] in INTEGER_DTYPES:
             features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in listed]))
         else:
             features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in listed]))
@@ -137,19 +143,11 @@ class TF2Model:
     variable bi_lstm_0/.../bias"). TF Serving and `tf.saved_model.load` run them as they are."""
 
     def __init__(self, path: str, tags=None):
-        import tensorflow as tf
-        from tensorflow.core.protobuf import saved_model_pb2
-
-        try:
-            import tensorflow_text  # noqa: F401 (the text tasks' graphs use TF Text ops)
-        except ImportError:
-            pass
-        self.model = tf.saved_model.load(path, tags=list(tags) if tags else None)
-        with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
-            signature_defs = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0].signature_def
+        self.model = load_saved_model(path, tags)
+        signatures = signature_defs(path)
         # tensor name -> (signature, input or output key)
-        self.inputs = {i.name: (key, alias) for key, sig in signature_defs.items() for alias, i in sig.inputs.items()}
-        self.outputs = {o.name: (key, alias) for key, sig in signature_defs.items() for alias, o in sig.outputs.items()}
+        self.inputs = {i.name: (key, alias) for key, sig in signatures.items() for alias, i in sig.inputs.items()}
+        self.outputs = {o.name: (key, alias) for key, sig in signatures.items() for alias, o in sig.outputs.items()}
 
     def run(self, fetches: dict, feed_dict: dict) -> dict:
         import tensorflow as tf

@@ -36,13 +36,12 @@ import time
 from typing import Any, Iterator, Optional
 
 from rnnflow.components.serving_client import (
-    Model, RequestRefused, ServingError, open_model, to_jsonable)
+    INTEGER_DTYPES, Model, RequestRefused, ServingError, open_model, to_jsonable)
 
 DEFAULT_BATCH_SIZE = 64
 # A batch is also cut at this many bytes of input (long texts), so one request stays well
 # inside TF Serving's and gRPC's limits and this process's memory stays flat.
 MAX_BATCH_BYTES = 8 << 20
-FORMATS = ("csv", "jsonl", "parquet")
 # Python's csv module refuses cells over 128 KiB by default; a review can be longer.
 CSV_FIELD_LIMIT = 1 << 30
 PROGRESS_INTERVAL_SECONDS = 10.0
@@ -211,7 +210,7 @@ def cell_value(value, dtype: str, column: str):
         if not isinstance(value, (str, bytes)):
             raise ValueError(f"column `{column}`: expected a text, got {json.dumps(value)[:60]}")
         return value
-    integer = dtype in ("DT_INT64", "DT_INT32")
+    integer = dtype in INTEGER_DTYPES
     if isinstance(value, str):
         text = value.strip()
         if not text:

@@ -37,6 +37,7 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 # 4 MiB, which a large batch of forecasts can pass.
 GRPC_MAX_MESSAGE_BYTES = 1 << 30
 # DataType enum names TF Serving's metadata uses -> the numpy dtype requests are built with.
+INTEGER_DTYPES = ("DT_INT64", "DT_INT32")
 _DTYPES = {"DT_STRING": np.object_, "DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_INT64": np.int64,
            "DT_INT32": np.int32, "DT_BOOL": np.bool_}
 _REST_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?/?$")
@@ -120,37 +121,51 @@ def open_model(target: str, model_name: Optional[str] = None, *, signature: str 
     return LocalModel(target, signature=signature)
 
 
+def complete_versions(serving_dir: str) -> list[int]:
+    """The versions TF Serving can load from `serving_dir` (integer directories holding
+    saved_model.pb), oldest first; none when it is not a directory."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(serving_dir):
+        return []
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)]
+    return sorted(int(n) for n in names if n.isdigit()
+                  and tf.io.gfile.exists(os.path.join(serving_dir, n, "saved_model.pb")))
+
+
 def newest_version_dir(path: str) -> str:
-    """`path` itself when it holds saved_model.pb, else its highest numbered version directory."""
+    """`path` itself when it holds saved_model.pb, else its highest complete version directory."""
     import tensorflow as tf
 
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
     if not tf.io.gfile.isdir(path):
         raise ServingError(f"{path}: no such directory (and not an http:// URL or a host:port gRPC address)")
-    versions = sorted((int(name.rstrip("/")) for name in tf.io.gfile.listdir(path) if name.rstrip("/").isdigit()),
-                      reverse=True)
-    for version in versions:
-        candidate = os.path.join(path, str(version))
-        if tf.io.gfile.exists(os.path.join(candidate, "saved_model.pb")):
-            return candidate
+    versions = complete_versions(path)
+    if versions:
+        return os.path.join(path, str(versions[-1]))
     raise ServingError(f"{path}: neither a SavedModel (no saved_model.pb) nor a serving directory with a "
                        "numbered version holding one")
 
 
+def load_saved_model(path: str, tags=None):
+    """`tf.saved_model.load`, with TF Text's ops registered first (the text tasks' graphs use them)."""
+    import tensorflow as tf
+
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass
+    return tf.saved_model.load(path, tags=list(tags) if tags else None)
+
+
 class LocalModel(Model):
     def __init__(self, path: str, *, signature: str = DEFAULT_SIGNATURE):
-        import tensorflow as tf
-
-        try:
-            import tensorflow_text  # noqa: F401 (registers the TF Text ops the text tasks' graphs use)
-        except ImportError:
-            pass
         self.path = newest_version_dir(path)
         self.description = f"model {self.path}"
         self.signature_name = signature
         try:
-            loaded = tf.saved_model.load(self.path)
+            loaded = load_saved_model(self.path)
         except Exception as e:  # noqa: BLE001 (any load failure, in one line)
             raise ServingError(f"{self.description} does not load: {type(e).__name__}: {e}") from None
         if signature not in loaded.signatures:
@@ -330,7 +345,3 @@ def to_jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def describe_outputs(outputs: dict[str, np.ndarray]) -> str:
-    return json.dumps({k: list(np.shape(v)) for k, v in outputs.items()})

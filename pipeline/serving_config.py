@@ -42,6 +42,7 @@ from typing import Optional
 import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 
+from rnnflow.components.serving_client import complete_versions
 from rnnflow.pipeline.config import ConfigError, PipelineConfig
 
 MODELS_CONFIG, BATCHING_FILE, MONITORING_FILE = "models.config", "batching_parameters.txt", "monitoring.config"
@@ -138,17 +139,6 @@ def served_model(config: PipelineConfig, serving_dir: str) -> ServedModel:
     return ServedModel(config.serving.model_name or config.name, serving_dir, config.serving.tf_serving_version)
 
 
-def pushed_versions(serving_dir: str) -> list[int]:
-    """The complete versions the Pusher left (integer directories with saved_model.pb), oldest first."""
-    import tensorflow as tf
-
-    if not tf.io.gfile.isdir(serving_dir):
-        return []
-    names = [name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)]
-    return sorted(int(n) for n in names if n.isdigit()
-                  and tf.io.gfile.exists(os.path.join(serving_dir, n, "saved_model.pb")))
-
-
 def _container_base_path(model: ServedModel) -> str:
     return model.serving_dir if "://" in model.serving_dir else f"{CONTAINER_MODELS_DIR}/{model.name}"
 
@@ -178,7 +168,7 @@ def models_config(models: list[ServedModel], options: Options, previous: dict[st
         raise ServingConfigError(f"--version-policy {options.version_policy}: one of {', '.join(POLICIES)}")
     config = model_server_config_pb2.ModelServerConfig()
     for model in models:
-        versions = pushed_versions(model.serving_dir)
+        versions = complete_versions(model.serving_dir)
         if not versions:
             raise ServingConfigError(f"model {model.name}: no pushed version in {model.serving_dir} (run the "
                                      "pipeline until a model is blessed and pushed, or point --run-dir at its run)")
