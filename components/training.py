@@ -71,7 +71,8 @@ def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, ref
                      class_weight=None, summary_fields=None) -> None:
     """A task's run_fn: trains with early stopping on the eval split (warm-starting when asked),
     exports the serving SavedModel (`export(model, data, serving_dir)`), and records next to it
-    the weights, the Trainer's own predictions for serving validation (`reference_outputs`),
+    the weights, the Trainer's own predictions for serving validation (`reference_outputs(model,
+    transformed batch, data)`),
     the model's facts and the training summary (plus `summary_fields(data)`).
     `class_weight(config, data)`: Keras class weights, or None."""
     from rnnflow.components.input_report import write_model_facts
@@ -86,7 +87,8 @@ def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, ref
     serving_dir, run_dir = output_dirs(fn_args)
     export(model, data, serving_dir)
     save_weights(model, serving_dir)
-    serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir, reference_outputs)
+    serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir,
+                      lambda model, transformed: reference_outputs(model, transformed, data))
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
         **history_summary(history), **(summary_fields(data) if summary_fields else {}), "warm_start": warm,

@@ -21,6 +21,32 @@ FAST_OVERRIDES = ["training.epochs=2", "task.max_tokens=64", "model.units=8", "m
                   "evaluation.lower_bound=0.0"]
 
 
+# The real datasets next to the repository (../shared/datasets, or $RNNFLOW_DATASETS).
+DATASETS = os.environ.get("RNNFLOW_DATASETS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets"))
+
+
+def dataset_file(*parts) -> str:
+    """A file of the shared datasets, or a skip naming where it was looked for."""
+    path = os.path.join(DATASETS, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"{'/'.join(parts)} not found at {path} (set RNNFLOW_DATASETS)")
+    return path
+
+
+def conll_sample(path, source: str = "train.txt", sentences: int = 400) -> str:
+    """The first `sentences` sentences of a CoNLL-2003 file (-DOCSTART- lines kept) at `path`."""
+    lines, seen = [], 0
+    with open(dataset_file("conll2003", source), encoding="utf-8") as f:
+        for line in f:
+            lines.append(line)
+            if not line.strip():
+                seen += 1
+                if seen > sentences:
+                    break
+    path.write_text("".join(lines), encoding="utf-8")
+    return str(path)
+
+
 def imdb_sample_path() -> str:
     return str(resources.files("tfx").joinpath("examples/imdb/data/imdb_small_with_labels.txt"))
 
@@ -88,6 +114,23 @@ def sentiment_run(tmp_path_factory):
         args += ["--set", override]
     result = run_cli(args)
     return output_dir, result
+
+
+NER_OVERRIDES = ["training.epochs=15"]
+
+
+@pytest.fixture(scope="session")
+def ner_run(tmp_path_factory):
+    """One `rnnflow run --config ner` on CoNLL-2003's first 400 training sentences:
+    (dir, result, summary)."""
+    output_dir = tmp_path_factory.mktemp("ner_run")
+    data = conll_sample(output_dir / "conll_sample.txt")
+    args = ["run", "--config", "ner", "--output-dir", str(output_dir), "--set", f"data.path={data}"]
+    for override in NER_OVERRIDES:
+        args += ["--set", override]
+    result = run_cli(args)
+    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return output_dir, result, json.loads((output_dir / "run_summary.json").read_text())
 
 
 def free_port() -> int:

@@ -1,33 +1,17 @@
 """CoNLL ingestion for sequence labeling (components/sequence_labeling/conll.py): the shared
 CoNLL-2003 copy's first few hundred sentences, tag schemes, entity scoring and bad files."""
 
-import os
-
 import pytest
 
+from conftest import conll_sample
 from rnnflow.components.sequence_labeling.conll import entity_spans, normalize_tags, read_conll, span_scores
 from rnnflow.components.tasks import DataError
 
-CONLL_VALID = os.path.join(os.environ.get("RNNFLOW_DATASETS", os.path.join(os.path.dirname(__file__), "..", "..",
-                                                                           "shared", "datasets")),
-                           "conll2003", "valid.txt")
 
 
 def sample(tmp_path, sentences=300):
     """The first `sentences` sentences of CoNLL-2003's validation file (its -DOCSTART- lines kept)."""
-    if not os.path.exists(CONLL_VALID):
-        pytest.skip(f"CoNLL-2003 not found at {CONLL_VALID} (set RNNFLOW_DATASETS)")
-    lines, seen = [], 0
-    with open(CONLL_VALID, encoding="utf-8") as f:
-        for line in f:
-            lines.append(line)
-            if not line.strip():
-                seen += 1
-                if seen > sentences:
-                    break
-    path = tmp_path / "valid_sample.txt"
-    path.write_text("".join(lines), encoding="utf-8")
-    return str(path)
+    return conll_sample(tmp_path / "valid_sample.txt", "valid.txt", sentences)
 
 
 def test_conll_2003_sentences_read_with_document_lines_skipped(tmp_path):

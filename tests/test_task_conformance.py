@@ -23,7 +23,7 @@ from conftest import run_cli
 from rnnflow.components.tasks import get_task, task_names
 from rnnflow.pipeline.config import builtin_config_names, load_config, parse_config, read_raw_config
 
-SHARED_RUNS = {"text_classification": "sentiment_run", "forecasting": "weather"}
+SHARED_RUNS = {"text_classification": "sentiment_run", "forecasting": "weather", "sequence_labeling": "ner_run"}
 QUICK = ["training.epochs=1"]
 
 

@@ -37,7 +37,7 @@ def build_model(config: PipelineConfig, data: ForecastData):
                             input_name=WINDOW, steps_per_epoch=data.steps_per_epoch)
 
 
-def reference_outputs(model, transformed) -> dict:
+def reference_outputs(model, transformed, data) -> dict:
     """The in-memory model's forecast for a transformed batch, in the targets' original units
     (the model itself predicts z-scores of the train split's statistics)."""
     normalized = model({WINDOW: transformed[WINDOW]}, training=False).numpy()

@@ -49,7 +49,7 @@ def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
                                  input_name=TOKEN_IDS, steps_per_epoch=data.steps_per_epoch)
 
 
-def reference_outputs(model, transformed) -> dict:
+def reference_outputs(model, transformed, data) -> dict:
     """The in-memory model's class probabilities for a transformed batch, as training feeds it."""
     token_ids = transformed[TOKEN_IDS]
     dense = token_ids.to_tensor() if isinstance(token_ids, tf.RaggedTensor) else token_ids

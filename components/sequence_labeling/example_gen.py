@@ -1,0 +1,73 @@
+"""SentenceExampleGen: CoNLL or JSONL files -> one tf.Example per sentence (`features.py`), split
+into train and eval by a hash of the sentence's tokens (`data.split.eval_percent`), so a repeated
+sentence never sits in both.
+
+The span's files are read once in the executor, by the same reader as the input check, whose
+report travels with the Examples; Beam builds, serializes and writes the examples. The component
+is TFX's FileBasedExampleGen, so its driver resolves spans and fingerprints the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import apache_beam as beam
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+
+from rnnflow.components.ingest_config import config_from, example_gen_custom_config
+from rnnflow.components.input_report import driver_span, set_report, span_input
+from rnnflow.components.sequence_labeling import features
+from rnnflow.components.sequence_labeling.reading import read_sentences
+from rnnflow.components.sequence_labeling.task import SPLITS, TASK
+
+EXAMPLES_FILE_PREFIX = "data_tfrecord"
+
+
+def split_of(tokens: list[str], eval_percent: int) -> str:
+    digest = hashlib.sha256(features.TOKEN_SEPARATOR.join(tokens).encode("utf-8")).digest()
+    return "eval" if int.from_bytes(digest[:8], "big") % 100 < eval_percent else "train"
+
+
+class Executor(BaseBeamExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
+        config = config_from(exec_properties)
+        _, files = span_input(exec_properties)
+        read = read_sentences(config.data, files)
+        report = TASK.report(config, files, read)
+        sentences = read.sentences
+        by_split = {split: [] for split in SPLITS}
+        for sentence in sentences:
+            by_split[split_of(sentence.tokens, config.data.split.eval_percent)].append(
+                (sentence.tokens, sentence.tags))
+        empty = [split for split, rows in by_split.items() if not rows]
+        if empty:
+            raise ValueError(f"{len(sentences)} sentences leave the {empty[0]} split empty with "
+                             f"data.split.eval_percent={config.data.split.eval_percent}; add sentences")
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        with self._make_beam_pipeline() as pipeline:
+            for split, rows in by_split.items():
+                _ = (pipeline
+                     | f"Sentences[{split}]" >> beam.Create(rows, reshuffle=False)
+                     | f"ToExample[{split}]" >> beam.MapTuple(
+                         lambda tokens, tags: features.sentence_example(tokens, tags).SerializeToString())
+                     | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                         os.path.join(examples.uri, f"Split-{split}", EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"))
+        examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+        for split, rows in by_split.items():
+            examples.set_int_custom_property(f"{split}_sentences", len(rows))
+        set_report(examples, report, [driver_span(exec_properties)])
+
+
+def sentence_example_gen(config, input_base: str, pattern: str):
+    return FileBasedExampleGen(
+        input_base=input_base,
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="sentences", pattern=pattern)]),
+        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1) for split in SPLITS])),
+        custom_config=example_gen_custom_config(config),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id("SentenceExampleGen")

@@ -1,0 +1,77 @@
+"""Sentences from the files `data.path` names, as the input check and the ExampleGen read them:
+CoNLL-style columns (`conll.read_conll`) or JSONL (one JSON object per line with a token list
+and a tag list), tags normalized to IOB2 (`conll.normalize_tags`).
+
+Errors name the file and line: invalid UTF-8, a line of another column count, a JSON line that
+is not an object with string lists of equal length, a token that is empty or holds whitespace
+(tokens are joined by spaces for `serving_default`), a file with no sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from rnnflow.components.sequence_labeling import conll
+from rnnflow.components.tasks.base import DataError
+
+
+@dataclasses.dataclass
+class ReadResult:
+    sentences: list[conll.Sentence]  # tags normalized to IOB2
+    where: list[str]  # "file line N" of each sentence
+    repaired: int  # I- tags that followed nothing of their type (read as IOB1 reads them)
+
+
+def read_sentences(data, files: list[str]) -> ReadResult:
+    sentences, where, repaired = [], [], 0
+    for path in files:
+        read = read_jsonl(path, data.tokens_field, data.tags_field) if data.format == "jsonl" else \
+            conll.read_conll(path, token_column=data.token_column, tag_column=data.tag_column)
+        for sentence in read:
+            location = f"{path} line {sentence.line}"
+            sentence.tags, fixed = conll.normalize_tags(sentence.tags, f"{location}: ")
+            repaired += fixed
+            sentences.append(sentence)
+            where.append(location)
+    return ReadResult(sentences, where, repaired)
+
+
+def read_jsonl(path: str, tokens_field: str, tags_field: str) -> list[conll.Sentence]:
+    sentences = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: line {number}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte "
+                                f"{e.start})") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {number}: not JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object with '{tokens_field}' and "
+                                f"'{tags_field}', got {type(record).__name__}")
+            values = []
+            for field in (tokens_field, tags_field):
+                value = record.get(field)
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise DataError(f"{path}: line {number}: '{field}' must be a list of strings; got "
+                                    f"{'nothing' if value is None else type(value).__name__}")
+                values.append(value)
+            tokens, tags = values
+            if len(tokens) != len(tags):
+                raise DataError(f"{path}: line {number}: {len(tokens)} tokens but {len(tags)} tags")
+            if not tokens:
+                continue
+            for i, token in enumerate(tokens):
+                if not token or token != "".join(token.split()):
+                    raise DataError(f"{path}: line {number}: token {i + 1} {token!r} is empty or holds "
+                                    "whitespace; split it into tokens")
+            sentences.append(conll.Sentence(tokens, tags, number))
+    if not sentences:
+        raise DataError(f"{path}: no sentence (an empty file, or only empty token lists)")
+    return sentences

@@ -1,0 +1,181 @@
+"""Sequence labeling (named entities, chunks, part-of-speech tags): many-to-many, one tag per token.
+
+Sentences come from CoNLL-style or JSONL files (`reading.py`), with tags normalized to IOB2;
+`SentenceExampleGen` writes one tf.Example per sentence (`features.py`) and splits them by a hash
+of the sentence; Transform maps words and characters to ids in the graph; the model is a
+recurrent tagger with a softmax or CRF output (`rnnflow.models.tagger`); the Evaluator counts
+entities as the CoNLL scorer does (exact span and type) and blesses on entity F1.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Literal
+
+from rnnflow.components.sequence_labeling import conll
+from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, resolve_input_files,
+                                           split_input_path)
+from rnnflow.pipeline.config import ConfigError, constraint
+
+# Transform's outputs, named once here (the model's input names come from the tagger).
+TAG_IDS = "tag_ids"
+WORD_VOCABULARY = "words"
+CHAR_VOCABULARY = "chars"
+TAG_VOCABULARY = "tags"
+FIRST_ID = 1  # word and character ids: 0 is padding, the vocabulary and OOV buckets follow
+# The input report's details.
+TAG_LIST = "tags"  # the sorted IOB2 tags: tag id i is the i-th
+TAG_COUNTS = "tag_counts"
+ENTITY_TYPES = "entity_types"
+EVAL_SIGNATURE = "evaluation_examples"  # examples -> predicted tag ids, for TFMA
+EXAMPLES_SIGNATURE = "serving_examples"  # examples (their `sentence`) -> what serving_default answers
+TOKENS_SIGNATURE = "serving_tokens"  # pre-tokenized: tokens [batch, steps] ("" pads) -> the same
+PREDICTED_TAG_IDS = "predicted_tag_ids"
+TAG_SCORES = "tag_scores"
+SPLITS = ("train", "eval")
+_SHOWN = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SentenceSplitConfig:
+    """Sentences go to eval by a hash of their text (a repeated sentence is always in one split)."""
+    eval_percent: int = constraint(20, min=1, max=99)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceDataConfig:
+    path: str
+    # conll: one token per line, whitespace-separated columns, a blank line between sentences,
+    # -DOCSTART- lines skipped; jsonl: one {"tokens": [...], "tags": [...]} object per line.
+    format: Literal["conll", "jsonl"] = "conll"
+    token_column: int = 0
+    tag_column: int = -1  # CoNLL-2003: word POS chunk NER, so the last
+    tokens_field: str = "tokens"
+    tags_field: str = "tags"
+    split: SentenceSplitConfig = dataclasses.field(default_factory=SentenceSplitConfig)
+    rolling_spans: int = constraint(1, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceLabelingConfig:
+    type: Literal["sequence_labeling"]
+    # Longer sentences are truncated (counted in the input report; their later tokens are
+    # tagged O at serving time and counted as missed entities by the metrics).
+    max_tokens: int = constraint(128, min=1, max=10_000)
+    vocab_size: int = constraint(30_000, min=1)
+    # Words seen fewer times in the train split map to OOV buckets (the character encoder
+    # still reads them).
+    min_frequency: int = constraint(2, min=1)
+    oov_buckets: int = constraint(1, min=1)
+    # Word vocabulary on lowercased words with digits mapped to 0 (characters keep case).
+    lowercase: bool = True
+    char_encoder: Literal["none", "cnn", "lstm"] = "cnn"
+    char_dim: int = constraint(25, min=1)
+    char_units: int = constraint(50, min=1)  # CNN filters, or LSTM units per direction
+    max_word_chars: int = constraint(20, min=1, max=1000)  # characters read per word
+    decoder: Literal["softmax", "crf"] = "crf"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggingEvaluationConfig:
+    """Blessing: `metric` on the eval split is at least `lower_bound`, and at most
+    `max_regression` below the last blessed model's."""
+    metric: Literal["entity_f1", "token_accuracy"] = "entity_f1"
+    lower_bound: float = constraint(0.3, min=0.0, max=1.0)
+    max_regression: float = constraint(0.02, min=0.0, max=1.0)
+
+
+class SequenceLabelingTask(Task):
+    name = "sequence_labeling"
+    task_config_cls = SequenceLabelingConfig
+    data_config_cls = SequenceDataConfig
+    evaluation_config_cls = TaggingEvaluationConfig
+    splits = SPLITS
+    preprocessing_fn = "rnnflow.components.sequence_labeling.preprocessing.preprocessing_fn"
+    run_fn = "rnnflow.components.sequence_labeling.trainer.run_fn"
+    tuner_fn = "rnnflow.components.sequence_labeling.trainer.tuner_fn"
+    examples_signature = EXAMPLES_SIGNATURE
+
+    def validate_config(self, config) -> None:
+        if config.tuning.objective != "val_loss":
+            raise ConfigError("tuning.objective: sequence labeling tunes on val_loss")
+
+    def preflight(self, config, files=None) -> InputReport:
+        from rnnflow.components.sequence_labeling.reading import read_sentences
+
+        files = files or resolve_input_files(config.data)
+        return self.report(config, files, read_sentences(config.data, files))
+
+    def report(self, config, files: list[str], read) -> InputReport:
+        """The input report of sentences read from `files` (`reading.ReadResult`)."""
+        if not read.sentences:
+            raise DataError(f"{', '.join(files)}: no sentence")
+        counts = collections.Counter(tag for s in read.sentences for tag in s.tags)
+        types = sorted({tag[2:] for tag in counts if tag != conll.OUTSIDE})
+        if not types:
+            raise DataError(f"{', '.join(files)}: every tag is O; a tagger needs at least one entity type")
+        limit = config.task.max_tokens
+        long = [(len(s.tokens), w) for s, w in zip(read.sentences, read.where) if len(s.tokens) > limit]
+        rows = len(read.sentences)
+        warnings, notes = [], []
+        if long:
+            shown = ", ".join(f"{w} ({n} tokens)" for n, w in sorted(long, reverse=True)[:_SHOWN])
+            warnings.append(f"{len(long)} of {rows} sentences are longer than task.max_tokens={limit} and are "
+                            f"truncated to it (longest: {shown})")
+        if read.repaired:
+            notes.append(f"{read.repaired} I- tags followed nothing of their type and were read as the start of "
+                         "an entity, as IOB1 reads them (in an IOB1 file that is how entities start)")
+        tags = sorted(counts)
+        return InputReport(files=files, rows=rows, warnings=warnings, notes=notes, details={
+            TAG_LIST: tags, TAG_COUNTS: dict(sorted(counts.items())), ENTITY_TYPES: types,
+            "tokens": sum(counts.values()), "truncated_sentences": len(long), "repaired_tags": read.repaired})
+
+    def merge_details(self, details: list[dict]) -> dict:
+        counts: dict[str, int] = collections.Counter()
+        for span in details:
+            counts.update(span[TAG_COUNTS])
+        return {**details[-1], TAG_LIST: sorted(counts), TAG_COUNTS: dict(sorted(counts.items())),
+                ENTITY_TYPES: sorted({t[2:] for t in counts if t != conll.OUTSIDE}),
+                **{k: sum(d.get(k, 0) for d in details) for k in ("tokens", "truncated_sentences", "repaired_tags")}}
+
+    def example_gen(self, config, data_path: str):
+        from rnnflow.components.sequence_labeling.example_gen import sentence_example_gen
+
+        return sentence_example_gen(config, *split_input_path(data_path))
+
+    def unbounded_features(self, config) -> list[str]:
+        from rnnflow.components.sequence_labeling.features import SENTENCE, TOKENS
+
+        return [SENTENCE, TOKENS]
+
+    def eval_config(self, config, report: InputReport | None):
+        import tensorflow_model_analysis as tfma
+
+        from rnnflow.components.sequence_labeling.metrics import metric_configs
+
+        evaluation = config.evaluation
+        threshold = blessing_threshold(evaluation.lower_bound, evaluation.max_regression)
+        metrics = metric_configs(report.details[TAG_LIST], evaluation.metric, threshold) if report else []
+        return tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, prediction_key=PREDICTED_TAG_IDS)],
+            slicing_specs=[tfma.SlicingSpec()],
+            metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])])
+
+    def headline_metrics(self, metrics: dict) -> dict:
+        """Overall metrics; per-type ones ("entity_f1[PER]") stay in run_summary.json."""
+        return {k: v for k, v in metrics.items() if "[" not in k}
+
+    def summarize(self, summary, outputs) -> None:
+        """Entity scores per type as a table, and a plot of them with a tagged eval sentence."""
+        metrics = summary.get("metrics") or {}
+        per_type = {}
+        for key, value in metrics.items():
+            if "[" in key:
+                name, _, kind = key[:-1].partition("[")
+                per_type.setdefault(kind, {})[name.replace("entity_", "")] = value
+        if per_type:
+            summary["entity_scores"] = dict(sorted(per_type.items()))
+
+
+TASK = SequenceLabelingTask()

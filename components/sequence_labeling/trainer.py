@@ -1,0 +1,84 @@
+"""Trainer run_fn and tuner_fn for sequence labeling (Keras 3)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import keras
+import tensorflow as tf
+
+from rnnflow.components.sequence_labeling import export, preprocessing
+from rnnflow.components.sequence_labeling.task import (CHAR_VOCABULARY, TAG_IDS, TAG_LIST, TAG_SCORES,
+                                                       WORD_VOCABULARY)
+from rnnflow.components.training import TaskData, batched_by_length, train_and_export, transformed_dataset
+from rnnflow.models.tagger import CHAR_IDS, PAD_LABEL, WORD_IDS, build_tagger
+from rnnflow.pipeline.config import PipelineConfig
+
+
+class TrainingData(TaskData):
+    """Batches of sentences of similar length: {word_ids [batch, steps], char_ids [batch, steps,
+    max_word_chars]} and tag ids [batch, steps] with -1 past each sentence."""
+
+    def prepare(self, config: PipelineConfig) -> None:
+        self.tag_names = self.details[TAG_LIST]
+        self.vocab_size, self.char_vocab_size = preprocessing.vocabulary_sizes(
+            self.tf_transform_output, config.task.oov_buckets)
+
+    def train_examples(self, config: PipelineConfig) -> int:
+        return round(self.input_report["rows"] * (100 - config.data.split.eval_percent) / 100)
+
+    def compatibility(self) -> dict:
+        digests = {}
+        for name in (WORD_VOCABULARY, CHAR_VOCABULARY):
+            with tf.io.gfile.GFile(self.tf_transform_output.vocabulary_file_by_name(name), "rb") as f:
+                digests[f"{name}_vocabulary"] = hashlib.sha256(f.read()).hexdigest()[:16]
+        return {**digests, "tags": self.tag_names}
+
+    def dataset(self, files, shuffle: bool):
+        task = self.config.task
+        dataset = transformed_dataset(self.fn_args, files, self.config, self.tf_transform_output, TAG_IDS, shuffle)
+        dataset = batched_by_length(dataset, WORD_IDS, self.config.training.batch_size, task.max_tokens)
+        width, use_chars = task.max_word_chars, task.char_encoder != "none"
+
+        def shaped(features, tags):
+            inputs = {WORD_IDS: features[WORD_IDS]}
+            if use_chars:
+                chars = features[CHAR_IDS]
+                inputs[CHAR_IDS] = tf.reshape(chars, [tf.shape(chars)[0], -1, width])
+            return inputs, tf.where(features[WORD_IDS] != 0, tags, PAD_LABEL)
+
+        return dataset.map(shaped)
+
+
+def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
+    task = config.task
+    return build_tagger(config.model, config.training, vocab_size=data.vocab_size, num_tags=len(data.tag_names),
+                        char_vocab_size=data.char_vocab_size, word_chars=task.max_word_chars,
+                        char_encoder=task.char_encoder, char_dim=task.char_dim, char_units=task.char_units,
+                        decoder=task.decoder, steps_per_epoch=data.steps_per_epoch)
+
+
+def reference_outputs(model, transformed, data: TrainingData) -> dict:
+    """The in-memory tagger's tag scores for a transformed batch, as serving computes them."""
+    task = data.config.task
+    _, scores, _ = export.tag_batch(model, transformed, task.max_tokens, task.max_word_chars,
+                                    task.char_encoder != "none")
+    return {TAG_SCORES: scores.numpy()}
+
+
+def export_model(model, data: TrainingData, serving_dir: str) -> None:
+    task = data.config.task
+    export.export_serving_model(model, data.tf_transform_output, tag_names=data.tag_names,
+                                max_tokens=task.max_tokens, width=task.max_word_chars,
+                                use_chars=task.char_encoder != "none", export_dir=serving_dir)
+
+
+def run_fn(fn_args) -> None:
+    train_and_export(fn_args, TrainingData, build_model, export_model, reference_outputs,
+                     summary_fields=lambda data: {"tags": data.tag_names})
+
+
+def tuner_fn(fn_args):
+    from rnnflow.components.tuning import tuner_result
+
+    return tuner_result(fn_args, TrainingData, build_model)

@@ -1,0 +1,196 @@
+"""The sequence labeling task (`ner`): reading CoNLL/JSONL with their bad lines, the tagger's
+masked losses, entity spans computed in the graph, and one end-to-end run on CoNLL-2003's first
+400 training sentences whose pushed model is queried in a fresh TensorFlow-only process."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rnnflow.components.sequence_labeling import conll
+from rnnflow.components.tasks import DataError, get_task
+from rnnflow.pipeline.config import load_config
+
+TASK = get_task("sequence_labeling")
+
+
+def config_for(path, *overrides):
+    return load_config("ner", [f"data.path={path}", *overrides])
+
+
+def write_jsonl(path, records):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+def test_jsonl_sentences_are_read_and_their_tags_normalized_to_iob2(tmp_path):
+    path = write_jsonl(tmp_path / "s.jsonl", [
+        {"tokens": ["EU", "rejects", "German", "call"], "tags": ["S-ORG", "O", "S-MISC", "O"]},
+        {"tokens": ["Peter", "Blackburn"], "tags": ["B-PER", "E-PER"]}, ""])
+    report = TASK.preflight(config_for(path, "data.format=jsonl"))
+    assert report.rows == 2
+    assert report.details["tags"] == ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]
+    assert report.details["entity_types"] == ["MISC", "ORG", "PER"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "line 1: not JSON"),
+    ('["a"]', "line 1: expected a JSON object"),
+    ('{"tokens": ["a", "b"], "tags": ["O"]}', "line 1: 2 tokens but 1 tags"),
+    ('{"tokens": ["New York"], "tags": ["B-LOC"]}', "line 1: token 1 'New York' is empty or holds whitespace"),
+    ('{"tokens": ["a"], "tags": [1]}', "line 1: 'tags' must be a list of strings"),
+    ('{"tokens": ["a"]}', "line 1: 'tags' must be a list of strings; got nothing"),
+])
+def test_a_bad_jsonl_line_is_named(tmp_path, line, message):
+    path = write_jsonl(tmp_path / "bad.jsonl", [line])
+    with pytest.raises(DataError, match=message.replace("[", r"\[")):
+        TASK.preflight(config_for(path, "data.format=jsonl"))
+
+
+def test_bad_conll_files_are_errors_naming_file_and_line(tmp_path):
+    wrong_width = tmp_path / "wrong.txt"
+    wrong_width.write_text("EU NNP B-ORG\nrejects VBZ\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2 has 2 columns"):
+        TASK.preflight(config_for(wrong_width))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="no sentence"):
+        TASK.preflight(config_for(empty))
+    invalid = tmp_path / "invalid.txt"
+    invalid.write_bytes(b"EU B-ORG\nM\xfcnchen B-LOC\n")
+    with pytest.raises(DataError, match="line 2: invalid UTF-8"):
+        TASK.preflight(config_for(invalid))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("EU O\nrejects O\n", encoding="utf-8")
+    with pytest.raises(DataError, match="every tag is O"):
+        TASK.preflight(config_for(outside))
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("EU X-ORG\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 1: token 1: tag 'X-ORG'"):
+        TASK.preflight(config_for(unknown))
+
+
+def test_long_sentences_and_repaired_tags_are_counted_in_the_report(tmp_path):
+    path = tmp_path / "long.txt"
+    long = "".join(f"w{i} O\n" for i in range(12))
+    path.write_text(f"EU I-ORG\nsays O\n\n{long}\nBonn B-LOC\n", encoding="utf-8")
+    report = TASK.preflight(config_for(path, "task.max_tokens=10"))
+    assert report.details["truncated_sentences"] == 1 and report.details["repaired_tags"] == 1
+    assert "1 of 3 sentences are longer than task.max_tokens=10" in report.warnings[0]
+    assert "line 4 (12 tokens)" in report.warnings[0]
+    assert "1 I- tags followed nothing" in report.notes[0]
+
+
+def random_tags(rng, length):
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    return [rng.choice(names) for _ in range(length)]
+
+
+def test_entity_spans_in_the_graph_match_the_conll_scorer():
+    import tensorflow as tf
+
+    from rnnflow.components.sequence_labeling.export import TagTable
+
+    names = ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
+    table = TagTable(names)
+    rng = random.Random(0)
+    steps = 9
+    rows = [random_tags(rng, rng.randint(0, steps)) for _ in range(200)]  # I- after O included
+    tokens = [[f"t{i}" for i in range(len(r))] + [""] * (steps - len(r)) for r in rows]
+    ids = [[names.index(t) for t in r] + [4] * (steps - len(r)) for r in rows]
+    real = [[i < len(r) for i in range(steps)] for r in rows]
+    got = {k: v.numpy() for k, v in table.entities(tf.constant(tokens), tf.constant(ids), tf.constant(real)).items()}
+    for i, row in enumerate(rows):
+        expected = conll.entity_spans(row)
+        count = len(expected)
+        assert list(zip(got["entity_starts"][i][:count], got["entity_ends"][i][:count],
+                        [t.decode() for t in got["entity_types"][i][:count]])) == expected
+        assert [t.decode() for t in got["entity_texts"][i][:count]] == [
+            " ".join(tokens[i][s:e]) for s, e, _ in expected]
+        assert list(got["entity_starts"][i][count:]) == [-1] * (steps - count)
+
+
+@pytest.mark.parametrize("char_encoder, decoder", [("none", "softmax"), ("cnn", "crf"), ("lstm", "softmax")])
+def test_the_tagger_loss_ignores_padding_and_decodes_every_real_step(decoder, char_encoder):
+    import tensorflow as tf
+
+    from rnnflow.models.tagger import CHAR_IDS, PAD_LABEL, WORD_IDS, build_tagger, decode
+    from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+
+    model = build_tagger(ModelConfig(units=8, embedding_dim=8), TrainingConfig(batch_size=2, learning_rate=0.01,
+                                                                               lr_schedule="constant"),
+                         vocab_size=20, num_tags=5, char_vocab_size=12, word_chars=4, char_encoder=char_encoder,
+                         char_units=6, decoder=decoder)
+    words = np.array([[3, 4, 5, 0, 0], [6, 7, 0, 0, 0]])
+    chars = np.random.RandomState(0).randint(1, 12, size=(2, 5, 4)) * (words[:, :, None] > 0)
+    labels = np.array([[1, 2, 0, PAD_LABEL, PAD_LABEL], [3, 4, PAD_LABEL, PAD_LABEL, PAD_LABEL]])
+    inputs = {WORD_IDS: words} if char_encoder == "none" else {WORD_IDS: words, CHAR_IDS: chars}
+    longer = {k: np.concatenate([v, np.zeros_like(v[:, :2])], axis=1) for k, v in inputs.items()}
+    loss = model.compute_loss(y=labels, y_pred=model(inputs, training=False))
+    padded_labels = np.concatenate([labels, np.full((2, 2), PAD_LABEL)], axis=1)
+    loss_padded = model.compute_loss(y=padded_labels, y_pred=model(longer, training=False))
+    assert np.isclose(float(loss), float(loss_padded), atol=1e-5)
+    history = model.fit(inputs, labels, epochs=30, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    tags, scores = decode(model, model(inputs, training=False), tf.constant([3, 2]))
+    assert tags.numpy().tolist() == [[1, 2, 0, 0, 0], [3, 4, 0, 0, 0]]  # learned; padding is 0
+    assert np.all(scores.numpy()[0, :3] > 0) and np.all(scores.numpy()[0, 3:] == 0)
+
+
+# ---------------------------------------------------------------------------
+# End to end: `rnnflow run --config ner` on a small sample (session fixture `ner_run`).
+# ---------------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_ner_run_is_blessed_on_entity_f1_with_scores_per_type(ner_run):
+    _, _, summary = ner_run
+    metrics = summary["metrics"]
+    assert summary["status"] == "succeeded" and summary["blessed"]
+    assert metrics["entity_f1"] >= load_config("ner").evaluation.lower_bound
+    assert 0.0 < metrics["token_accuracy"] <= 1.0
+    assert set(summary["entity_scores"]) == {"LOC", "MISC", "ORG", "PER"}
+    assert set(summary["entity_scores"]["PER"]) == {"precision", "recall", "f1"}
+    assert summary["training"]["tags"] == sorted(summary["training"]["tags"])
+
+
+FRESH_TAGGING = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    model = tf.saved_model.load(sys.argv[1])
+    sentences = ["Peter Blackburn visited Germany and the European Union in Brussels .", "",
+                 " ".join(["word"] * 300)]
+    by_text = model.signatures["serving_default"](sentence=tf.constant(sentences))
+    tokens = [s.split() for s in sentences]
+    width = max(len(t) for t in tokens)
+    by_tokens = model.signatures["serving_tokens"](tokens=tf.constant([t + [""] * (width - len(t)) for t in tokens]))
+    plain = lambda outputs: {k: v.numpy().tolist() for k, v in outputs.items()}
+    print(json.dumps({"text": plain(by_text), "tokens": plain(by_tokens),
+                      "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("rnnflow", "keras", "tfx"))},
+                     default=lambda b: b.decode()))
+""")
+
+
+@pytest.mark.e2e
+def test_pushed_tagger_tags_raw_and_pretokenized_sentences_alike_in_a_fresh_process(ner_run):
+    _, _, summary = ner_run
+    result = subprocess.run([sys.executable, "-c", FRESH_TAGGING, summary["pushed_model"]], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["modules"] == []
+    text, tokens = answer["text"], answer["tokens"]
+    assert text == tokens
+    max_tokens = load_config("ner").task.max_tokens
+    assert text["lengths"] == [11, 0, max_tokens]  # the 300-word sentence is truncated
+    first_tags = [t for t in text["tags"][0] if t]
+    assert len(first_tags) == 11 and text["tags"][1] == [""] * max_tokens
+    spans = conll.entity_spans(first_tags)
+    assert [(s, e, k) for s, e, k in zip(text["entity_starts"][0], text["entity_ends"][0], text["entity_types"][0])
+            if s >= 0] == spans
+    assert all(0.0 < score <= 1.0 for score in text["tag_scores"][0][:11])
