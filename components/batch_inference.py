@@ -118,13 +118,15 @@ def InferenceExamples(  # noqa: N802 (TFX component naming)
         path: Parameter[str],
         input_format: Parameter[str] = "",
         id_column: Parameter[str] = "",
-        delimiter: Parameter[str] = ","):
-    """The rows of `path` as tf.Examples typed by the model's serving_default (module docstring)."""
+        delimiter: Parameter[str] = ",",
+        signature: Parameter[str] = "serving_default"):
+    """The rows of `path` as tf.Examples typed by the model's `signature` (the task's served
+    signature; module docstring)."""
     import tensorflow as tf
 
     model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
     written, skipped = write_examples(path, model_dir, examples.uri, input_format=input_format,
-                                      id_column=id_column, delimiter=delimiter)
+                                      id_column=id_column, delimiter=delimiter, signature=signature)
     with tf.io.gfile.GFile(os.path.join(examples.uri, SKIPPED_FILE), "w") as f:
         f.write("".join(f"{where}: {why}\n" for where, why in skipped))
     examples.split_names = artifact_utils.encode_split_names([SPLIT])

@@ -248,9 +248,11 @@ class RestModel(Model):
         return answer
 
     def _predict(self, arrays):
-        body = {"signature_name": self.signature_name,
-                "inputs": {k: [x.decode("utf-8") if isinstance(x, bytes) else x for x in v.tolist()]
-                           for k, v in arrays.items()}}
+        def jsonable(value):  # a scalar input (a generation setting) stays a scalar
+            text = lambda x: x.decode("utf-8") if isinstance(x, bytes) else x
+            return text(value.item()) if value.ndim == 0 else [text(x) for x in value.tolist()]
+
+        body = {"signature_name": self.signature_name, "inputs": {k: jsonable(v) for k, v in arrays.items()}}
         outputs = self._call("POST", f"{self.url}:predict", body)["outputs"]
         if not isinstance(outputs, dict) or set(outputs) != set(self.outputs):
             outputs = {self.outputs[0]: outputs}  # TF Serving drops the name of a lone output

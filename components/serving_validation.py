@@ -10,13 +10,14 @@ Keras), which:
   bundles: `missing_text_ops`), and that no Cudnn op is left (CPU model servers have none);
 - replays the model's warmup requests (assets.extra/tf_serving_warmup_requests), the ones TF
   Serving itself replays on load;
-- scores a sample of eval examples through the tf.Example signature and through
-  `serving_default` (each of its inputs read from the example's feature of the same name) and
-  checks that both answer the same;
+- scores a sample of eval examples through the tf.Example signature and through the served
+  signature (the task's `served_signature`, `serving_default` unless the task serves something
+  the examples cannot feed, such as a language model's generation; each of its inputs read from
+  the example's feature of the same name) and checks that both answer the same;
 - scores the raw eval examples the Trainer scored with its in-memory Keras model, fed as in
-  training (`serving_reference.json` next to the model), through `serving_default`, and checks
+  training (`serving_reference.json` next to the model), through the served signature, and checks
   both agree within SKEW_ATOL + SKEW_RTOL * |value|: training/serving skew;
-- measures p50/p99 latency of `serving_default` at batch 1 and batch 64.
+- measures p50/p99 latency of the served signature at batch 1 and batch 64.
 
 Then, when `tensorflow_model_server` is on PATH and the model is on this machine's filesystem,
 it serves the candidate on free localhost ports (retrying when a port is taken) and sends a few
@@ -80,7 +81,7 @@ def missing_text_ops(version: str, text_ops: set[str]) -> set[str]:
 
 # Runs in the clean subprocess: argv = model dir, eval example file, sample size, examples
 # signature, warmup file (relative to the model dir), the Trainer's reference predictions ("" if
-# none), the skew tolerances (absolute, relative).
+# none), the skew tolerances (absolute, relative), the served signature.
 _CHECK = textwrap.dedent("""
     import json, sys, time
     import numpy as np
@@ -97,8 +98,11 @@ _CHECK = textwrap.dedent("""
     core = registered()
     import tensorflow_text  # noqa: F401
     text = registered() - core
+    # What loading and calling the model imports beyond TF and TF Text (TF itself may import
+    # Keras, depending on TF_USE_LEGACY_KERAS, which TFT sets in the processes that import it).
+    baseline = set(sys.modules)
     model_dir, examples_file, sample, examples_signature, warmup, reference_file = sys.argv[1:7]
-    SKEW_ATOL, SKEW_RTOL = float(sys.argv[7]), float(sys.argv[8])
+    SKEW_ATOL, SKEW_RTOL, served = float(sys.argv[7]), float(sys.argv[8]), sys.argv[9]
     sample = int(sample)
     with tf.io.gfile.GFile(model_dir + "/saved_model.pb", "rb") as f:  # gs:// on Kubeflow/Vertex
         saved = saved_model_pb2.SavedModel.FromString(f.read())
@@ -122,11 +126,11 @@ _CHECK = textwrap.dedent("""
             replayed += 1
     report["warmup_requests"] = replayed
 
-    serve = model.signatures["serving_default"]
+    serve = model.signatures[served]
     by_example = model.signatures[examples_signature]
     specs = serve.structured_input_signature[1]
 
-    def serving_inputs(serialized):  # serving_default's inputs, each from the examples' feature of its name
+    def serving_inputs(serialized):  # the served signature's inputs, each from the examples' feature of its name
         parsed = tf.io.parse_example(serialized, {name: tf.io.VarLenFeature(spec.dtype) for name, spec in specs.items()})
         inputs = {}
         for name, values in parsed.items():
@@ -162,7 +166,7 @@ _CHECK = textwrap.dedent("""
                          "within_tolerance": bool(np.all(error <= SKEW_ATOL + SKEW_RTOL * np.abs(expected)))}
         report["skew"] = {"examples": len(examples), "outputs": skew}
 
-    # A few rows as JSON (what a REST client sends) and serving_default's answer to exactly those,
+    # A few rows as JSON (what a REST client sends) and the served signature's answer to exactly those,
     # for the round trip through a real model server.
     def jsonable(tensor):
         values = tensor.numpy().tolist()
@@ -186,18 +190,19 @@ _CHECK = textwrap.dedent("""
         latency[f"batch_{batch}"] = {"p50_ms": round(float(np.percentile(times, 50)), 2),
                                      "p99_ms": round(float(np.percentile(times, 99)), 2)}
     report["latency"] = latency
-    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("rnnflow", "tensorflow_transform", "tfx", "keras"))
+    leaked = sorted(m for m in set(sys.modules) - baseline
+                    if m.split(".")[0] in ("rnnflow", "tensorflow_transform", "tfx", "keras", "tf_keras"))
     report["imported_beyond_tensorflow"] = leaked
     print("RNNFLOW_REPORT " + json.dumps(report))
 """)
 
 
 def check(model_dir: str, examples_file: str, *, tf_serving_version: str, examples_signature: str,
-          sample: int, reference_file: str = "") -> dict:
+          sample: int, reference_file: str = "", served_signature: str = "serving_default") -> dict:
     """Runs the checks in a clean subprocess; returns the report with `problems` (empty: servable)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
     result = subprocess.run([sys.executable, "-c", _CHECK, model_dir, examples_file, str(sample), examples_signature,
-                             WARMUP_FILE, reference_file, str(SKEW_ATOL), str(SKEW_RTOL)],
+                             WARMUP_FILE, reference_file, str(SKEW_ATOL), str(SKEW_RTOL), served_signature],
                             capture_output=True, text=True, timeout=TIMEOUT_SECONDS, env=env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RNNFLOW_REPORT ")]
     if result.returncode != 0 or not lines:
@@ -206,6 +211,7 @@ def check(model_dir: str, examples_file: str, *, tf_serving_version: str, exampl
                                                    f"process: {error}"]}
     report = json.loads(lines[-1][len("RNNFLOW_REPORT "):])
     report["model"], report["tf_serving_version"] = model_dir, tf_serving_version
+    report["served_signature"] = served_signature
     problems = []
     missing = sorted(missing_text_ops(tf_serving_version, set(report["text_ops"])))
     if missing:
@@ -220,11 +226,11 @@ def check(model_dir: str, examples_file: str, *, tf_serving_version: str, exampl
         problems.append(f"no warmup requests in {WARMUP_FILE}")
     disagreeing = {k: v for k, v in report["agreement"]["max_abs_difference"].items() if v > 1e-4}
     if disagreeing:
-        problems.append(f"serving_default and {examples_signature} disagree on the same examples: {disagreeing}")
+        problems.append(f"{served_signature} and {examples_signature} disagree on the same examples: {disagreeing}")
     skewed = {k: v["max_abs_difference"] for k, v in (report.get("skew") or {}).get("outputs", {}).items()
               if not v["within_tolerance"]}
     if skewed:
-        problems.append(f"training/serving skew: serving_default answers the Trainer's own predictions on the same "
+        problems.append(f"training/serving skew: {served_signature} answers the Trainer's own predictions on the same "
                         f"{report['skew']['examples']} eval examples differently (largest difference {skewed})")
     if report["imported_beyond_tensorflow"]:
         problems.append(f"loading the model imported {report['imported_beyond_tensorflow']}")
@@ -245,10 +251,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def model_server_round_trip(model_dir: str, round_trip: dict, binary: str | None = None) -> dict:
+def model_server_round_trip(model_dir: str, round_trip: dict, binary: str | None = None,
+                            signature: str = "serving_default") -> dict:
     """Serves `model_dir` with a real tensorflow_model_server on free localhost ports and sends
     `round_trip["request"]` over REST and gRPC (rnnflow's client); each answer must equal
-    `round_trip["outputs"]`, serving_default's own in the clean process. Returns
+    `round_trip["outputs"]`, the `signature`'s own answer in the clean process. Returns
     {"binary", "rest", "grpc", "problems"} or {"skipped": why}."""
     binary = binary or shutil.which(MODEL_SERVER)
     if binary is None:
@@ -272,7 +279,7 @@ def model_server_round_trip(model_dir: str, round_trip: dict, binary: str | None
                     continue
                 if problem:
                     return {"binary": binary, "problems": [problem]}
-                return _round_trips(binary, rest, grpc_port, round_trip)
+                return _round_trips(binary, rest, grpc_port, round_trip, signature)
             finally:
                 server.terminate()
                 try:
@@ -315,15 +322,16 @@ def _wait_until_available(server: subprocess.Popen, rest_port: int, log_path: st
     return f"{MODEL_SERVER} did not make the model available within {SERVER_START_SECONDS} s: {_log_tail(log_path)}"
 
 
-def _round_trips(binary: str, rest_port: int, grpc_port: int, round_trip: dict) -> dict:
+def _round_trips(binary: str, rest_port: int, grpc_port: int, round_trip: dict, signature: str) -> dict:
     import numpy as np
 
     from rnnflow.components.serving_client import GrpcModel, RestModel, ServingError
 
     result, problems = {"binary": binary}, []
     for transport, connect in (
-            ("rest", lambda: RestModel(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_SERVER_NAME}")),
-            ("grpc", lambda: GrpcModel(f"127.0.0.1:{grpc_port}", MODEL_SERVER_NAME))):
+            ("rest", lambda: RestModel(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_SERVER_NAME}",
+                                       signature=signature)),
+            ("grpc", lambda: GrpcModel(f"127.0.0.1:{grpc_port}", MODEL_SERVER_NAME, signature=signature))):
         try:
             with connect() as model:
                 answer = model.predict(round_trip["request"])
@@ -392,7 +400,8 @@ def ServingValidator(  # noqa: N802 (TFX component naming)
         serving_blessing: OutputArtifact[standard_artifacts.ModelBlessing],
         tf_serving_version: Parameter[str],
         examples_signature: Parameter[str],
-        sample: Parameter[int] = 64):
+        sample: Parameter[int] = 64,
+        served_signature: Parameter[str] = "serving_default"):
     """Blesses the candidate for serving when it passes the checks in the module docstring."""
     import tensorflow as tf
 
@@ -406,10 +415,11 @@ def ServingValidator(  # noqa: N802 (TFX component naming)
             raise ValueError(f"{examples.uri}: no eval split to validate the model's serving on")
         reference = serving_reference_path(model.uri)
         report = check(model_dir, files[0], tf_serving_version=tf_serving_version,
-                       examples_signature=examples_signature, sample=sample,
+                       examples_signature=examples_signature, sample=sample, served_signature=served_signature,
                        reference_file=reference if tf.io.gfile.exists(reference) else "")
         if not report["problems"] and "round_trip" in report:
-            report["model_server"] = model_server_round_trip(model_dir, report["round_trip"])
+            report["model_server"] = model_server_round_trip(model_dir, report["round_trip"],
+                                                             signature=served_signature)
             report["problems"] += report["model_server"].get("problems", [])
     tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, REPORT_FILE), "w") as f:

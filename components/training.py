@@ -96,25 +96,27 @@ def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, ref
         "resolved": data.resolved})
 
 
-def write_warmup_requests(export_dir: str, requests: list[dict]) -> None:
-    """`serving_default` requests ({input: array}) that TF Serving replays when it loads the
-    version, so the first real request is not slow (PITFALLS 7.1)."""
+def write_warmup_requests(export_dir: str, requests: list[dict] | dict[str, list[dict]]) -> None:
+    """Requests ({input: array}; for `serving_default`, or grouped by signature name) that TF
+    Serving replays when it loads the version, so the first real request is not slow (PITFALLS 7.1)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     from rnnflow.components.tasks.base import WARMUP_FILE
 
+    by_signature = requests if isinstance(requests, dict) else {"serving_default": requests}
     path = os.path.join(export_dir, WARMUP_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
-        for inputs in requests:
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
-            for name, values in inputs.items():
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
-            writer.write(prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+        for signature, signature_requests in by_signature.items():
+            for inputs in signature_requests:
+                request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
+                for name, values in inputs.items():
+                    request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+                writer.write(prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
 
 
-def save_serving_model(module, model, export_dir: str, warmup_requests: list[dict]) -> None:
+def save_serving_model(module, model, export_dir: str, warmup_requests: list[dict] | dict[str, list[dict]]) -> None:
     """Saves a task's serving tf.Module (its `signatures()`) with CPU-portable recurrent kernels,
     then its warmup requests."""
     from rnnflow.models.recurrent import portable_kernels
@@ -122,6 +124,16 @@ def save_serving_model(module, model, export_dir: str, warmup_requests: list[dic
     with portable_kernels(model):
         tf.saved_model.save(module, export_dir, signatures=module.signatures())
     write_warmup_requests(export_dir, warmup_requests)
+
+
+def as_raw_feature(text: tf.Tensor, spec):
+    """A [batch] string tensor in the shape Transform's raw schema expects for this feature."""
+    if isinstance(spec, tf.io.VarLenFeature):
+        # Same as parsing a tf.Example whose text is empty: the value is absent.
+        return tf.sparse.from_dense(text[:, tf.newaxis])
+    if tuple(spec.shape) == (1,):
+        return text[:, tf.newaxis]
+    return text
 
 
 def config_with_hyperparameters(fn_args) -> tuple[PipelineConfig, dict]:

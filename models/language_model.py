@@ -1,6 +1,6 @@
 """A recurrent language model over token ids (characters or words) and generation inside a graph.
 
-`build_language_model`: embedding -> stacked LSTM/GRU (per-step outputs) -> logits over the
+`build_language_model`: embedding -> stacked LSTM/GRU/minGRU (per-step outputs) -> logits over the
 vocabulary. Training is truncated backpropagation through time over fixed-length windows, each
 window starting from a zero state (stateless windows: no state is carried between batches, so
 windows can be shuffled and batches run on several workers; the model learns dependencies up to
@@ -21,8 +21,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from rnnflow.models.mingru import MinGRU
+
 PAD_ID = 0
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "mingru": MinGRU}
 
 
 def build_language_model(vocab_size: int, *, embedding_dim: int = 64, units: int = 256, layers: int = 2,
@@ -33,7 +35,10 @@ def build_language_model(vocab_size: int, *, embedding_dim: int = 64, units: int
     inputs = keras.Input((None,), dtype="int64", name=input_name)
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
     for i in range(layers):
-        x = CELLS[cell](units, return_sequences=True, dropout=dropout, name=f"rnn_{i}")(x)
+        # Dropout on each layer's inputs as its own layer, outside the recurrent cells, which the
+        # generator steps directly (and cuDNN keeps its kernel).
+        x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x) if dropout else x
+        x = CELLS[cell](units, return_sequences=True, name=f"rnn_{i}")(x)
     logits = keras.layers.Dense(vocab_size, name="logits")(x)
     return keras.Model(inputs, logits, name="language_model")
 
@@ -53,7 +58,7 @@ class Generator(tf.Module):
     def _initial_states(self, batch):
         states = []
         for layer in self.layers:
-            size = layer.cell.units
+            size = layer.units
             count = 2 if isinstance(layer, keras.layers.LSTM) else 1
             states.append([tf.zeros([batch, size]) for _ in range(count)])
         return states
@@ -64,8 +69,12 @@ class Generator(tf.Module):
         x = tf.gather(self.embedding.embeddings, token_ids)  # the layer's weights, without its mask
         new_states = []
         for layer, state in zip(self.layers, states):
-            x, updated = layer.cell(x, state, training=False)
-            updated = updated if isinstance(updated, (list, tuple)) else [updated]
+            if isinstance(layer, MinGRU):
+                x = layer.step(x, state[0])
+                updated = [x]
+            else:
+                x, updated = layer.cell(x, state, training=False)
+                updated = updated if isinstance(updated, (list, tuple)) else [updated]
             new_states.append([tf.where(real[:, None], u, s) for u, s in zip(updated, state)])
         return self.logits(x), new_states
 

@@ -383,6 +383,9 @@ def parse_config(raw: dict) -> PipelineConfig:
     task = get_task(task_type)
     field_types = {"task": task.task_config_cls, "data": task.data_config_cls,
                    "evaluation": task.evaluation_config_cls}
+    for section, defaults in task.section_defaults.items():  # the task's defaults for shared sections
+        if isinstance(raw.get(section, {}), dict):
+            raw = {**raw, section: {**defaults, **raw.get(section, {})}}
     config = from_dict(PipelineConfig, raw, path="", field_types=field_types)
     search_space = validate_search_space(config.tuning.search_space)
     if config.tuning.enabled and not search_space:

@@ -116,8 +116,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     serving_validator = ServingValidator(
         model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
         model_blessing=evaluator.outputs["blessing"], tf_serving_version=config.serving.tf_serving_version,
-        examples_signature=task.examples_signature, sample=config.serving.validation_examples,
-    ).with_id("ServingValidator")
+        examples_signature=task.examples_signature, served_signature=task.served_signature,
+        sample=config.serving.validation_examples).with_id("ServingValidator")
 
     pusher = Pusher(  # atomic, strictly increasing versions (components/atomic_pusher.py)
         model=trainer.outputs["model"],
@@ -132,7 +132,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         inference_examples = InferenceExamples(
             model=trainer.outputs["model"], path=path(config.inference.path, "inference.path"),
             input_format=config.inference.format or "", id_column=config.inference.id_column or "",
-            delimiter=config.inference.delimiter).with_id("InferenceExamples")
+            delimiter=config.inference.delimiter, signature=task.served_signature).with_id("InferenceExamples")
         bulk_inferrer = BulkInferrer(
             examples=inference_examples.outputs["examples"], model=trainer.outputs["model"],
             model_blessing=serving_validator.outputs["serving_blessing"],

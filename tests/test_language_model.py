@@ -9,7 +9,7 @@ from rnnflow.models.language_model import Generator, build_language_model
 VOCAB = 12
 
 
-@pytest.fixture(scope="module", params=["lstm", "gru"])
+@pytest.fixture(scope="module", params=["lstm", "gru", "mingru"])
 def generator(request):
     keras_seed = 3
     tf.keras.utils.set_random_seed(keras_seed)

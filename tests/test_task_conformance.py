@@ -86,6 +86,7 @@ EXPORT_CONTRACT = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
+    baseline = set(sys.modules)  # TF may import Keras itself (TF_USE_LEGACY_KERAS); the model must not
     from tensorflow_serving.apis import prediction_log_pb2
     model_dir, examples_signature = sys.argv[1:3]
     model = tf.saved_model.load(model_dir)
@@ -101,7 +102,8 @@ EXPORT_CONTRACT = textwrap.dedent("""
     print(json.dumps({"signatures": sorted(model.signatures), "declared_inputs": sorted(
         serve.structured_input_signature[1]), "declared_outputs": sorted(serve.structured_outputs),
         "examples_input": sorted(model.signatures[examples_signature].structured_input_signature[1]),
-        "answers": answers, "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("rnnflow", "keras", "tfx"))}))
+        "answers": answers, "modules": sorted(m for m in set(sys.modules) - baseline
+                                                  if m.split(".")[0] in ("rnnflow", "keras", "tf_keras", "tfx"))}))
 """)
 
 

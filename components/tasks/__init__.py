@@ -15,6 +15,7 @@ from rnnflow.components.tasks.base import DataError, InputReport, Task
 # loading a config does not import TensorFlow).
 _TASKS = {
     "forecasting": "rnnflow.components.forecasting.task:TASK",
+    "language_model": "rnnflow.components.language_model.task:TASK",
     "sequence_labeling": "rnnflow.components.sequence_labeling.task:TASK",
     "text_classification": "rnnflow.components.text_classification.task:TASK",
 }

@@ -52,6 +52,14 @@ class Task(abc.ABC):
     # The exported signature that takes serialized tf.Examples and answers as serving_default
     # does (serving validation scores the same examples through both).
     examples_signature: str
+    # The signature whose inputs are the examples' features of the same names, and whose answers
+    # `examples_signature` repeats: serving validation checks agreement, skew and latency on it
+    # and batch inference types its rows by it. A task whose serving_default the examples cannot
+    # feed (a language model's generation) serves another one here.
+    served_signature: str = "serving_default"
+    # The task's own defaults for fields of shared sections ({"model": {"bidirectional": False}}),
+    # used where the config leaves them out.
+    section_defaults: dict[str, dict[str, Any]] = {}
 
     # How `data.rolling_spans: K` trains on the latest K spans. False (rows are independent
     # examples): TFX's SpanRangeStrategy resolver hands Transform, and so the Tuner and

@@ -28,7 +28,7 @@ import tensorflow_text  # noqa: F401  (registers the text ops the transform grap
 from rnnflow.components.text_classification.preprocessing import pad_to_longest
 from rnnflow.components.text_classification.task import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
-from rnnflow.components.training import save_serving_model
+from rnnflow.components.training import as_raw_feature, save_serving_model
 
 EXAMPLES_INPUT = "examples"
 LABEL_OUTPUT = "label"
@@ -107,16 +107,6 @@ class ServingModule(tf.Module):
             EVAL_SIGNATURE: evaluate_examples.get_concrete_function(),
             TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
         }
-
-
-def as_raw_feature(text: tf.Tensor, spec):
-    """A [batch] string tensor in the shape Transform's raw schema expects for this feature."""
-    if isinstance(spec, tf.io.VarLenFeature):
-        # Same as parsing a tf.Example whose text is empty: the value is absent.
-        return tf.sparse.from_dense(text[:, tf.newaxis])
-    if tuple(spec.shape) == (1,):
-        return text[:, tf.newaxis]
-    return text
 
 
 def export_serving_model(model, tf_transform_output, *, text_column: str, class_names: list[str],

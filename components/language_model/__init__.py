@@ -1,0 +1,1 @@
+"""Language modeling (characters or words) and generation: `task.type: language_model`."""

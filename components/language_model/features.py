@@ -1,0 +1,23 @@
+"""The tf.Example of one training window, as the language model ExampleGen writes it and every
+reader (Transform's schema, the export's signatures, the tests) reads it.
+
+- `text`: the window's `task.window + 1` tokens as text (characters as they are; words joined by
+  single spaces): the model reads the first `window` and predicts the last `window`.
+"""
+
+from __future__ import annotations
+
+TEXT = "text"
+
+
+def window_example(text: str):
+    import tensorflow as tf
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        TEXT: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))}))
+
+
+def feature_spec() -> dict:
+    import tensorflow as tf
+
+    return {TEXT: tf.io.FixedLenFeature([], tf.string)}

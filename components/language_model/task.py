@@ -1,0 +1,156 @@
+"""Language modeling and generation (characters or words): many-to-many next-token prediction.
+
+Text files are split into train and eval by contiguous blocks and cut into fixed windows
+(`reading.py`) by `TextWindowExampleGen`; Transform maps tokens to ids with a TFT vocabulary; the
+model is a stacked recurrent language model (`rnnflow.models.language_model`) trained with
+truncated backpropagation through time over the windows, each starting from a zero state
+(stateless windows: batches shuffle freely and the model learns context up to `task.window`
+tokens); the Evaluator reports cross-entropy in nats and bits per token and perplexity, and blesses
+on a lower-is-better bound of nats per token and its change against the last blessed model. The
+exported model generates inside the graph (`serving_default`) and scores texts (`score`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold, resolve_input_files, split_input_path
+from rnnflow.pipeline.config import ConfigError, constraint
+
+TOKEN_IDS = "token_ids"  # Transform: [batch, (tokens)] ids, 0 pads, then the vocabulary, then OOV
+TOKEN_VOCABULARY = "tokens"
+FIRST_ID = 1
+SPLITS = ("train", "eval")
+SCORE_SIGNATURE = "score"
+EXAMPLES_SIGNATURE = "serving_examples"  # examples (their `text`) -> what `score` answers
+EVAL_SIGNATURE = "evaluation_examples"  # examples -> `scores` [batch, 2]: log-likelihood, tokens
+SCORES = "scores"
+LOG_LIKELIHOOD = "log_likelihood"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContiguousSplitConfig:
+    """The last `eval_fraction` of the text (of each document, or of the texts in order) evaluates."""
+    eval_fraction: float = constraint(0.1, min=0.0, max=1.0, min_exclusive=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextCorpusConfig:
+    path: str
+    # text: each file one document; lines: one text per line; csv: one text per row of text_column.
+    format: Literal["text", "lines", "csv"] = "text"
+    text_column: str = "text"
+    split: ContiguousSplitConfig = dataclasses.field(default_factory=ContiguousSplitConfig)
+    rolling_spans: int = constraint(1, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelConfig:
+    type: Literal["language_model"]
+    tokenizer: Literal["char", "word"] = "char"
+    # Tokens per training window (truncated backpropagation through time over this many steps).
+    window: int = constraint(100, min=1, max=100_000)
+    # The most frequent tokens kept; the rest (and, at serving time, tokens never seen in
+    # training) share one out-of-vocabulary id.
+    vocab_size: int = constraint(1000, min=1)
+    min_frequency: int = constraint(1, min=1)
+    # The largest max_length a generation request may ask for.
+    max_generate: int = constraint(10_000, min=1, max=1_000_000)
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelEvaluationConfig:
+    """Blessing: eval cross-entropy (nats per token) at most `max_nats_per_token`, and at most
+    `max_regression` nats above the last blessed model's."""
+    max_nats_per_token: float = constraint(3.0, min=0.0, min_exclusive=True)
+    max_regression: float = constraint(0.05, min=0.0)
+
+
+def metric_names(tokenizer: str) -> dict[str, str]:
+    unit = "char" if tokenizer == "char" else "word"
+    return {"nats": f"nats_per_{unit}", "bits": f"bits_per_{unit}", "perplexity": "perplexity"}
+
+
+class LanguageModelTask(Task):
+    name = "language_model"
+    task_config_cls = LanguageModelConfig
+    data_config_cls = TextCorpusConfig
+    evaluation_config_cls = LanguageModelEvaluationConfig
+    splits = SPLITS
+    preprocessing_fn = "rnnflow.components.language_model.preprocessing.preprocessing_fn"
+    run_fn = "rnnflow.components.language_model.trainer.run_fn"
+    tuner_fn = "rnnflow.components.language_model.trainer.tuner_fn"
+    examples_signature = EXAMPLES_SIGNATURE
+    served_signature = SCORE_SIGNATURE
+    section_defaults = {"model": {"bidirectional": False}}
+
+    def validate_config(self, config) -> None:
+        if config.model.bidirectional:
+            raise ConfigError("model.bidirectional: a language model reads left to right; set it to false")
+        if config.model.cell not in ("lstm", "gru", "mingru"):
+            raise ConfigError(f"model.cell: '{config.model.cell}' cannot generate step by step; use lstm, gru "
+                              "or mingru")
+        if config.model.pooling != "last" or config.model.residual:
+            raise ConfigError("model.pooling / model.residual: not used by a language model; leave the defaults")
+        if config.tuning.objective != "val_loss":
+            raise ConfigError("tuning.objective: a language model tunes on val_loss")
+
+    def preflight(self, config, files=None) -> InputReport:
+        from rnnflow.components.language_model.reading import split_texts
+
+        files = files or resolve_input_files(config.data)
+        return self.report(config, files, split_texts(config, files))
+
+    def report(self, config, files: list[str], splits) -> InputReport:
+        distinct = len(set(splits.tokens["train"]))
+        warnings = []
+        if distinct > config.task.vocab_size:
+            warnings.append(f"the train split has {distinct} distinct {config.task.tokenizer} tokens; the "
+                            f"{distinct - config.task.vocab_size} rarest beyond task.vocab_size="
+                            f"{config.task.vocab_size} share the out-of-vocabulary id")
+        unseen = set(splits.tokens["eval"]) - set(splits.tokens["train"])
+        notes = [f"{len(unseen)} tokens of the eval split never occur in train (out of vocabulary)"] if unseen else []
+        return InputReport(files=files, rows=sum(len(w) for w in splits.windows.values()), warnings=warnings,
+                           notes=notes, details={
+                               "characters": splits.characters, "distinct_tokens": distinct,
+                               **{f"{split}_tokens": len(t) for split, t in splits.tokens.items()},
+                               **{f"{split}_windows": len(w) for split, w in splits.windows.items()}})
+
+    def merge_details(self, details: list[dict]) -> dict:
+        return {**details[-1], **{k: sum(d.get(k, 0) for d in details) for k in details[-1]
+                                  if k.endswith(("_tokens", "_windows")) or k == "characters"}}
+
+    def example_gen(self, config, data_path: str):
+        from rnnflow.components.language_model.example_gen import text_window_example_gen
+
+        return text_window_example_gen(config, *split_input_path(data_path))
+
+    def unbounded_features(self, config) -> list[str]:
+        from rnnflow.components.language_model.features import TEXT
+
+        return [TEXT]
+
+    def eval_config(self, config, report: InputReport | None):
+        import tensorflow_model_analysis as tfma
+
+        from rnnflow.components.language_model.metrics import metric_configs
+
+        evaluation = config.evaluation
+        threshold = blessing_threshold(evaluation.max_nats_per_token, evaluation.max_regression,
+                                       higher_is_better=False)
+        return tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, prediction_key=SCORES)],
+            slicing_specs=[tfma.SlicingSpec()],
+            metrics_specs=[tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"), *metric_configs(config.task.tokenizer, threshold)])])
+
+    def summarize(self, summary, outputs) -> None:
+        """Bits per token from the Trainer's own eval loss too (Keras' val_loss is nats per token)."""
+        val_loss = (summary.get("training") or {}).get("history", {}).get("val_loss")
+        if val_loss:
+            summary["best_val_bits_per_token"] = min(val_loss) / math.log(2)
+
+
+TASK = LanguageModelTask()
