@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--strict", action="store_true",
                          help="stop at the first row that cannot be scored and write nothing")
 
+    generate = commands.add_parser("generate", help="sample a continuation of a prompt from a language model "
+                                                   "(task.type: language_model)")
+    generate.add_argument("--model", required=True,
+                          help="a serving dir (newest version) or version dir, a TF Serving REST URL or a gRPC address "
+                               "(as for predict)")
+    generate.add_argument("--model-name", help="REST/gRPC: the served model's name when the target does not say it")
+    generate.add_argument("--prompt", default="", help="the text to continue (default: empty, a fresh start)")
+    generate.add_argument("--max-length", type=int, default=200, help="tokens to generate (default 200)")
+    generate.add_argument("--temperature", type=float, default=1.0,
+                          help="above 0; lower is more conservative (default 1.0)")
+    generate.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens; 0: all")
+    generate.add_argument("--seed", type=int, default=0, help="the same seed and settings give the same sample")
+
     deploy = commands.add_parser(
         "serving-config", help="write models.config, batching and monitoring configs, docker-compose.yml and "
                                "Kubernetes manifests for the pushed models; move the stable/canary labels")
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         return _schema(args.output_dir, args.output)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "generate":
+        return _generate(args)
     if args.command == "serving-config":
         from rnnflow.pipeline.runner import native_stderr_filtered
 
@@ -281,6 +296,34 @@ def _predict(args) -> int:
             return 1
     print(report.describe(), file=sys.stderr)
     return EXIT_ROWS_NOT_SCORED if report.failed else 0
+
+
+GENERATION_INPUTS = ("prompt", "max_length", "temperature", "top_k", "seed")
+
+
+def _generate(args) -> int:
+    from rnnflow.pipeline.runner import native_stderr_filtered
+
+    with native_stderr_filtered():
+        from rnnflow.components.serving_client import ServingError, open_model
+
+        try:
+            with open_model(args.model, args.model_name) as model:
+                if sorted(model.inputs) != sorted(GENERATION_INPUTS):
+                    raise ServingError(f"{args.model}: serving_default takes {', '.join(model.inputs)}; rnnflow "
+                                       f"generate needs a language model's ({', '.join(GENERATION_INPUTS)})")
+                answer = model.predict({"prompt": [args.prompt], "max_length": args.max_length,
+                                        "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed})
+        except ServingError as e:
+            print(f"rnnflow: generate: {e}", file=sys.stderr)
+            return 1
+    text = answer["text"][0]
+    unknown = int(answer["unknown_tokens"][0])
+    if unknown:
+        print(f"rnnflow: generate: {unknown} prompt tokens are not in the model's vocabulary and were read as "
+              "its unknown token", file=sys.stderr)
+    print(args.prompt + (text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text))
+    return 0
 
 
 def _serving_config(args) -> int:

@@ -133,6 +133,22 @@ def ner_run(tmp_path_factory):
     return output_dir, result, json.loads((output_dir / "run_summary.json").read_text())
 
 
+# Small and short: the tests check plumbing and the serving contract, not the model's quality.
+CHARLM_OVERRIDES = ["training.epochs=2", "model.units=64", "model.layers=1", "evaluation.max_nats_per_token=5"]
+
+
+@pytest.fixture(scope="session")
+def charlm_run(tmp_path_factory):
+    """One `rnnflow run --config charlm` (the IMDB sample's reviews as text): (dir, result, summary)."""
+    output_dir = tmp_path_factory.mktemp("charlm_run")
+    args = ["run", "--config", "charlm", "--output-dir", str(output_dir)]
+    for override in CHARLM_OVERRIDES:
+        args += ["--set", override]
+    result = run_cli(args)
+    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return output_dir, result, json.loads((output_dir / "run_summary.json").read_text())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

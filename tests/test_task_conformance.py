@@ -23,7 +23,8 @@ from conftest import run_cli
 from rnnflow.components.tasks import get_task, task_names
 from rnnflow.pipeline.config import builtin_config_names, load_config, parse_config, read_raw_config
 
-SHARED_RUNS = {"text_classification": "sentiment_run", "forecasting": "weather", "sequence_labeling": "ner_run"}
+SHARED_RUNS = {"text_classification": "sentiment_run", "forecasting": "weather", "sequence_labeling": "ner_run",
+               "language_model": "charlm_run"}
 QUICK = ["training.epochs=1"]
 
 
@@ -90,17 +91,18 @@ EXPORT_CONTRACT = textwrap.dedent("""
     from tensorflow_serving.apis import prediction_log_pb2
     model_dir, examples_signature = sys.argv[1:3]
     model = tf.saved_model.load(model_dir)
-    serve = model.signatures["serving_default"]
     answers = []
     for record in tf.data.TFRecordDataset(model_dir + "/assets.extra/tf_serving_warmup_requests"):
         request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        name = request.model_spec.signature_name or "serving_default"
         inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
-        rows = int(next(iter(inputs.values())).shape[0])
-        outputs = serve(**inputs)
-        answers.append({"inputs": sorted(inputs), "rows": rows,
+        rows = int(next(v for v in inputs.values() if v.shape.rank).shape[0])  # scalars: settings
+        outputs = model.signatures[name](**inputs)
+        answers.append({"signature": name, "inputs": sorted(inputs), "rows": rows,
                         "outputs": {k: v.shape.as_list() for k, v in outputs.items()}})
-    print(json.dumps({"signatures": sorted(model.signatures), "declared_inputs": sorted(
-        serve.structured_input_signature[1]), "declared_outputs": sorted(serve.structured_outputs),
+    declared = {name: {"inputs": sorted(f.structured_input_signature[1]), "outputs": sorted(f.structured_outputs)}
+                for name, f in model.signatures.items()}
+    print(json.dumps({"signatures": sorted(model.signatures), "declared": declared,
         "examples_input": sorted(model.signatures[examples_signature].structured_input_signature[1]),
         "answers": answers, "modules": sorted(m for m in set(sys.modules) - baseline
                                                   if m.split(".")[0] in ("rnnflow", "keras", "tf_keras", "tfx"))}))
@@ -118,9 +120,10 @@ def test_each_task_export_keeps_the_serving_contract_in_a_fresh_process(finished
     contract = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"serving_default", task.examples_signature} <= set(contract["signatures"])
     assert contract["examples_input"] == ["examples"]
-    assert contract["answers"], "no warmup request to replay"
+    assert "serving_default" in {a["signature"] for a in contract["answers"]}, "no serving_default warmup request"
     for answer in contract["answers"]:  # every declared output, one row per request row
-        assert answer["inputs"] == contract["declared_inputs"]
-        assert sorted(answer["outputs"]) == contract["declared_outputs"]
-        assert all(shape[0] == answer["rows"] for shape in answer["outputs"].values())
+        declared = contract["declared"][answer["signature"]]
+        assert answer["inputs"] == declared["inputs"]
+        assert sorted(answer["outputs"]) == declared["outputs"]
+        assert all(shape and shape[0] == answer["rows"] for shape in answer["outputs"].values())
     assert contract["modules"] == []  # loading needed neither rnnflow nor Keras nor TFX
