@@ -282,6 +282,29 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     pushed = reader.outputs(executions["Pusher"])["pushed_model"][0]
     summary["pushed_model"] = summary_lib.read_pushed_model(pushed)
     summary["status"] = SUCCEEDED if summary["blessed"] and summary["pushed_model"] else NOT_BLESSED
+    if task.plot_file:
+        _write_plot(task, summary, os.path.join(paths.output_dir, task.plot_file))
+
+
+def _write_plot(task, summary: dict, path: str) -> None:
+    """The task's figure of the run as a PNG next to run_summary.json (summary["plot"]); a
+    figure that cannot be drawn is logged, never a failed run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        figure = task.plot(summary)
+        if figure is None:
+            return
+        partial = path + ".partial.png"
+        figure.savefig(partial, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        os.replace(partial, path)
+        summary["plot"] = path
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning("could not draw %s:\n%s", path, traceback.format_exc())
 
 
 def _read_training_summary(model_run_uri: str) -> dict | None:

@@ -1,8 +1,6 @@
-"""Model builders: shapes, masking, export-time cuDNN switch, and the notebook's model cells."""
+"""Model builders: shapes, masking and the export-time cuDNN switch."""
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 import pytest
@@ -89,23 +87,6 @@ def test_models_answer_in_float32_under_mixed_precision(anchor):
     restored = forecast * tf.constant([[[2.0]]]) + tf.constant([[[1.0]]])  # the export's arithmetic
     assert restored.shape == (2, 3, 1)
     assert classifier({"token_ids": tf.ones([2, MAX_TOKENS], tf.int32)}).dtype == tf.float32
-
-
-def run_notebook_cells(name: str, count: int) -> dict:
-    """Executes the first `count` code cells of notebooks/<name>; returns their namespace."""
-    path = os.path.join(os.path.dirname(__file__), "..", "notebooks", name)
-    with open(path, encoding="utf-8") as f:
-        cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
-    namespace = {}
-    for cell in cells[:count]:
-        exec("".join(cell["source"]), namespace)  # noqa: S102
-    return namespace
-
-
-def test_notebook_model_cells_run():
-    namespace = run_notebook_cells("quickstart.ipynb", 2)  # the cells that need no earlier pipeline run
-    assert namespace["config"].model.cell == "gru"
-    assert namespace["model"].output_shape == (None, 2)
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
@@ -223,12 +204,6 @@ def test_last_value_anchor_forecasts_change_from_the_last_value():
     shifted[..., :3] += 10.0  # the calendar channel (index 3) is not shifted
     relative = model.get_layer("relative_to_last")
     np.testing.assert_allclose(np.asarray(relative(shifted)), np.asarray(relative(window)), atol=1e-5)
-
-
-def test_forecasting_notebook_cells_run():
-    namespace = run_notebook_cells("forecasting.ipynb", 2)  # the cells that need no earlier pipeline run
-    assert set(namespace["plan"]) == {"train", "eval", "test"}
-    assert namespace["model"].output_shape == (None, 3, 1)
 
 
 @pytest.mark.parametrize("setting, expected", [("on", True), ("off", False)])

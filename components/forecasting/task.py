@@ -189,6 +189,17 @@ class ForecastingTask(Task):
 
         return [ForecastReport(examples=examples, model=model, blessing=blessing)]
 
+    def plot(self, summary):
+        """The test-split forecast plot ForecastReport drew (it writes it in its own output)."""
+        import matplotlib.pyplot as plt
+
+        if not summary.get("plot"):
+            return None
+        figure, axes = plt.subplots(figsize=(10, 4))
+        axes.imshow(plt.imread(summary["plot"]))
+        axes.axis("off")
+        return figure
+
     def summarize(self, summary, outputs) -> None:
         from rnnflow.components.forecasting.report import read_report
 

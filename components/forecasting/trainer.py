@@ -10,7 +10,7 @@ from rnnflow.models.recurrent import build_forecaster
 from rnnflow.pipeline.config import PipelineConfig
 
 
-class ForecastData(TaskData):
+class TrainingData(TaskData):
     """Transformed train/eval windows as ({window}, target) batches, in normalized units."""
 
     def prepare(self, config: PipelineConfig) -> None:
@@ -29,7 +29,7 @@ class ForecastData(TaskData):
         return dataset.map(lambda features, target: ({WINDOW: features[WINDOW]}, target))
 
 
-def build_model(config: PipelineConfig, data: ForecastData):
+def build_model(config: PipelineConfig, data: TrainingData):
     task, columns = config.task, data.details["columns"]
     return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=data.input_width,
                             horizon=task.horizon, target_indices=[columns.index(t) for t in data.details["targets"]],
@@ -45,7 +45,7 @@ def reference_outputs(model, transformed, data) -> dict:
     return {FORECAST: normalized * scale + location}
 
 
-def export_model(model, data: ForecastData, serving_dir: str) -> None:
+def export_model(model, data: TrainingData, serving_dir: str) -> None:
     export.export_serving_model(model, data.tf_transform_output, config=data.config, details=data.details,
                                 export_dir=serving_dir)
 
@@ -53,10 +53,10 @@ def export_model(model, data: ForecastData, serving_dir: str) -> None:
 def run_fn(fn_args) -> None:
     """Trains on normalized windows with early stopping on eval, exports a model that
     answers in original units."""
-    train_and_export(fn_args, ForecastData, build_model, export_model, reference_outputs)
+    train_and_export(fn_args, TrainingData, build_model, export_model, reference_outputs)
 
 
 def tuner_fn(fn_args):
     from rnnflow.components.tuning import tuner_result
 
-    return tuner_result(fn_args, ForecastData, build_model)
+    return tuner_result(fn_args, TrainingData, build_model)

@@ -177,5 +177,12 @@ class SequenceLabelingTask(Task):
         if per_type:
             summary["entity_scores"] = dict(sorted(per_type.items()))
 
+    plot_file = "entities.png"
+
+    def plot(self, summary):
+        from rnnflow.components.sequence_labeling.plots import entities_figure
+
+        return entities_figure(summary) if summary.get("entity_scores") else None
+
 
 TASK = SequenceLabelingTask()

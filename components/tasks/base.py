@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import glob
+import importlib
 import os
 import re
 from typing import Any
@@ -144,6 +145,19 @@ class Task(abc.ABC):
     def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""
+
+    # The PNG `plot` draws, written next to run_summary.json; None: the task draws none there.
+    plot_file: str | None = None
+
+    def plot(self, summary: dict[str, Any]):
+        """A matplotlib Figure of the run's results (the notebooks show the same), or None."""
+        return None
+
+    def trainer(self):
+        """(TaskData subclass, build_model(config, data)) of the module holding `run_fn`, for
+        notebooks and benchmarks that train as the Trainer does."""
+        module = importlib.import_module(self.run_fn.rpartition(".")[0])
+        return module.TrainingData, module.build_model
 
     def custom_config(self, config: config_lib.PipelineConfig) -> dict[str, Any]:
         """JSON passed to Transform (its name/task/data sections only) and Trainer; the input

@@ -98,6 +98,14 @@ class TextClassificationTask(Task):
             if matrix is not None:
                 summary["confusion_matrix"] = matrix
 
+    plot_file = "confusion_matrix.png"
+
+    def plot(self, summary):
+        from rnnflow.components.text_classification.plots import confusion_matrix_figure
+
+        matrix = summary.get("confusion_matrix")
+        return confusion_matrix_figure(matrix) if matrix else None
+
     def validate_config(self, config) -> None:
         data = config.data
         problem = check_options(data.encoding, data.delimiter)
