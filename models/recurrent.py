@@ -104,7 +104,7 @@ def encode_sequence(x, model: ModelConfig):
 
 
 def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab_size: int,
-                          num_classes: int, input_name: str,
+                          num_classes: int, input_name: str, label_smoothing: float = 0.0,
                           output_name: str = "probabilities", steps_per_epoch: int | None = None) -> keras.Model:
     """token ids [batch, tokens] (right-padded with 0; any length: each batch is padded to its
     own longest row) -> class probabilities [batch, num_classes]."""
@@ -117,7 +117,7 @@ def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab
     classifier.compile(
         optimizer=make_optimizer(training, steps_per_epoch),
         # One-hot labels so label smoothing applies; the Trainer one-hot encodes class ids.
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=training.label_smoothing),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=JIT_COMPILE[training.jit_compile])
     return classifier
 

@@ -6,9 +6,10 @@ component starts, with an error naming the field, the bad value and what is
 allowed. Unknown keys are errors: a misspelt key silently falling back to a
 default is the most expensive kind of config bug.
 
-The `task` and `data` sections depend on the task (text columns for
-classification, a time column for forecasting); each task declares its own
-dataclasses for them (see `rnnflow.components.tasks`).
+The `task`, `data` and `evaluation` sections depend on the task (text columns for
+classification, a time column for forecasting, ...); each task declares its own
+dataclasses for them, and defaults for fields of shared sections (`Task.section_defaults`);
+the task types are `rnnflow.pipeline.task_registry`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from importlib import resources
 from typing import Any, Literal, Optional
 
 import yaml
+
+from rnnflow.pipeline.task_registry import get_task, task_names
 
 BUILTIN_CONFIG_PACKAGE = "rnnflow.pipeline.configs"
 PACKAGE_PATH_PREFIX = "pkg://"
@@ -56,16 +59,6 @@ def constraint(default: Any, *, min: float | None = None, max: float | None = No
 # ---------------------------------------------------------------------------
 # Sections shared by every task.
 # ---------------------------------------------------------------------------
-
-DataFormat = Literal["csv", "tfrecord", "parquet"]
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitConfig:
-    """Hash-bucket split of the input into train and eval (ExampleGen output_config)."""
-    train_buckets: int = constraint(4, min=1)
-    eval_buckets: int = constraint(1, min=1)
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -98,9 +91,6 @@ class TrainingConfig:
         default=AUTO, metadata={"auto": True})
     # Clip gradients by global norm (the standard cure for exploding BPTT gradients); 0 disables.
     clipnorm: float = constraint(1.0, min=0.0)
-    label_smoothing: float = constraint(0.0, min=0.0, max=0.5)
-    # "balanced" weighs classes by inverse frequency in the input.
-    class_weight: Literal["none", "balanced"] = "none"
     # float16 compute on GPU (ignored on CPU, where it is slower).
     mixed_precision: bool = False
     early_stopping_patience: int = constraint(3, min=0)
@@ -372,8 +362,6 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Pipeli
 
 
 def parse_config(raw: dict) -> PipelineConfig:
-    from rnnflow.components.tasks import get_task, task_names  # tasks import this module
-
     task_section = raw.get("task")
     if not isinstance(task_section, dict) or "type" not in task_section:
         raise ConfigError(f"task.type: required; allowed: {', '.join(task_names())}")

@@ -167,10 +167,11 @@ def test_balanced_class_weights_and_default_strategy():
     from rnnflow.components.text_classification.trainer import class_weights
     from rnnflow.components.training import distribution_strategy
 
-    balanced = TrainingConfig(class_weight="balanced")
-    weights = class_weights(type("C", (), {"training": balanced})(), {"neg": 30, "pos": 10}, ["neg", "pos"])
+    balanced = type("Task", (), {"class_weight": "balanced"})()
+    weights = class_weights(type("C", (), {"task": balanced})(), {"neg": 30, "pos": 10}, ["neg", "pos"])
     assert weights == pytest.approx({0: 40 / 60, 1: 40 / 20})
-    assert class_weights(type("C", (), {"training": TrainingConfig()})(), {"neg": 3, "pos": 1}, ["neg", "pos"]) is None
+    default = type("Task", (), {"class_weight": "none"})()
+    assert class_weights(type("C", (), {"task": default})(), {"neg": 3, "pos": 1}, ["neg", "pos"]) is None
     import tensorflow as tf
 
     assert not isinstance(distribution_strategy(), tf.distribute.MirroredStrategy)  # no GPUs here

@@ -1,33 +1,9 @@
-"""Task registry: each task plugs into the pipeline through one `Task` object.
-
-Adding a task means adding one module that defines a `Task` and one line in
-`_TASKS` below; the pipeline assembly in `rnnflow.pipeline.pipeline` does not
-change.
-"""
+"""Tasks plug into the pipeline through one `Task` object each (`base.Task`); the registry of
+task types is `rnnflow.pipeline.task_registry` (one line per task)."""
 
 from __future__ import annotations
 
-import importlib
-
 from rnnflow.components.tasks.base import DataError, InputReport, Task
-
-# task type -> "module:attribute" of its Task object (imported lazily, so that
-# loading a config does not import TensorFlow).
-_TASKS = {
-    "forecasting": "rnnflow.components.forecasting.task:TASK",
-    "language_model": "rnnflow.components.language_model.task:TASK",
-    "sequence_labeling": "rnnflow.components.sequence_labeling.task:TASK",
-    "text_classification": "rnnflow.components.text_classification.task:TASK",
-}
-
-
-def task_names() -> list[str]:
-    return sorted(_TASKS)
-
-
-def get_task(name: str) -> Task:
-    module_name, _, attribute = _TASKS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
-
+from rnnflow.pipeline.task_registry import get_task, task_names
 
 __all__ = ["DataError", "InputReport", "Task", "get_task", "task_names"]

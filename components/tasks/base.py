@@ -109,10 +109,11 @@ class Task(abc.ABC):
         it at run time from the report; `report` is None when compiling, where only the
         facts-free parts matter."""
 
+    @abc.abstractmethod
     def example_gen(self, config: config_lib.PipelineConfig, data_path: str):
-        """The ExampleGen for `data.format`, reading `data_path` (`data.path` as the pipeline's
-        components see it); tasks with their own ingestion override this."""
-        return standard_example_gen(config, data_path)
+        """The ExampleGen reading `data_path` (`data.path` as the pipeline's components see it)
+        into the task's `splits`; it also runs `preflight` on the files it ingests and attaches the
+        report (`rnnflow.components.input_report`)."""
 
     def after_evaluation(self, config: config_lib.PipelineConfig, *, examples, model, blessing) -> list:
         """Extra components that run once the model is evaluated (e.g. a held-out test report)."""
@@ -279,14 +280,3 @@ def open_input(path: str):
         return tf.io.gfile.GFile(path, "rb")
     except tf.errors.OpError as e:
         raise DataError(f"{path}: cannot read: {e.message}") from None
-
-
-def standard_example_gen(config: config_lib.PipelineConfig, data_path: str):
-    """ExampleGen for csv (`data.encoding`/`data.delimiter`), tfrecord and parquet files with
-    a hash split; each also runs the task's input check on the files it ingests."""
-    from rnnflow.components.input_report import reporting_example_gen
-
-    data_config = config.data
-    input_base, pattern = split_input_path(data_path)
-    return reporting_example_gen(config, input_base=input_base, pattern=pattern, splits={
-        "train": data_config.split.train_buckets, "eval": data_config.split.eval_buckets})

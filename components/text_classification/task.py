@@ -11,8 +11,8 @@ from typing import Literal
 from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
                                          format_hint, read_head, read_records)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, is_candidate, open_input,
-                                           resolve_input_files)
-from rnnflow.pipeline.config import AUTO, Auto, ConfigError, DataFormat, SplitConfig, constraint
+                                           resolve_input_files, split_input_path)
+from rnnflow.pipeline.config import AUTO, Auto, ConfigError, constraint
 
 # Feature names produced by Transform, named once here.
 TOKEN_IDS = "token_ids"
@@ -40,6 +40,16 @@ EXAMPLES_SIGNATURE = "serving_examples"  # for clients: tf.Examples in, the same
 TRANSFORM_SIGNATURE = "transform_features"
 PROBABILITIES = "probabilities"
 _SHOWN = 5  # classes named in a warning
+
+
+DataFormat = Literal["csv", "tfrecord", "parquet"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Hash-bucket split of the input into train and eval (ExampleGen output_config)."""
+    train_buckets: int = constraint(4, min=1)
+    eval_buckets: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +81,9 @@ class TextClassificationConfig:
     # Tokens seen fewer times than this in the train split map to OOV buckets. auto: the
     # count of the rarest token the vocabulary keeps (at least 2).
     min_frequency: int | Auto = constraint(AUTO, min=1)
+    label_smoothing: float = constraint(0.0, min=0.0, max=0.5)
+    # "balanced" weighs classes by inverse frequency in the input.
+    class_weight: Literal["none", "balanced"] = "none"
 
 
 class TextClassificationTask(Task):
@@ -168,6 +181,15 @@ class TextClassificationTask(Task):
             for label, count in spans[LABEL_COUNTS].items():
                 counts[label] = counts.get(label, 0) + count
         return {**details[-1], LABEL_VALUES: sorted(counts), LABEL_COUNTS: dict(sorted(counts.items()))}
+
+    def example_gen(self, config, data_path: str):
+        """TFX's ExampleGen for `data.format` (csv with `data.encoding`/`data.delimiter`, tfrecord,
+        parquet) with a hash split into `data.split`'s buckets; it runs the input check too."""
+        from rnnflow.components.input_report import reporting_example_gen
+
+        input_base, pattern = split_input_path(data_path)
+        return reporting_example_gen(config, input_base=input_base, pattern=pattern, splits={
+            "train": config.data.split.train_buckets, "eval": config.data.split.eval_buckets})
 
     def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]

@@ -45,7 +45,7 @@ class TrainingData(TaskData):
 
 def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
     return build_text_classifier(config.model, config.training, vocab_size=data.vocab_size,
-                                 num_classes=len(data.class_names),
+                                 num_classes=len(data.class_names), label_smoothing=config.task.label_smoothing,
                                  input_name=TOKEN_IDS, steps_per_epoch=data.steps_per_epoch)
 
 
@@ -57,8 +57,8 @@ def reference_outputs(model, transformed, data) -> dict:
 
 
 def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_names: list[str]):
-    """Inverse-frequency weights (mean 1) for training.class_weight: balanced; None otherwise."""
-    if config.training.class_weight != "balanced":
+    """Inverse-frequency weights (mean 1) for task.class_weight: balanced; None otherwise."""
+    if config.task.class_weight != "balanced":
         return None
     total = sum(label_counts.values())
     return {i: total / (len(class_names) * label_counts[name]) for i, name in enumerate(class_names)}
