@@ -60,7 +60,7 @@ def test_overrides_parse_yaml_values():
     ("evaluation.slice_feature=text", "evaluation.slice_feature: cannot slice by the free-text column"),
     ("runner.beam_args=--x", "runner.beam_args: expected a list"),
     ("data.split=3", "data.split: expected a mapping"),
-    ("task.type=ner", "task.type: 'ner' is not one of: forecasting, text_classification"),
+    ("task.type=translation", "task.type: 'translation' is not one of: forecasting, language_model, sequence_labeling, text_classification"),
 ])
 def test_bad_values_name_the_field_value_and_allowed(override, message):
     with pytest.raises(ConfigError) as error:
@@ -75,7 +75,7 @@ def test_missing_required_field():
 
 
 def test_missing_task_type():
-    with pytest.raises(ConfigError, match="task.type: required; allowed: forecasting, text_classification"):
+    with pytest.raises(ConfigError, match="task.type: required; allowed: forecasting, language_model, sequence_labeling, text_classification"):
         parse_config(_raw(task={"tokenizer": "word"}))
 
 

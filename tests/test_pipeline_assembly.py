@@ -139,6 +139,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path):
 @pytest.mark.parametrize("config, task_components", [
     ("sentiment", {"CsvExampleGen"}),
     ("forecast", {"TimeSeriesExampleGen", "ForecastReport"}),
+    ("charlm", {"TextWindowExampleGen"}),
 ])
 def test_kubeflow_v2_spec_compiles(tmp_path, config, task_components):
     output = tmp_path / "spec.json"
@@ -174,7 +175,7 @@ def _machine_paths(scratch) -> list[str]:
                    *site.getsitepackages(), tempfile.gettempdir(), sys.prefix})
 
 
-@pytest.mark.parametrize("config_name", ["sentiment", "forecast"])
+@pytest.mark.parametrize("config_name", ["sentiment", "forecast", "charlm"])
 def test_compiled_spec_holds_no_path_of_the_compiling_machine(tmp_path, monkeypatch, config_name):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -187,7 +188,8 @@ def test_compiled_spec_holds_no_path_of_the_compiling_machine(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("config_name, data", [("sentiment", "gs://data-bucket/reviews/*.csv"),
-                                               ("forecast", "gs://data-bucket/weather/weather.csv")])
+                                               ("forecast", "gs://data-bucket/weather/weather.csv"),
+                                               ("ner", "gs://data-bucket/conll/train.txt")])
 def test_spec_for_gs_data_references_only_those_uris(tmp_path, monkeypatch, config_name, data):
     import re
 
@@ -318,7 +320,8 @@ def test_reuse_from_imports_earlier_best_hyperparameters(tmp_path):
 
 
 @pytest.mark.parametrize("config_name, example_gen", [
-    ("sentiment", "CsvExampleGen"), ("forecast", "TimeSeriesExampleGen")])
+    ("sentiment", "CsvExampleGen"), ("forecast", "TimeSeriesExampleGen"), ("ner", "SentenceExampleGen"),
+    ("charlm", "TextWindowExampleGen")])
 def test_model_and_training_changes_keep_examples_and_transform_cached(config_name, example_gen):
     def properties(*overrides):
         config = load_config(config_name, list(overrides))
@@ -330,8 +333,8 @@ def test_model_and_training_changes_keep_examples_and_transform_cached(config_na
     assert changed[example_gen] == base[example_gen]
     assert changed["Transform"] == base["Transform"]
     assert changed["Trainer"] != base["Trainer"]
-    assert properties("data.split.train_fraction=0.6" if config_name == "forecast"
-                      else "task.max_tokens=9")["Transform"] != base["Transform"]
+    data_change = {"forecast": "data.split.train_fraction=0.6", "charlm": "task.window=50"}
+    assert properties(data_change.get(config_name, "task.max_tokens=9"))["Transform"] != base["Transform"]
     # Batch scoring settings reach no component that shapes the model.
     assert properties("inference.path=/data/new.jsonl") == base
 
