@@ -8,22 +8,15 @@ FileBasedExampleGen, so its driver resolves spans and fingerprints the input.
 
 from __future__ import annotations
 
-import os
-
-import apache_beam as beam
-from tfx.components import FileBasedExampleGen
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
-from rnnflow.components.ingest_config import config_from, example_gen_custom_config
+from rnnflow.components.ingest_config import config_from
 from rnnflow.components.input_report import driver_span, set_report, span_input
 from rnnflow.components.language_model import features
 from rnnflow.components.language_model.reading import split_texts
 from rnnflow.components.language_model.task import SPLITS, TASK
-
-EXAMPLES_FILE_PREFIX = "data_tfrecord"
+from rnnflow.components.task_example_gen import task_example_gen, write_splits
 
 
 class Executor(BaseBeamExecutor):
@@ -34,12 +27,8 @@ class Executor(BaseBeamExecutor):
         report = TASK.report(config, files, splits)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         with self._make_beam_pipeline() as pipeline:
-            for split in SPLITS:
-                _ = (pipeline
-                     | f"Windows[{split}]" >> beam.Create(splits.windows[split], reshuffle=False)
-                     | f"ToExample[{split}]" >> beam.Map(lambda text: features.window_example(text).SerializeToString())
-                     | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                         os.path.join(examples.uri, f"Split-{split}", EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"))
+            write_splits(pipeline, {split: splits.windows[split] for split in SPLITS}, features.window_example,
+                         examples.uri)
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         for split in SPLITS:
             examples.set_int_custom_property(f"{split}_windows", len(splits.windows[split]))
@@ -47,10 +36,4 @@ class Executor(BaseBeamExecutor):
 
 
 def text_window_example_gen(config, input_base: str, pattern: str):
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="text", pattern=pattern)]),
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1) for split in SPLITS])),
-        custom_config=example_gen_custom_config(config),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id("TextWindowExampleGen")
+    return task_example_gen(config, input_base, pattern, Executor, SPLITS, "TextWindowExampleGen")

@@ -10,22 +10,16 @@ is TFX's FileBasedExampleGen, so its driver resolves spans and fingerprints the 
 from __future__ import annotations
 
 import hashlib
-import os
 
-import apache_beam as beam
-from tfx.components import FileBasedExampleGen
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
-from rnnflow.components.ingest_config import config_from, example_gen_custom_config
+from rnnflow.components.ingest_config import config_from
 from rnnflow.components.input_report import driver_span, set_report, span_input
 from rnnflow.components.sequence_labeling import features
 from rnnflow.components.sequence_labeling.reading import read_sentences
 from rnnflow.components.sequence_labeling.task import SPLITS, TASK
-
-EXAMPLES_FILE_PREFIX = "data_tfrecord"
+from rnnflow.components.task_example_gen import task_example_gen, write_splits
 
 
 def split_of(tokens: list[str], eval_percent: int) -> str:
@@ -50,13 +44,7 @@ class Executor(BaseBeamExecutor):
                              f"data.split.eval_percent={config.data.split.eval_percent}; add sentences")
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         with self._make_beam_pipeline() as pipeline:
-            for split, rows in by_split.items():
-                _ = (pipeline
-                     | f"Sentences[{split}]" >> beam.Create(rows, reshuffle=False)
-                     | f"ToExample[{split}]" >> beam.MapTuple(
-                         lambda tokens, tags: features.sentence_example(tokens, tags).SerializeToString())
-                     | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                         os.path.join(examples.uri, f"Split-{split}", EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"))
+            write_splits(pipeline, by_split, lambda row: features.sentence_example(*row), examples.uri)
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         for split, rows in by_split.items():
             examples.set_int_custom_property(f"{split}_sentences", len(rows))
@@ -64,10 +52,4 @@ class Executor(BaseBeamExecutor):
 
 
 def sentence_example_gen(config, input_base: str, pattern: str):
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="sentences", pattern=pattern)]),
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1) for split in SPLITS])),
-        custom_config=example_gen_custom_config(config),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id("SentenceExampleGen")
+    return task_example_gen(config, input_base, pattern, Executor, SPLITS, "SentenceExampleGen")
