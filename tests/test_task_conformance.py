@@ -81,6 +81,10 @@ def test_each_task_run_reports_its_metrics_and_pushes_a_servable_model(finished_
     validation = summary["serving_validation"]
     assert validation["problems"] == [] and validation["cudnn_ops"] == []
     assert all(v["within_tolerance"] for v in validation["skew"]["outputs"].values())
+    if task.plot_file:  # the task's figure, as a PNG next to run_summary.json
+        assert summary["plot"] == os.path.join(summary["output_dir"], task.plot_file)
+        with open(summary["plot"], "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 EXPORT_CONTRACT = textwrap.dedent("""
