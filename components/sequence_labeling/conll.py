@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from rnnflow.components.tasks.base import DataError
+from rnnflow.components.tasks.base import DataError, open_input
 
 DOCSTART = "-DOCSTART-"
 OUTSIDE = "O"
@@ -52,8 +52,8 @@ def read_conll(path: str, *, token_column: int = 0, tag_column: int = -1) -> lis
             tokens.clear()
             tags.clear()
 
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+    with open_input(path) as f:  # a local path or a URI (gs://, ...)
+        for number, raw in enumerate(iter(f.readline, b""), start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:

@@ -13,7 +13,7 @@ import dataclasses
 import json
 
 from rnnflow.components.sequence_labeling import conll
-from rnnflow.components.tasks.base import DataError
+from rnnflow.components.tasks.base import DataError, open_input
 
 
 @dataclasses.dataclass
@@ -39,8 +39,8 @@ def read_sentences(data, files: list[str]) -> ReadResult:
 
 def read_jsonl(path: str, tokens_field: str, tags_field: str) -> list[conll.Sentence]:
     sentences = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+    with open_input(path) as f:  # a local path or a URI (gs://, ...)
+        for number, raw in enumerate(iter(f.readline, b""), start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
