@@ -17,6 +17,8 @@ import os
 import tempfile
 from typing import Any
 
+import keras
+
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import parse_config, replace_fields
 
@@ -90,29 +92,20 @@ def fit_with_live_loss(model, data, *, epochs: int = 2, steps: int | None = None
     return model.fit(train, validation_data=evaluation, epochs=epochs, verbose=0, callbacks=[LiveLoss()])
 
 
-def _live_loss_base():
-    import keras
+class LiveLoss(keras.callbacks.Callback):
+    """Redraws loss and val_loss after each epoch (in place in a notebook)."""
 
-    class _LiveLoss(keras.callbacks.Callback):
-        """Redraws loss and val_loss after each epoch (in place in a notebook)."""
+    def on_train_begin(self, logs=None):
+        self.history: dict[str, list[float]] = {}
 
-        def on_train_begin(self, logs=None):
-            self.history: dict[str, list[float]] = {}
+    def on_epoch_end(self, epoch, logs=None):
+        from IPython.display import clear_output, display
 
-        def on_epoch_end(self, epoch, logs=None):
-            for key in ("loss", "val_loss"):
-                if logs and key in logs:
-                    self.history.setdefault(key, []).append(float(logs[key]))
-            from IPython.display import clear_output, display
-
-            clear_output(wait=True)
-            display(curves_figure(self.history, f"epoch {epoch + 1}"))
-
-    return _LiveLoss
-
-
-def LiveLoss():  # noqa: N802 (a callback class, built lazily so importing this module needs no Keras)
-    return _live_loss_base()()
+        for key in ("loss", "val_loss"):
+            if logs and key in logs:
+                self.history.setdefault(key, []).append(float(logs[key]))
+        clear_output(wait=True)
+        display(curves_figure(self.history, f"epoch {epoch + 1}"))
 
 
 def curves_figure(history: dict[str, list[float]], title: str):
