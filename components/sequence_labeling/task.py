@@ -167,7 +167,7 @@ class SequenceLabelingTask(Task):
         return {k: v for k, v in metrics.items() if "[" not in k}
 
     def summarize(self, summary, outputs) -> None:
-        """Entity scores per type as a table, and a plot of them with a tagged eval sentence."""
+        """Entity precision, recall and F1 per type as one table (`entity_scores`)."""
         metrics = summary.get("metrics") or {}
         per_type = {}
         for key, value in metrics.items():
