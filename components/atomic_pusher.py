@@ -36,6 +36,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from rnnflow.components import interrupts
+
 STAGING_PREFIX = ".staging-"  # not an integer: TF Serving's version scan skips it
 REMOVING_PREFIX = ".removing-"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -80,6 +82,7 @@ def _push_local(model_dir: str, base_dir: str) -> str:
         while True:
             target = os.path.join(base_dir, str(version))
             if not os.path.exists(target):
+                interrupts.check("before the push")  # the version becomes visible below
                 try:
                     os.rename(staging, target)  # atomic on one POSIX filesystem
                     return target
@@ -99,6 +102,7 @@ def _push_remote(model_dir: str, base_dir: str) -> str:
     target = os.path.join(base_dir, str(version))
     try:
         io_utils.copy_dir(model_dir, target, deny_regex_patterns=[r"saved_model\.pb"])
+        interrupts.check("before the push")  # saved_model.pb makes the version loadable
         io_utils.copy_file(os.path.join(model_dir, SAVED_MODEL_FILE), os.path.join(target, SAVED_MODEL_FILE))
     except Exception:
         if fileio.exists(target) and not fileio.exists(os.path.join(target, SAVED_MODEL_FILE)):

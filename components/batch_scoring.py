@@ -35,6 +35,7 @@ import tempfile
 import time
 from typing import Any, Iterator, Optional
 
+from rnnflow.components.file_checks import OutputPathError, check_output_file
 from rnnflow.components.serving_client import (
     INTEGER_DTYPES, Model, RequestRefused, ServingError, open_model, to_jsonable)
 
@@ -273,8 +274,11 @@ class _Output:
         if path is None:
             self.file, self.temp = sys.stdout, None
         else:
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
+            try:
+                directory = os.path.dirname(check_output_file(path, "output"))
+                os.makedirs(directory, exist_ok=True)
+            except (OutputPathError, OSError) as e:
+                raise InputFileError(str(e)) from None
             fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=directory)
             self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         if self.format == "csv":
@@ -302,6 +306,10 @@ class _Output:
         else:
             self.file.flush()
         if self.temp:
+            # mkstemp makes the file private (0600); the output gets what the umask gives a new file.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.temp, 0o666 & ~umask)
             os.replace(self.temp, self.path)
 
     def abort(self) -> None:
@@ -346,6 +354,11 @@ def predict_file(model: str | Model, input_path: str, output_path: Optional[str]
     at the first row that cannot be. `progress`: True (stderr), a stream, or False."""
     if batch_size < 1:
         raise InputFileError(f"batch size must be at least 1, got {batch_size}")
+    if output_path:  # before the model loads
+        try:
+            check_output_file(output_path, "output", inputs=(input_path,))
+        except OutputPathError as e:
+            raise InputFileError(str(e)) from None
     owned = not isinstance(model, Model)
     if owned:
         model = open_model(model, model_name, **({"signature": signature} if signature else {}))

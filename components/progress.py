@@ -20,6 +20,8 @@ from typing import Callable
 
 import keras
 
+from rnnflow.components import interrupts
+
 log = logging.getLogger(__name__)
 PROGRESS_PREFIX = "      "  # training lines sit under the runner's Trainer / Tuner line
 
@@ -58,6 +60,7 @@ class TrainingProgress(keras.callbacks.Callback):
         self._eval_seconds, self._eval_steps = 0.0, 0
 
     def on_train_batch_end(self, batch, logs=None):
+        interrupts.check("during training")  # a stop request that landed in TensorFlow's own callbacks
         self._steps = batch + 1
         now = self._clock()
         self._train_seconds = now - self._epoch_start

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from rnnflow.components import interrupts
 from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.models.recurrent import cudnn_eligibility
@@ -435,6 +436,7 @@ def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Data
     for epoch in range(epochs):
         total, steps = 0.0, 0
         for batch in distributed:
+            interrupts.check("during training")
             total += float(train_step(batch))
             steps += 1
         summed, count = 0.0, 0.0

@@ -10,7 +10,9 @@ Shapes: `potentials` [batch, steps, tags] (the encoder's per-step scores), `leng
 - `log_likelihood`: `sequence_score - log_partition`, the training objective (maximized);
 - `viterbi_decode`: the best tag sequence and its score; padded steps repeat the last real tag.
 
-A sentence of length 0 has score 0, log-partition 0 and an all-zero path.
+A sentence of length 0 has score 0, log-partition 0 and an all-zero path. A batch of one-step
+(or empty) sentences works too: the recursions run over one extra padded step, so their scans
+are never empty.
 """
 
 from __future__ import annotations
@@ -34,8 +36,15 @@ def sequence_score(potentials: tf.Tensor, tags: tf.Tensor, lengths: tf.Tensor,
     return unary + binary
 
 
+def _with_padded_step(potentials: tf.Tensor) -> tf.Tensor:
+    """One more step on the right: past every sentence's length, so it changes no score, and the
+    scans over steps 1..T-1 below have at least one element (an empty scan cannot be stacked)."""
+    return tf.pad(potentials, [[0, 0], [0, 1], [0, 0]])
+
+
 def log_partition(potentials: tf.Tensor, lengths: tf.Tensor, transitions: tf.Tensor) -> tf.Tensor:
     """[batch] log sum over all tag sequences of exp(score)."""
+    potentials = _with_padded_step(potentials)
     steps = tf.shape(potentials)[1]
     mask = _mask(lengths, steps)
     time_major = tf.transpose(potentials, [1, 0, 2])
@@ -59,6 +68,8 @@ def log_likelihood(potentials: tf.Tensor, tags: tf.Tensor, lengths: tf.Tensor,
 
 def viterbi_decode(potentials: tf.Tensor, lengths: tf.Tensor, transitions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(best tags [batch, steps] int32, their scores [batch])."""
+    given_steps = tf.shape(potentials)[1]
+    potentials = _with_padded_step(potentials)
     steps = tf.shape(potentials)[1]
     num_tags = tf.shape(potentials)[2]
     mask = _mask(lengths, steps)
@@ -89,4 +100,4 @@ def viterbi_decode(potentials: tf.Tensor, lengths: tf.Tensor, transitions: tf.Te
     path = tf.transpose(tf.concat([earlier, last_tag[None]], axis=0), [1, 0])
     real = tf.cast(lengths > 0, tf.int32)
     score = tf.where(lengths > 0, tf.reduce_max(last_delta, axis=1), tf.zeros_like(last_delta[:, 0]))
-    return path * real[:, None], score
+    return (path * real[:, None])[:, :given_steps], score

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import warnings
 
@@ -170,13 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(config.to_dict(), indent=2))
             return 0
         if args.command == "compile":
-            from rnnflow.pipeline.runner import native_stderr_filtered
-
-            with native_stderr_filtered():
-                from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
-
-                print(f"wrote {compile_kubeflow_v2(config, args.pipeline_root, args.output)}")
-            return 0
+            return _compile(config, args)
         if args.command == "schedule" or config.runner.type != "local":
             return _remote(config, args)
     except ConfigError as e:
@@ -194,12 +187,46 @@ def main(argv: list[str] | None = None) -> int:
     return _run(config, output_dir, strict_data=args.strict_data)
 
 
+def _check_output(path: str, flag: str, inputs: tuple[str, ...] = ()) -> str:
+    """check_output_file, its error as a ConfigError (a usage error, exit 2)."""
+    from rnnflow.components.file_checks import OutputPathError, check_output_file
+
+    try:
+        return check_output_file(path, flag, inputs=inputs)
+    except OutputPathError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _compile(config, args) -> int:
+    """Checks the spec's location, the pipeline root and every input path (the same rules as
+    `schedule`), then compiles."""
+    from rnnflow.pipeline.config import portable_path_notes
+    from rnnflow.pipeline.kubeflow import pipeline_root_for
+
+    if not args.output.endswith((".yaml", ".yml", ".json")):
+        raise ConfigError(f"--output {args.output}: must end in .yaml (a PipelineSpec) or .json (a Vertex PipelineJob)")
+    output = _check_output(args.output, "--output")
+    pipeline_root = pipeline_root_for(config, args.pipeline_root)
+    if not config.runner.image:
+        raise ConfigError("runner.image: required to compile for Kubeflow; the pipeline image built "
+                          "by `make image` from the Dockerfile (README: \"Run it on Kubeflow / Vertex\")")
+    for note in portable_path_notes(config):
+        print(f"note: {note}", file=sys.stderr)
+    from rnnflow.pipeline.runner import native_stderr_filtered
+
+    with native_stderr_filtered():
+        from rnnflow.pipeline.kubeflow import compile_kubeflow_v2
+
+        print(f"wrote {compile_kubeflow_v2(config, pipeline_root, output)}")
+    return 0
+
+
 def _remote(config, args) -> int:
     """Compiles, then submits a run or creates a schedule (or prints the call: --dry-run)."""
     import tempfile
 
     from rnnflow.pipeline import remote
-    from rnnflow.pipeline.config import require_fields
+    from rnnflow.pipeline.config import portable_path_notes, require_fields
     from rnnflow.pipeline.kubeflow import compile_kubeflow_v2, pipeline_root_for
     from rnnflow.pipeline.runner import native_stderr_filtered
 
@@ -218,6 +245,10 @@ def _remote(config, args) -> int:
     pipeline_root = pipeline_root_for(config, args.pipeline_root)
     if args.spec and not args.spec.endswith((".yaml", ".yml")):
         raise ConfigError(f"--spec {args.spec}: must end in .yaml (the PipelineSpec form kfp uploads)")
+    if args.spec:
+        _check_output(args.spec, "--spec")
+    for note in portable_path_notes(config):
+        print(f"note: {note}", file=sys.stderr)
     if runner.type == "kubeflow_v2" and not args.dry_run:
         remote.check_reachable(runner.kfp_host)  # before the compile, which takes a while
     with tempfile.TemporaryDirectory(prefix="rnnflow-spec-") as scratch:
@@ -240,13 +271,15 @@ def _remote(config, args) -> int:
 
 
 def _run(config, output_dir: str, strict_data: bool) -> int:
+    from rnnflow.components import interrupts
     from rnnflow.pipeline.runner import run_local
 
     print(f"rnnflow: running pipeline '{config.name}' ({config.task_type}) into {output_dir}")
-    # A scheduler's SIGTERM ends the run like Ctrl-C: the summary then says "interrupted".
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # A scheduler's SIGTERM ends the run like Ctrl-C: recorded, honoured at the next safe point
+    # (never a push after it), and the summary says "interrupted" (components/interrupts.py).
     try:
-        summary = run_local(config, output_dir, strict_data=strict_data)
+        with interrupts.stop_on_signals():
+            summary = run_local(config, output_dir, strict_data=strict_data)
     except run_state.OutputDirError as e:
         print(f"rnnflow: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -282,6 +315,18 @@ def _predict(args) -> int:
 
     # TensorFlow's native chatter is filtered; the progress bar writes to the console itself
     # (the filter passes whole lines only).
+    if args.batch_size < 1:
+        print(f"rnnflow: predict: --batch-size {args.batch_size}: must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.input != "-" and not os.path.exists(args.input):
+        print(f"rnnflow: predict: --input {args.input}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output:  # before the model loads: a bad location costs a second, not the load
+        try:
+            _check_output(args.output, "--output", inputs=(args.input,))
+        except ConfigError as e:
+            print(f"rnnflow: predict: {e}", file=sys.stderr)
+            return EXIT_USAGE
     with native_stderr_filtered() as console, os.fdopen(os.dup(console), "w") as progress:
         from rnnflow.components.batch_scoring import predict_file
         from rnnflow.components.serving_client import ServingError
@@ -301,8 +346,34 @@ def _predict(args) -> int:
 GENERATION_INPUTS = ("prompt", "max_length", "temperature", "top_k", "seed")
 
 
+INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
+
+
+def generation_setting_errors(args) -> list[str]:
+    """What is wrong with `generate`'s settings, checked before the model loads (the model
+    checks max_length against its own task.max_generate)."""
+    import math
+
+    errors = []
+    if not 0 <= args.max_length <= INT32_MAX:
+        errors.append(f"--max-length {args.max_length}: must be between 0 and the model's task.max_generate")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        errors.append(f"--temperature {args.temperature}: must be a finite number above 0")
+    if not 0 <= args.top_k <= INT32_MAX:
+        errors.append(f"--top-k {args.top_k}: must be between 0 (every token) and {INT32_MAX}")
+    if not -INT64_MAX - 1 <= args.seed <= INT64_MAX:
+        errors.append(f"--seed {args.seed}: must fit in 64 bits ({-INT64_MAX - 1} to {INT64_MAX})")
+    return errors
+
+
 def _generate(args) -> int:
     from rnnflow.pipeline.runner import native_stderr_filtered
+
+    errors = generation_setting_errors(args)
+    if errors:
+        for error in errors:
+            print(f"rnnflow: generate: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
     with native_stderr_filtered():
         from rnnflow.components.serving_client import ServingError, open_model
@@ -332,7 +403,10 @@ def _serving_config(args) -> int:
     from rnnflow.pipeline import serving_config as deploy
     from rnnflow.pipeline.kubeflow import pipeline_root_for, serving_dir
 
-    output_dir = os.path.abspath(args.output_dir)
+    try:
+        output_dir = run_state.prepare_output_dir(args.output_dir)
+    except run_state.OutputDirError as e:
+        raise ConfigError(str(e)) from None
     state = deploy.read_state(output_dir)
     if args.config:
         if args.run_dir and len(args.run_dir) != len(args.config):
@@ -355,6 +429,10 @@ def _serving_config(args) -> int:
     changes = {k: v for k, v in (("device", args.device), ("cpus", args.cpus), ("version_policy", args.version_policy),
                                  ("latest_versions", args.latest_versions), ("image", args.image)) if v is not None}
     options = dataclasses.replace(options, **changes, promote=args.promote, canary=args.canary)
+    names = [m.name for m in models]
+    if args.model is not None and args.model not in names:
+        raise ConfigError(f"--model {args.model}: not a served model; served: {', '.join(names)}")
+    before = deploy.read_labels(output_dir)
     if (args.promote is not None or args.canary is not None) and len(models) > 1:
         chosen = [m for m in models if m.name == args.model]
         if not chosen:
@@ -365,6 +443,11 @@ def _serving_config(args) -> int:
         written = deploy.write(output_dir, models, options)
     labels = deploy.read_labels(output_dir)
     for model in models:
+        canary = before.get(model.name, {}).get(deploy.CANARY)
+        if canary is not None and deploy.CANARY not in labels.get(model.name, {}):
+            why = ("it is now stable" if labels.get(model.name, {}).get(deploy.STABLE) == canary
+                   else "that version is no longer pushed")
+            print(f"{model.name}: the canary label (version {canary}) is removed: {why}")
         print(f"{model.name}: {model.serving_dir}  labels " +
               ", ".join(f"{k}={v}" for k, v in sorted(labels.get(model.name, {}).items())))
     print("wrote " + ", ".join(written.values()))
@@ -392,7 +475,15 @@ def _schema(output_dir: str, output: str | None) -> int:
 def _status(output_dir: str) -> int:
     """Prints the last run's state; exits with its exit code (4 while it is still running)."""
     paths = run_state.RunPaths(os.path.abspath(output_dir))
+    if os.path.exists(paths.output_dir) and not os.path.isdir(paths.output_dir):
+        print(f"rnnflow: --output-dir {paths.output_dir}: is a file, not a run's output directory", file=sys.stderr)
+        return EXIT_USAGE
     summary = run_state.read_summary(paths.summary)
+    if summary is not None and summary.get("status") == run_state.UNREADABLE:
+        print(f"status: unreadable   ({summary['error']}); the run's state is unknown: look at the newest log "
+              f"in {paths.logs}, or start a new run there (the file is then kept as "
+              f"{run_state.PREVIOUS_SUMMARY_FILE})")
+        return run_state.EXIT_UNREADABLE
     if summary is None:
         print(f"rnnflow: no {run_state.SUMMARY_FILE} in {paths.output_dir}: no run has started there",
               file=sys.stderr)

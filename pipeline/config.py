@@ -312,9 +312,17 @@ def builtin_config_names() -> list[str]:
 
 def read_raw_config(name_or_path: str) -> dict:
     """Reads a built-in config by name, or any YAML file by path."""
+    if os.path.isdir(name_or_path):
+        raise ConfigError(f"--config {name_or_path}: is a directory; give a YAML file or a built-in config "
+                          f"({', '.join(builtin_config_names())})")
     if os.path.exists(name_or_path):
-        with open(name_or_path, encoding="utf-8") as f:
-            text = f.read()
+        try:
+            with open(name_or_path, "rb") as f:
+                text = f.read().decode("utf-8-sig")
+        except OSError as e:
+            raise ConfigError(f"--config {name_or_path}: cannot read it: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"--config {name_or_path}: not UTF-8 text (byte offset {e.start})") from None
         source = name_or_path
     elif name_or_path in builtin_config_names():
         text = resources.files(BUILTIN_CONFIG_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text()
@@ -668,6 +676,27 @@ def portable_path(path: str, field: str) -> str:
     raise ConfigError(f"{field}: '{path}' is relative to this machine; a pipeline compiled for "
                       "Kubeflow/Vertex runs elsewhere: give a URI (gs://bucket/..., pkg://package/file) "
                       "or a path mounted into the pipeline image")
+
+
+def portable_path_notes(config: "PipelineConfig") -> list[str]:
+    """Checks every input path of a config for a pipeline that runs on other machines, before
+    anything is compiled: a relative path is a ConfigError naming the field; an absolute local
+    path is allowed (a volume mounted into the image) and gets a note saying so."""
+    fields = [("data.path", config.data.path)]
+    for name in ("eval_path", "test_path"):
+        if getattr(config.data, name, None):
+            fields.append((f"data.{name}", getattr(config.data, name)))
+    if config.inference.path:
+        fields.append(("inference.path", config.inference.path))
+    if config.validation.schema not in SCHEMA_MODES:
+        fields.append(("validation.schema", config.validation.schema))
+    notes = []
+    for field, value in fields:
+        portable_path(value, field)
+        if not is_uri(value):
+            notes.append(f"{field}: '{value}' is a path on the machines the pipeline runs on: it must exist "
+                         "inside the pipeline image or a volume mounted into it (not on this machine)")
+    return notes
 
 
 def _join(path: str, key: str) -> str:

@@ -19,12 +19,18 @@ import os
 import socket
 from typing import Any
 
+from rnnflow.components.file_checks import OutputPathError, check_output_dir
+
 RUNNING, SUCCEEDED, FAILED, NOT_BLESSED, INTERRUPTED = (
     "running", "succeeded", "failed", "not_blessed", "interrupted")
+# `rnnflow status` only: a run_summary.json that is not a JSON object (empty, cut short, edited).
+UNREADABLE = "unreadable"
 # `rnnflow run` exit codes by final status; 2 is a usage or config error.
 EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, NOT_BLESSED: 3, INTERRUPTED: 130}
 # `rnnflow status` exits with the run's code, or this while the run is still going.
 EXIT_RUNNING = 4
+# `rnnflow status` exits with this when run_summary.json cannot be read: the run's state is unknown.
+EXIT_UNREADABLE = 5
 SUMMARY_FILE = "run_summary.json"
 PREVIOUS_SUMMARY_FILE = "run_summary.previous.json"
 
@@ -65,18 +71,12 @@ class RunPaths:
         return os.path.join(base, config.serving.model_name or config.name)
 
 
-def prepare_output_dir(path: str) -> str:
+def prepare_output_dir(path: str, flag: str = "--output-dir") -> str:
     """Creates the directory if needed; an OutputDirError naming the path and why it is unusable."""
-    path = os.path.abspath(os.path.expanduser(path))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise OutputDirError(f"--output-dir {path}: exists and is not a directory")
     try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise OutputDirError(f"--output-dir {path}: cannot create it: {e.strerror or e}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputDirError(f"--output-dir {path}: not writable by this user")
-    return path
+        return check_output_dir(path, flag)
+    except OutputPathError as e:
+        raise OutputDirError(str(e)) from None
 
 
 def read_summary(path: str) -> dict[str, Any] | None:
@@ -86,8 +86,19 @@ def read_summary(path: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        return {"status": FAILED, "error": f"unreadable {os.path.basename(path)}: {e}"}
-    return summary if isinstance(summary, dict) else None
+        return {"status": UNREADABLE, "error": f"{path}: {_reason(e)}"}
+    if not isinstance(summary, dict):
+        return {"status": UNREADABLE, "error": f"{path}: a JSON {type(summary).__name__}, not an object"}
+    return summary
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return ("empty" if not error.doc.strip() else
+                f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})")
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 (byte offset {error.start})"
+    return getattr(error, "strerror", None) or str(error)
 
 
 def current_status(summary: dict[str, Any]) -> str:
@@ -103,7 +114,11 @@ def begin_run(paths: RunPaths, summary: dict[str, Any]) -> str | None:
     previous run, if there was one. OutputDirError if another run is still using the directory."""
     previous = read_summary(paths.summary)
     note = None
-    if previous is not None:
+    if previous is not None and previous.get("status") == UNREADABLE:
+        # Kept byte for byte, for whoever wants to see what was there.
+        os.replace(paths.summary, paths.previous_summary)
+        note = f"the previous {SUMMARY_FILE} was unreadable ({previous['error']}); kept as {PREVIOUS_SUMMARY_FILE}"
+    elif previous is not None:
         if previous.get("status") == RUNNING:
             if _still_running(previous):
                 raise OutputDirError(

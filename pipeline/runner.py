@@ -18,6 +18,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from rnnflow.components import interrupts
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.pipeline import summary as summary_lib
@@ -79,10 +80,12 @@ class _Progress:
         class ReportingLauncher(original):
             def launch(self):
                 node_id = self._pipeline_node.node_info.id  # noqa: SLF001
+                interrupts.check(f"before {node_id}")  # nothing starts after a stop request
                 progress.started(node_id)
                 started = time.time()
                 try:
                     result = super().launch()
+                    interrupts.check(f"in {node_id}")  # a request its code swallowed
                 except BaseException:
                     progress.failed(node_id, time.time() - started)
                     raise
@@ -148,19 +151,18 @@ def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, An
         progress = _Progress(node_ids, lambda: _reader(paths, config), since_ms, echo)
         with progress.reporting():
             tfx.orchestration.LocalDagRunner().run(pipeline)
+        interrupts.check("after the last component")
         _collect_results(summary, paths, config, node_ids, since_ms)
     except DataError as e:
+        if interrupts.requested():
+            _end_interrupted(summary, paths, config, node_ids, since_ms, progress, started)
         summary["error"] = f"DataError: {e}"
     except KeyboardInterrupt:
-        mark_interrupted(summary)
-        summary["error"] = "interrupted (Ctrl-C or SIGTERM)"
-        summary["seconds"] = round(time.time() - started, 1)
-        if node_ids:
-            _collect_components(summary, paths, config, node_ids, since_ms,
-                                failed_node=progress.current if progress else None)
-        write_json(paths.summary, summary)
-        raise
+        _end_interrupted(summary, paths, config, node_ids, since_ms, progress, started)
     except Exception as e:  # noqa: BLE001 (any component failure ends the run as "failed")
+        if interrupts.requested():  # the signal surfaced as another error (a Beam stage wraps it)
+            logging.getLogger(__name__).info("stopped by %s:\n%s", interrupts.requested(), traceback.format_exc())
+            _end_interrupted(summary, paths, config, node_ids, since_ms, progress, started)
         summary["error"] = f"{type(e).__name__}: {e}"
         logging.getLogger(__name__).error("run failed:\n%s", traceback.format_exc())
         if node_ids:
@@ -168,6 +170,20 @@ def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, An
                                 failed_node=progress.current if progress else None)
     summary["seconds"] = round(time.time() - started, 1)
     write_json(paths.summary, summary)
+
+
+def _end_interrupted(summary, paths, config, node_ids, since_ms, progress, started) -> None:
+    """Writes the summary of a run stopped by a signal (status interrupted), then raises
+    RunInterrupted for the caller (the CLI exits 130)."""
+    reason = interrupts.requested() or "Ctrl-C or SIGTERM"
+    mark_interrupted(summary)
+    summary["error"] = f"interrupted ({reason})"
+    summary["seconds"] = round(time.time() - started, 1)
+    if node_ids:
+        _collect_components(summary, paths, config, node_ids, since_ms,
+                            failed_node=progress.current if progress else None)
+    write_json(paths.summary, summary)
+    raise interrupts.RunInterrupted(reason)
 
 
 @contextlib.contextmanager

@@ -182,6 +182,10 @@ def models_config(models: list[ServedModel], options: Options, previous: dict[st
                 labels[label] = version
         labels = {k: v for k, v in labels.items() if v in versions}  # pruned versions lose their label
         labels.setdefault(STABLE, versions[-1])
+        if options.canary is not None and label_only in (None, model.name) and options.canary == labels[STABLE]:
+            raise ServingConfigError(
+                f"--canary {options.canary}: version {options.canary} is model {model.name}'s stable version; a "
+                "canary is another version (to make a version stable, use --promote)")
         if labels.get(CANARY) == labels[STABLE]:
             del labels[CANARY]  # the canary was promoted
         entry = config.model_config_list.config.add(name=model.name, base_path=_container_base_path(model),

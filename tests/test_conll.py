@@ -62,7 +62,7 @@ def test_entity_scores_count_exact_span_and_type_matches_as_the_conll_scorer():
     (b"EU NNP B-NP B-ORG\nrejects VBZ B-VP\n", r"line 2 has 3 columns, the file's first token line has 4"),
     (b"", r"no sentence \(an empty file"),
     (b"-DOCSTART- -X- -X- O\n\n", r"no sentence"),
-    (b"Caf\xe9 NNP B-NP O\n", r"line 1: invalid UTF-8 \(byte 0xe9 at byte 3\)"),
+    (b"Caf\xe9 NNP B-NP O\n", r"line 1: invalid UTF-8 \(byte 0xe9 at byte 3 of the line\)"),
 ])
 def test_bad_conll_files_are_errors_naming_the_line(tmp_path, content, message):
     path = tmp_path / "bad.txt"

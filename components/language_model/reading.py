@@ -22,7 +22,7 @@ import dataclasses
 import io
 import sys
 
-from rnnflow.components.tasks.base import DataError, open_input
+from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 NEWLINE = "\n"
 
@@ -34,19 +34,9 @@ class Splits:
     characters: int  # characters read
 
 
-def decode(path: str, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
-        raise DataError(f"{path}: line {line}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the "
-                        "line); re-encode the file as UTF-8") from None
-
-
 def read_texts(data, path: str) -> list[str]:
     with open_input(path) as f:
-        text = decode(path, f.read())
+        text = decode_text(path, f.read())
     if data.format == "text":
         return [text] if text.strip() else []
     if data.format == "lines":

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from rnnflow.components.tasks.base import DataError, open_input
+from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 DOCSTART = "-DOCSTART-"
 OUTSIDE = "O"
@@ -54,11 +54,10 @@ def read_conll(path: str, *, token_column: int = 0, tag_column: int = -1) -> lis
 
     with open_input(path) as f:  # a local path or a URI (gs://, ...)
         for number, raw in enumerate(iter(f.readline, b""), start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}: line {number}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte "
-                                f"{e.start})") from None
+            line = decode_text(path, raw, first_line=number).rstrip("\r\n")
+            if number == 1 and line.lstrip().startswith("{"):
+                raise DataError(f"{path}: line 1 looks like JSON, not CoNLL columns: for JSON lines set "
+                                "data.format: jsonl")
             if not line.strip():
                 close()
                 continue
@@ -71,6 +70,10 @@ def read_conll(path: str, *, token_column: int = 0, tag_column: int = -1) -> lis
                 if max(token_column, tag_column if tag_column >= 0 else -tag_column - 1) >= width:
                     raise DataError(f"{path}: line {number} has {width} columns; the token column {token_column} "
                                     f"and tag column {tag_column} need more")
+                if token_column % width == tag_column % width:
+                    raise DataError(f"{path}: line {number} has {width} column(s), so the token column "
+                                    f"(data.token_column: {token_column}) and the tag column (data.tag_column: "
+                                    f"{tag_column}) are the same column; CoNLL lines are `token ... tag`")
             elif len(columns) != width:
                 raise DataError(f"{path}: line {number} has {len(columns)} columns, the file's first token line "
                                 f"has {width}: {line[:80]!r}")

@@ -5,14 +5,19 @@ strings, 0 for scores, -1 for positions):
 - `serving_default`: `sentence` string [batch], tokenized in the graph at whitespace (as
   CoNLL-style data is tokenized: send punctuation as separate words, e.g. "Paris , France") ->
   `tokens`, `tags` (IOB2), `tag_scores` (the softmax probability of each chosen tag),
-  `lengths` [batch] (tokens read: at most max_tokens), `entity_starts`, `entity_ends`
-  (token positions, end exclusive), `entity_types`, `entity_texts` (the entity's tokens joined
-  by spaces);
+  `lengths` [batch] (tokens read: at most max_tokens), `token_counts` [batch] (tokens in the
+  sentence; above `lengths` when the sentence was longer than max_tokens: tokens past the limit
+  are not tagged and appear in no output), `entity_starts`, `entity_ends` (token positions, end
+  exclusive), `entity_types`, `entity_texts` (the entity's tokens joined by spaces);
 - `serving_tokens`: `tokens` string [batch, steps], pre-tokenized, trailing "" as padding ->
   the same outputs;
 - `serving_examples`: serialized tf.Examples (their `sentence` feature) -> the same outputs;
 - `evaluation_examples`: serialized tf.Examples (their `tokens`) -> `predicted_tag_ids` float32
   [batch, max_tokens], -1 past each sentence; TFMA's entity metrics read them.
+
+Every signature answers an empty sentence (or a request of only empty sentences, or an empty
+batch) with empty outputs (`lengths` 0), and an input of the wrong rank with an error naming the
+input and the shape it needs.
 
 The model is saved with `tf.saved_model.save` on a `tf.Module` holding the Keras 3 tagger and
 Transform's (tf_keras) layer, which never meet inside one Keras model. Tagging (Viterbi for a
@@ -33,7 +38,8 @@ from rnnflow.components.training import save_serving_model
 from rnnflow.models.tagger import CHAR_IDS, WORD_IDS, decode
 
 EXAMPLES_INPUT = "examples"
-OUTPUTS = ("tokens", "tags", TAG_SCORES, "lengths", "entity_starts", "entity_ends", "entity_types", "entity_texts")
+OUTPUTS = ("tokens", "tags", TAG_SCORES, "lengths", "token_counts", "entity_starts", "entity_ends", "entity_types",
+           "entity_texts")
 
 
 def model_inputs(transformed: dict, width: int, use_chars: bool) -> tuple[dict, tf.Tensor]:
@@ -108,25 +114,38 @@ class ServingModule(tf.Module):
 
     def tag_tokens(self, tokens: tf.RaggedTensor) -> dict:
         """[batch, (tokens)] strings -> the serving outputs."""
-        tokens = tokens[:, :self.max_tokens]
+        token_counts = tf.cast(tokens.row_lengths(), tf.int32)
+        # One empty sentence more, dropped from every output below: the model never sees an
+        # empty batch (a request of zero sentences gets zero rows back).
+        tokens = tf.concat([tokens[:, :self.max_tokens], tf.RaggedTensor.from_row_lengths(
+            tf.constant([], tf.string), tf.constant([0], tf.int64))], axis=0)
         transformed = self.tft_layer({TOKENS: tokens.to_sparse()})
         tag_ids, scores, lengths = tag_batch(self.model, transformed, self.max_tokens, self.width, self.use_chars)
         real = tf.sequence_mask(lengths, self.max_tokens)
         padded_tokens = tokens.to_tensor(default_value="", shape=[None, self.max_tokens])
-        return {"tokens": padded_tokens, "tags": tf.where(real, tf.gather(self.tag_names, tag_ids), ""),
-                TAG_SCORES: scores, "lengths": lengths, **self.tag_table.entities(padded_tokens, tag_ids, real)}
+        outputs = {"tokens": padded_tokens, "tags": tf.where(real, tf.gather(self.tag_names, tag_ids), ""),
+                   TAG_SCORES: scores, "lengths": lengths, **self.tag_table.entities(padded_tokens, tag_ids, real)}
+        return {**{name: value[:-1] for name, value in outputs.items()}, "token_counts": token_counts}
 
     def signatures(self) -> dict:
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SENTENCE)])
+        # Any shape declared: TF Serving does not enforce declared shapes, and Grappler would take
+        # them as facts and drop the rank checks.
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name=SENTENCE)])
         def serve_sentences(sentence):
+            sentence = _with_rank(sentence, 1, f"input `{SENTENCE}` must be a 1-D batch of sentences, shape [batch] "
+                                               "(over REST: instances, a list of strings)")
             return self.tag_tokens(tf.strings.split(sentence))
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name=TOKENS)])
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name=TOKENS)])
         def serve_tokens(tokens):
+            tokens = _with_rank(tokens, 2, f"input `{TOKENS}` must be [batch, steps] strings, one row of words per "
+                                           "sentence padded on the right with \"\"")
             return self.tag_tokens(tf.RaggedTensor.from_tensor(tokens, padding=""))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name=EXAMPLES_INPUT)])
         def serve_examples(examples):
+            examples = _with_rank(examples, 1, f"input `{EXAMPLES_INPUT}` must be a 1-D batch of serialized "
+                                               "tf.Examples, shape [batch]")
             parsed = tf.io.parse_example(examples, {SENTENCE: tf.io.FixedLenFeature([], tf.string)})
             return self.tag_tokens(tf.strings.split(parsed[SENTENCE]))
 
@@ -143,6 +162,15 @@ class ServingModule(tf.Module):
                 TOKENS_SIGNATURE: serve_tokens.get_concrete_function(),
                 EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
                 EVAL_SIGNATURE: evaluate_examples.get_concrete_function()}
+
+
+def _with_rank(value, rank: int, message: str):
+    """`value` once its rank is `rank`; otherwise an error with `message` and the shape sent."""
+    rank_ok = tf.debugging.Assert(tf.equal(tf.rank(value), rank), [message + "; got shape", tf.shape(value)])
+    with tf.control_dependencies([rank_ok]):
+        checked = tf.identity(value)
+    checked.set_shape([None] * rank)  # not tf.ensure_shape: Grappler may run that before the check
+    return checked
 
 
 def export_serving_model(model, tf_transform_output, *, tag_names: list[str], max_tokens: int, width: int,

@@ -13,7 +13,7 @@ import dataclasses
 import json
 
 from rnnflow.components.sequence_labeling import conll
-from rnnflow.components.tasks.base import DataError, open_input
+from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 
 @dataclasses.dataclass
@@ -41,11 +41,7 @@ def read_jsonl(path: str, tokens_field: str, tags_field: str) -> list[conll.Sent
     sentences = []
     with open_input(path) as f:  # a local path or a URI (gs://, ...)
         for number, raw in enumerate(iter(f.readline, b""), start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}: line {number}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte "
-                                f"{e.start})") from None
+            line = decode_text(path, raw, first_line=number)
             if not line.strip():
                 continue
             try:

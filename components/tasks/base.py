@@ -280,3 +280,30 @@ def open_input(path: str):
         return tf.io.gfile.GFile(path, "rb")
     except tf.errors.OpError as e:
         raise DataError(f"{path}: cannot read: {e.message}") from None
+
+
+BOM = "\ufeff"
+
+
+def decode_text(path: str, raw: bytes, *, first_line: int = 1) -> str:
+    """`raw` as UTF-8 text without a leading byte-order mark; a DataError naming the file, the
+    line and the byte otherwise, that says when the bytes look binary or UTF-16/32 rather than
+    text with a stray byte. `first_line`: the line number `raw` starts at (a reader decoding
+    line by line passes each line's number)."""
+    if b"\x00" in raw:
+        at = raw.index(b"\x00")
+        line = first_line + raw.count(b"\n", 0, at)
+        raise DataError(f"{path}: line {line}: a NUL byte: not UTF-8 text (a binary file, or text saved as "
+                        "UTF-16/32: save it as UTF-8)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + raw.count(b"\n", 0, e.start)
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
+        sample = raw[:4096]
+        invalid = len(sample) - len(sample.decode("utf-8", errors="ignore").encode("utf-8"))
+        kind = ("; most of its bytes are not text: is it a binary or compressed file?" if invalid > len(sample) // 4
+                else "; re-encode the file as UTF-8")
+        raise DataError(f"{path}: line {line}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the "
+                        f"line){kind}") from None
+    return text[1:] if first_line == 1 and text.startswith(BOM) else text
