@@ -24,7 +24,7 @@ from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
 from rnnflow.pipeline.run_state import (
-    FAILED, NOT_BLESSED, RUNNING, SUCCEEDED, RunPaths, begin_run, mark_interrupted, prepare_output_dir,
+    FAILED, INTERRUPTED, NOT_BLESSED, RUNNING, SUCCEEDED, RunPaths, begin_run, mark_interrupted, prepare_output_dir,
     write_json)
 
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
@@ -182,6 +182,9 @@ def _end_interrupted(summary, paths, config, node_ids, since_ms, progress, start
     if node_ids:
         _collect_components(summary, paths, config, node_ids, since_ms,
                             failed_node=progress.current if progress else None)
+        for record in summary["components"]:  # ML Metadata still says running: it was stopped
+            if record["state"] in ("running", "failed") and record["name"] == (progress and progress.current):
+                record["state"] = INTERRUPTED
     write_json(paths.summary, summary)
     raise interrupts.RunInterrupted(reason)
 

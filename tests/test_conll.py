@@ -63,9 +63,22 @@ def test_entity_scores_count_exact_span_and_type_matches_as_the_conll_scorer():
     (b"", r"no sentence \(an empty file"),
     (b"-DOCSTART- -X- -X- O\n\n", r"no sentence"),
     (b"Caf\xe9 NNP B-NP O\n", r"line 1: invalid UTF-8 \(byte 0xe9 at byte 3 of the line\)"),
+    (b'{"tokens": ["EU"], "tags": ["B-ORG"]}\n', r"line 1 looks like JSON, not CoNLL columns: for JSON lines set "
+                                                  r"data.format: jsonl"),
+    (b"EU\nrejects\n", r"line 1 has 1 column\(s\), so the token column \(data.token_column: 0\) and the tag column "
+                      r"\(data.tag_column: -1\) are the same column"),
+    (b"E\x00U\x00 \x00O\x00\n\x00", r"line 1: a NUL byte: not UTF-8 text \(a binary file, or text saved as UTF-16"),
+    (bytes(range(128, 256)) * 8, r"invalid UTF-8 .*most of its bytes are not text: is it a binary or compressed file\?"),
 ])
 def test_bad_conll_files_are_errors_naming_the_line(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read_conll(str(path))
+
+
+def test_a_byte_order_mark_does_not_turn_docstart_into_a_sentence(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeff-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n".encode("utf-8"))
+    sentences = read_conll(str(path))
+    assert [s.tokens for s in sentences] == [["EU", "rejects"]]

@@ -86,3 +86,19 @@ def test_a_batch_of_one_step_sentences_decodes_to_each_steps_best_tag():
     potentials = tf.constant([[[0.1, 2.0, -1.0]], [[3.0, 0.0, 0.0]]])
     paths, scores = crf.viterbi_decode(potentials, tf.constant([1, 1]), tf.zeros([3, 3]))
     assert paths.numpy().tolist() == [[1], [0]] and scores.numpy().tolist() == pytest.approx([2.0, 3.0])
+
+
+def test_one_step_and_empty_sentences_decode_inside_a_graph():
+    """In a graph an empty tf.scan cannot be stacked: a request of only one-word or empty
+    sentences (one step after padding) used to fail with `TensorListStack`."""
+    transitions = tf.constant([[0.0, -5.0], [-5.0, 0.0]])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 2]), tf.TensorSpec([None], tf.int32)])
+    def decode_and_normalize(potentials, lengths):
+        paths, scores = crf.viterbi_decode(potentials, lengths, transitions)
+        return paths, scores, crf.log_partition(potentials, lengths, transitions)
+
+    paths, scores, partition = decode_and_normalize(tf.constant([[[0.0, 1.0]], [[2.0, 0.0]]]), tf.constant([1, 0]))
+    assert paths.numpy().tolist() == [[1], [0]]
+    assert scores.numpy().tolist() == pytest.approx([1.0, 0.0])
+    assert partition.numpy().tolist() == pytest.approx([np.log(1 + np.e), 0.0])

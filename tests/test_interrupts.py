@@ -137,4 +137,4 @@ def test_sigterm_inside_a_component_ends_the_run_interrupted_and_pushes_nothing(
     assert summary["status"] == "interrupted" and summary["error"] == "interrupted (SIGTERM)"
     assert summary["pushed_model"] is None and not (tmp_path / "serving").exists()
     states = {c["name"]: c["state"] for c in summary["components"]}
-    assert states["Pusher"] == "not_run" and states[component] == "failed", states
+    assert states["Pusher"] == "not_run" and states[component] == "interrupted", states

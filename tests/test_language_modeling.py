@@ -53,6 +53,24 @@ def test_word_windows_hold_whitespace_separated_words(tmp_path):
     assert splits.windows["train"][0] == "w0 w1 w2 w3 w4" and splits.windows["train"][1] == "w4 w5 w6 w7 w8"
 
 
+def test_a_csv_with_a_byte_order_mark_finds_its_text_column(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufefftext\n".encode("utf-8") + "".join(f"review {i} of many words\n" for i in range(200)).encode())
+    splits = split_texts(config_for(path, "data.format=csv", "data.text_column=text", "task.window=20"), [str(path)])
+    assert "".join(splits.tokens["train"]).startswith("review 0 of many words\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x00" * 5000, r"nul.txt: line 1: a NUL byte: not UTF-8 text"),
+    (bytes(range(128, 256)) * 20, r"nul.txt: line 1: invalid UTF-8 .*is it a binary or compressed file\?"),
+])
+def test_binary_files_are_named_as_binary_not_as_text_to_re_encode(tmp_path, content, message):
+    path = tmp_path / "nul.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        TASK.preflight(config_for(path, "data.format=text"))
+
+
 def test_bad_text_files_are_errors_naming_the_file(tmp_path):
     invalid = tmp_path / "invalid.txt"
     invalid.write_bytes(b"fine line\nbad \xff byte\n" * 50)

@@ -23,6 +23,11 @@ def config_for(path, *overrides):
     return load_config("ner", [f"data.path={path}", *overrides])
 
 
+# Enough distinct sentences for both splits, so a test of something else passes the size check.
+FILLER = [{"tokens": [f"filler{i}", "words"], "tags": ["O", "O"]} for i in range(60)]
+FILLER_CONLL = "".join(f"filler{i} O\nwords O\n\n" for i in range(60))
+
+
 def write_jsonl(path, records):
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
     return str(path)
@@ -31,9 +36,9 @@ def write_jsonl(path, records):
 def test_jsonl_sentences_are_read_and_their_tags_normalized_to_iob2(tmp_path):
     path = write_jsonl(tmp_path / "s.jsonl", [
         {"tokens": ["EU", "rejects", "German", "call"], "tags": ["S-ORG", "O", "S-MISC", "O"]},
-        {"tokens": ["Peter", "Blackburn"], "tags": ["B-PER", "E-PER"]}, ""])
+        {"tokens": ["Peter", "Blackburn"], "tags": ["B-PER", "E-PER"]}, "", *FILLER])
     report = TASK.preflight(config_for(path, "data.format=jsonl"))
-    assert report.rows == 2
+    assert report.rows == 2 + len(FILLER)
     assert report.details["tags"] == ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]
     assert report.details["entity_types"] == ["MISC", "ORG", "PER"]
 
@@ -75,13 +80,21 @@ def test_bad_conll_files_are_errors_naming_file_and_line(tmp_path):
         TASK.preflight(config_for(unknown))
 
 
+def test_too_few_sentences_for_a_split_stop_in_the_input_check(tmp_path):
+    path = tmp_path / "three.txt"
+    path.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\nsaid O\n\nBonn B-LOC\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"three.txt: 3 sentences give the train split \d and the eval split \d "
+                                        r"\(data.split.eval_percent=\d+\); a tagger needs at least 20 train and 5 eval"):
+        TASK.preflight(config_for(path))
+
+
 def test_long_sentences_and_repaired_tags_are_counted_in_the_report(tmp_path):
     path = tmp_path / "long.txt"
     long = "".join(f"w{i} O\n" for i in range(12))
-    path.write_text(f"EU I-ORG\nsays O\n\n{long}\nBonn B-LOC\n", encoding="utf-8")
+    path.write_text(f"EU I-ORG\nsays O\n\n{long}\nBonn B-LOC\n\n{FILLER_CONLL}", encoding="utf-8")
     report = TASK.preflight(config_for(path, "task.max_tokens=10"))
     assert report.details["truncated_sentences"] == 1 and report.details["repaired_tags"] == 1
-    assert "1 of 3 sentences are longer than task.max_tokens=10" in report.warnings[0]
+    assert "1 of 63 sentences are longer than task.max_tokens=10" in report.warnings[0]
     assert "line 4 (12 tokens)" in report.warnings[0]
     assert "1 I- tags followed nothing" in report.notes[0]
 
@@ -190,9 +203,57 @@ def test_pushed_tagger_tags_raw_and_pretokenized_sentences_alike_in_a_fresh_proc
     assert text == tokens
     max_tokens = load_config("ner").task.max_tokens
     assert text["lengths"] == [11, 0, max_tokens]  # the 300-word sentence is truncated
+    assert text["token_counts"] == [11, 0, 300]  # ... and says so
     first_tags = [t for t in text["tags"][0] if t]
     assert len(first_tags) == 11 and text["tags"][1] == [""] * max_tokens
     spans = conll.entity_spans(first_tags)
     assert [(s, e, k) for s, e, k in zip(text["entity_starts"][0], text["entity_ends"][0], text["entity_types"][0])
             if s >= 0] == spans
     assert all(0.0 < score <= 1.0 for score in text["tag_scores"][0][:11])
+
+
+EDGE_REQUESTS = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    model = tf.saved_model.load(sys.argv[1])
+    text, tokens = model.signatures["serving_default"], model.signatures["serving_tokens"]
+    answers = {}
+    def ask(name, signature, **inputs):
+        try:
+            out = signature(**{k: tf.constant(v, tf.string) if not isinstance(v, tf.Tensor) else v
+                               for k, v in inputs.items()})
+            answers[name] = {k: v.shape.as_list() for k, v in out.items()}
+            answers[name]["lengths_value"] = out["lengths"].numpy().tolist()
+            answers[name]["tags_value"] = [[t.decode() for t in row if t] for row in out["tags"].numpy()]
+        except tf.errors.InvalidArgumentError as e:
+            answers[name] = {"error": e.message}
+    ask("empty", text, sentence=[""])
+    ask("blank", text, sentence=["   ", "\t"])
+    ask("one_word", text, sentence=["Germany"])
+    ask("empty_token", tokens, tokens=[[""]])
+    ask("no_steps", tokens, tokens=tf.zeros([1, 0], tf.string))
+    ask("no_rows", text, sentence=tf.zeros([0], tf.string))
+    ask("no_rows_tokens", tokens, tokens=tf.zeros([0, 3], tf.string))
+    ask("rank_2_text", text, sentence=[["EU rejects"]])
+    ask("rank_1_tokens", tokens, tokens=["EU", "rejects"])
+    print(json.dumps(answers))
+""")
+
+
+@pytest.mark.e2e
+def test_pushed_tagger_answers_empty_sentences_and_batches_and_names_a_wrong_rank(ner_run):
+    _, _, summary = ner_run
+    result = subprocess.run([sys.executable, "-c", EDGE_REQUESTS, summary["pushed_model"]], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    max_tokens = load_config("ner").task.max_tokens
+    for name, rows in (("empty", 1), ("blank", 2), ("empty_token", 1), ("no_steps", 1)):
+        assert answers[name]["lengths_value"] == [0] * rows, (name, answers[name])
+        assert answers[name]["tags"] == [rows, max_tokens] and answers[name]["tags_value"] == [[]] * rows
+    assert answers["one_word"]["lengths_value"] == [1] and len(answers["one_word"]["tags_value"][0]) == 1
+    for name in ("no_rows", "no_rows_tokens"):
+        assert answers[name]["lengths_value"] == [] and answers[name]["tags"] == [0, max_tokens], answers[name]
+    assert "input `sentence` must be a 1-D batch of sentences, shape [batch]" in answers["rank_2_text"]["error"]
+    assert "input `tokens` must be [batch, steps] strings" in answers["rank_1_tokens"]["error"]

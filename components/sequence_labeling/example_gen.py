@@ -9,22 +9,15 @@ is TFX's FileBasedExampleGen, so its driver resolves spans and fingerprints the 
 
 from __future__ import annotations
 
-import hashlib
-
 from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.types import artifact_utils, standard_component_specs
 
 from rnnflow.components.ingest_config import config_from
 from rnnflow.components.input_report import driver_span, set_report, span_input
 from rnnflow.components.sequence_labeling import features
-from rnnflow.components.sequence_labeling.reading import read_sentences
+from rnnflow.components.sequence_labeling.reading import read_sentences, split_of
 from rnnflow.components.sequence_labeling.task import SPLITS, TASK
 from rnnflow.components.task_example_gen import task_example_gen, write_splits
-
-
-def split_of(tokens: list[str], eval_percent: int) -> str:
-    digest = hashlib.sha256(features.TOKEN_SEPARATOR.join(tokens).encode("utf-8")).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") % 100 < eval_percent else "train"
 
 
 class Executor(BaseBeamExecutor):

@@ -10,9 +10,10 @@ is not an object with string lists of equal length, a token that is empty or hol
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
-from rnnflow.components.sequence_labeling import conll
+from rnnflow.components.sequence_labeling import conll, features
 from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 
@@ -21,6 +22,12 @@ class ReadResult:
     sentences: list[conll.Sentence]  # tags normalized to IOB2
     where: list[str]  # "file line N" of each sentence
     repaired: int  # I- tags that followed nothing of their type (read as IOB1 reads them)
+
+
+def split_of(tokens: list[str], eval_percent: int) -> str:
+    """The split of a sentence: a hash of its tokens, so a repeated sentence never sits in both."""
+    digest = hashlib.sha256(features.TOKEN_SEPARATOR.join(tokens).encode("utf-8")).digest()
+    return "eval" if int.from_bytes(digest[:8], "big") % 100 < eval_percent else "train"
 
 
 def read_sentences(data, files: list[str]) -> ReadResult:

@@ -115,6 +115,7 @@ class SequenceLabelingTask(Task):
         types = sorted({tag[2:] for tag in counts if tag != conll.OUTSIDE})
         if not types:
             raise DataError(f"{', '.join(files)}: every tag is O; a tagger needs at least one entity type")
+        _check_split_sizes(config, files, read.sentences)
         limit = config.task.max_tokens
         long = [(len(s.tokens), w) for s, w in zip(read.sentences, read.where) if len(s.tokens) > limit]
         rows = len(read.sentences)
@@ -186,3 +187,21 @@ class SequenceLabelingTask(Task):
 
 
 TASK = SequenceLabelingTask()
+
+
+# The fewest sentences per split a run is worth starting with: fewer cannot train a tagger or
+# measure one, and end, minutes later, not blessed.
+MIN_SENTENCES = {"train": 20, "eval": 5}
+
+
+def _check_split_sizes(config, files: list[str], sentences) -> None:
+    from rnnflow.components.sequence_labeling.reading import split_of
+
+    percent = config.data.split.eval_percent
+    sizes = collections.Counter(split_of(s.tokens, percent) for s in sentences)
+    short = [split for split, least in MIN_SENTENCES.items() if sizes[split] < least]
+    if short:
+        raise DataError(
+            f"{', '.join(files)}: {len(sentences)} sentences give the train split {sizes['train']} and the eval split "
+            f"{sizes['eval']} (data.split.eval_percent={percent}); a tagger needs at least "
+            f"{MIN_SENTENCES['train']} train and {MIN_SENTENCES['eval']} eval sentences: add sentences")
