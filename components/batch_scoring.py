@@ -107,7 +107,7 @@ def read_rows(path: str, fmt: Optional[str] = None, *, delimiter: str = ",") -> 
     if fmt == "csv":
         return _csv_rows(source, path, delimiter)
     if fmt == "jsonl":
-        return None, _jsonl_rows(source)
+        return None, _jsonl_rows(source, path)
     return _parquet_rows(source, path)
 
 
@@ -138,6 +138,10 @@ def _csv_rows(source, path: str, delimiter: str):
     except csv.Error as e:
         f.close()
         raise InputFileError(f"{path}: line 1: {e}") from None
+    if header and header[0].lstrip().startswith("{"):
+        f.close()
+        raise InputFileError(f"{path}: line 1 is a JSON object, not a CSV header: read as JSON lines with "
+                             "--format jsonl")
 
     def rows():
         with f:
@@ -164,21 +168,27 @@ def _csv_rows(source, path: str, delimiter: str):
     return header, rows()
 
 
-def _jsonl_rows(source):
+def _jsonl_rows(source, path: str = "-"):
     f = source if isinstance(source, io.BytesIO) else open(source, "rb")
+    first = True
     with f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             where = f"line {number}"
             try:
-                values = json.loads(raw.decode("utf-8"))
+                values = json.loads(raw.decode("utf-8-sig" if first else "utf-8"))
             except UnicodeDecodeError as e:
                 yield Row(where, number, {}, f"invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start})")
                 continue
             except ValueError as e:
+                if first:  # the first line already is not JSON: the file is not JSON lines
+                    raise InputFileError(f"{path}: {where}: not JSON ({e}); a CSV file? read it with --format csv"
+                                         ) from None
                 yield Row(where, number, {}, f"not JSON: {e}")
                 continue
+            finally:
+                first = False
             if not isinstance(values, dict):
                 yield Row(where, number, {}, f"expected a JSON object, got {type(values).__name__}")
                 continue

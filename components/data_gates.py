@@ -7,7 +7,9 @@
   passed, with TFDV's drift comparators (L-infinity distance for string features,
   Jensen-Shannon divergence for numeric ones). `fail` stops the run before Transform with
   a per-feature report; `warn` records it. The statistics of a run that passes become the
-  next run's baseline (the gate's `baseline` output); a failing run publishes none.
+  gate's `baseline` output, and the next run's baseline once `DriftBaselinePublish`, the
+  run's last component, has republished them: a run that fails after the gate (in Transform,
+  the Trainer, the Pusher...) publishes none.
 
 The previous artifacts come from TFX resolvers (`LatestArtifactStrategy`) over these
 components' own outputs, of rnnflow's own artifact types: Kubeflow V2 compiles a resolver
@@ -44,6 +46,11 @@ class DriftBaseline(artifact.Artifact):
     """Train statistics of a run whose data passed the drift gate, and the gate's findings.
     No PROPERTIES: the Kubeflow V2 compiler gives custom artifact types an empty schema."""
     TYPE_NAME = "rnnflow.DriftBaseline"
+
+
+class PublishedDriftBaseline(artifact.Artifact):
+    """A DriftBaseline of a run that finished: what the next run's drift gate compares with."""
+    TYPE_NAME = "rnnflow.PublishedDriftBaseline"
 
 
 class DataDriftError(RuntimeError):
@@ -155,7 +162,7 @@ def DriftGate(  # noqa: N802 (TFX component naming)
     categorical_threshold: Parameter[float],
     numeric_threshold: Parameter[float],
     excluded_json: Parameter[str],
-    previous: InputArtifact[DriftBaseline] = None,
+    previous: InputArtifact[PublishedDriftBaseline] = None,
 ):
     """Compares train statistics with `previous` (the last accepted run's); raises
     DataDriftError when `action` is "fail" and a feature drifted. On success this run's
@@ -174,6 +181,16 @@ def DriftGate(  # noqa: N802 (TFX component naming)
     io_utils.copy_dir(statistics.uri, baseline.uri)
     with tf.io.gfile.GFile(os.path.join(baseline.uri, DRIFT_FILE), "w") as f:
         json.dump(report, f, indent=2)
+
+
+@component
+def DriftBaselinePublish(  # noqa: N802 (TFX component naming)
+    baseline: InputArtifact[DriftBaseline],
+    published: OutputArtifact[PublishedDriftBaseline],
+):
+    """The run's last step: its gate's baseline becomes the next run's (it runs only when every
+    component before it succeeded)."""
+    io_utils.copy_dir(baseline.uri, published.uri)
 
 
 def read_drift(uri: str) -> dict:

@@ -387,15 +387,18 @@ def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Data
     worker then evaluates the whole eval split with the same weights, so all of them take the
     same early-stopping decision (patience on val_loss, best weights restored), as fit would.
     Returns a keras History with loss, val_loss and the compiled metrics' val_ values."""
-    compiled = model.get_compile_config()
-    loss_fn = keras.losses.get(compiled["loss"])
-    metrics = [keras.metrics.get(m) for m in compiled["metrics"] or []]
+    # The loss and metrics compile() was given, as objects: a loss may be a closure (the CRF's
+    # log-likelihood over its transition weights) that no compile config can rebuild.
+    loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, (str, dict)) else model.loss
+    given = getattr(getattr(model, "_compile_metrics", None), "_user_metrics", None) or []
+    metrics = [m if isinstance(m, keras.metrics.Metric) else keras.metrics.get(m) for m in given]
     weights = None
     if class_weight:
         weights = tf.constant([class_weight[i] for i in range(len(class_weight))], tf.float32)
 
     def per_example(y, prediction):
-        values = tf.cast(loss_fn.call(y, prediction), tf.float32)
+        values = loss_fn.call(y, prediction) if isinstance(loss_fn, keras.losses.Loss) else loss_fn(y, prediction)
+        values = tf.cast(values, tf.float32)
         return tf.reshape(values, [tf.shape(values)[0], -1]) if values.shape.rank != 1 else values[:, None]
 
     def replica_step(x, y):

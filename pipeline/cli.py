@@ -512,6 +512,10 @@ def format_summary(summary: dict) -> str:
         if summary.get(key):
             lines.append(f"{label}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary, summary[key]).items())))
+    trivial = summary.get("trivial_baseline")
+    if trivial:
+        lines.append(f"to beat ({trivial['predictor']}): " + ", ".join(
+            f"{k}={_fmt(v)}" for k, v in sorted(_headline(summary, trivial["metrics"]).items())))
     resolved = (summary.get("resolved") or {}).get("values")
     if resolved:
         lines.append("auto: " + ", ".join(f"{k}={_fmt(v)}" for k, v in resolved.items()))

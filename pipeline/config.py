@@ -66,8 +66,9 @@ class ModelConfig:
     cell: Literal["lstm", "gru", "simple_rnn", "mingru"] = "lstm"
     bidirectional: bool = True
     layers: int = constraint(1, min=1, max=8)
-    units: int = constraint(64, min=1)
-    embedding_dim: int = constraint(64, min=1)
+    # Upper bounds: what one machine can train (see MAX_RECURRENT_PARAMETERS for the whole stack).
+    units: int = constraint(64, min=1, max=4096)
+    embedding_dim: int = constraint(64, min=1, max=4096)
     # Readout over time steps for many-to-one tasks; all of them ignore padding.
     pooling: Literal["last", "mean", "max", "attention"] = "last"
     # Residual connections between stacked recurrent layers of equal width.
@@ -175,6 +176,9 @@ class EvaluationConfig:
     lower_bound: float = constraint(0.5, min=0.0, max=1.0)
     # ... and it is not worse than the last blessed model by more than this.
     max_regression: float = constraint(0.02, min=0.0, max=1.0)
+    # ... and its accuracy beats always answering the most frequent class by this much (its AUC
+    # beats 0.5 by this much), whatever lower_bound says: a first model has nothing else to beat.
+    baseline_margin: float = constraint(0.01, min=0.0, max=1.0)
     # Optional raw feature to slice the metrics by (in addition to overall).
     slice_feature: Optional[str] = None
 
@@ -389,11 +393,37 @@ def parse_config(raw: dict) -> PipelineConfig:
     if config.tuning.enabled and config.tuning.reuse_from:
         raise ConfigError("tuning.reuse_from: set either tuning.enabled or tuning.reuse_from, not both")
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
+    _validate_model_size(config.model)
     _validate_runner(config.runner)
     _validate_serving(config.serving)
     _validate_inference(config.inference)
     task.check_config(config)
     return config
+
+
+# A recurrent stack with more weights than this does not train on one machine in any useful time
+# (an LSTM's weights, gradients and Adam's two moments: 16 bytes each, 8 GB here).
+MAX_RECURRENT_PARAMETERS = 500_000_000
+_GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1, "mingru": 2}
+
+
+def recurrent_parameters(model: "ModelConfig") -> int:
+    """An estimate of the recurrent stack's weights (embedding and head aside)."""
+    directions = 2 if model.bidirectional else 1
+    total, width = 0, model.embedding_dim
+    for _ in range(model.layers):
+        total += directions * _GATES[model.cell] * model.units * (width + model.units + 1)
+        width = directions * model.units
+    return total
+
+
+def _validate_model_size(model: "ModelConfig") -> None:
+    parameters = recurrent_parameters(model)
+    if parameters > MAX_RECURRENT_PARAMETERS:
+        raise ConfigError(
+            f"model.units: {model.units} with model.layers={model.layers}, model.embedding_dim={model.embedding_dim} "
+            f"and model.cell={model.cell} makes a recurrent stack of about {parameters / 1e6:,.0f}M weights; the "
+            f"most that trains on one machine is {MAX_RECURRENT_PARAMETERS / 1e6:,.0f}M: use fewer units or layers")
 
 
 # TF Serving releases whose bundled TF Text ops rnnflow knows (components/serving_validation.py).

@@ -10,7 +10,8 @@ from tfx import v1 as tfx
 
 from rnnflow.components.anomaly_gate import AnomalyGate
 from rnnflow.components.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
-from rnnflow.components.data_gates import AcceptedSchema, DriftBaseline, DriftGate, SchemaChoice
+from rnnflow.components.data_gates import (AcceptedSchema, DriftBaselinePublish, DriftGate, PublishedDriftBaseline,
+                                           SchemaChoice)
 from rnnflow.components.input_report import REFERENCE_EXAMPLES_KEY, Evaluator, Transform
 from rnnflow.components.batch_inference import SPLIT as INFERENCE_SPLIT
 from rnnflow.components.batch_inference import BulkInferrer, InferenceExamples
@@ -142,13 +143,19 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
 
     reports = task.after_evaluation(config, examples=example_gen.outputs["examples"],
                                     model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"])
+    publish = []
+    if drift_components:  # last: the next run's drift baseline only if this run got this far
+        publish = [DriftBaselinePublish(baseline=drift_components[-1].outputs["baseline"]).with_id(
+            "DriftBaselinePublish")]
+        for node in (pusher, *inference_components, *reports):
+            publish[0].add_upstream_node(node)
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, *schema_components, example_validator, anomaly_gate,
                     *drift_components, *span_components, transform, *tuning_components, latest_blessed_model, trainer, evaluator,
-                    serving_validator, pusher, *inference_components, *reports],
+                    serving_validator, pusher, *inference_components, *reports, *publish],
         enable_cache=config.runner.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
@@ -201,7 +208,8 @@ def _drift_gate(config: PipelineConfig, statistics_gen, schema) -> list:
         return []
     previous = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        statistics=tfx.dsl.Channel(type=DriftBaseline, producer_component_id="DriftGate", output_key="baseline"),
+        statistics=tfx.dsl.Channel(type=PublishedDriftBaseline, producer_component_id="DriftBaselinePublish",
+                                   output_key="published"),
     ).with_id("previous_statistics_resolver")
     gate = DriftGate(
         statistics=statistics_gen.outputs["statistics"], schema=schema,

@@ -30,11 +30,11 @@ from rnnflow.pipeline.run_state import (
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
 # Lines native TensorFlow/XLA code prints to stderr on import that look like errors but are not
 # (CUDA plugin factories registered twice by the libraries TFX loads, and the start-up notes of
-# processes that TensorFlow starts without TF_CPP_MIN_LOG_LEVEL, and oneDNN's note that int64 ops
+# processes that TensorFlow starts without TF_CPP_MIN_LOG_LEVEL, and oneDNN's notes that ops of a dtype
 # use Eigen on CPUs without AVX-512); they go to the log file only.
 _NATIVE_NOISE = re.compile(
     r"Unable to register cu(FFT|DNN|BLAS) factory|Could not find cuda drivers|TF-TRT Warning"
-    r"|cpu_feature_guard|^To enable the following instructions|oneDNN supports DT_INT64 only")
+    r"|cpu_feature_guard|^To enable the following instructions|oneDNN supports DT_[A-Z0-9]+ only")
 
 Echo = Callable[[str], None]
 
@@ -277,6 +277,9 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     summary["metrics"] = metrics["overall"]
     summary["metrics_by_slice"] = metrics["slices"]
     summary["blessed"] = bool(summary_lib.read_blessing(evaluator_outputs["blessing"][0]))
+    trivial = task.trivial_scores(config, _input_report(summary))
+    if trivial:  # what the model had to beat (evaluation.baseline_margin)
+        summary["trivial_baseline"] = {"predictor": task.trivial_predictor, "metrics": trivial}
     task.summarize(summary, {
         node: reader.outputs(execution) for node, execution in executions.items() if execution is not None})
 
@@ -303,6 +306,14 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     summary["status"] = SUCCEEDED if summary["blessed"] and summary["pushed_model"] else NOT_BLESSED
     if task.plot_file:
         _write_plot(task, summary, os.path.join(paths.output_dir, task.plot_file))
+
+
+def _input_report(summary: dict):
+    from rnnflow.components.tasks import InputReport
+
+    found = summary.get("input") or {}
+    return InputReport(files=found.get("files", []), rows=found.get("rows", 0), warnings=found.get("warnings", []),
+                       notes=found.get("notes", []), details=found.get("details") or {}) if found else None
 
 
 def _write_plot(task, summary: dict, path: str) -> None:

@@ -202,3 +202,18 @@ def test_serving_config_says_when_the_canary_label_goes_and_refuses_an_unknown_m
                                          "--promote", "10"]))
     assert "--model nosuch: not a served model; served: sentiment" in line
     assert json.loads(json.dumps(deploy.read_labels(str(out)))) == {"sentiment": {"stable": 11}}
+
+
+def test_a_file_read_in_the_wrong_format_gets_a_format_hint_not_a_line_per_row(tmp_path):
+    from rnnflow.components.batch_scoring import read_rows
+
+    records = tmp_path / "rows.csv"  # JSON lines under a .csv name
+    records.write_text('{"text": "good"}\n{"text": "bad"}\n')
+    with pytest.raises(InputFileError, match=r"rows.csv: line 1 is a JSON object, not a CSV header: read as JSON "
+                                             r"lines with --format jsonl"):
+        read_rows(str(records))
+    table = tmp_path / "rows.jsonl"  # CSV under a .jsonl name
+    table.write_text("text\n" + "".join(f"review {i}\n" for i in range(21)))
+    columns, rows = read_rows(str(table))
+    with pytest.raises(InputFileError, match=r"rows.jsonl: line 1: not JSON .*; a CSV file\? read it with --format csv"):
+        list(rows)

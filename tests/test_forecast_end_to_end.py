@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 COMPONENTS = ["TimeSeriesExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
               "previous_statistics_resolver", "DriftGate", "Transform", "latest_blessed_model_resolver", "Trainer",
-              "Evaluator", "ServingValidator", "Pusher", "ForecastReport"]
+              "Evaluator", "ServingValidator", "Pusher", "ForecastReport", "DriftBaselinePublish"]
 
 
 def artifact_dir(output_dir, component, output):

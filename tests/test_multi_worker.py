@@ -18,37 +18,62 @@ from rnnflow.components.training import distribution_strategy, worker_count
 
 WORKER = textwrap.dedent("""
     import json, logging, sys, types
+    import keras
     import numpy as np
     import tensorflow as tf
     from rnnflow.components.training import distribution_strategy, fit
-    from rnnflow.models.recurrent import build_text_classifier
     from rnnflow.pipeline.config import load_config
 
     logging.basicConfig(level=logging.INFO)
     distribution_strategy()  # first, as the Trainer's run_fn does: before any TensorFlow op
-    config = load_config("sentiment", ["model.units=8", "model.embedding_dim=8", "training.batch_size=16",
-                                       "training.learning_rate=0.003", "training.lr_schedule=constant",
-                                       "training.epochs=3"])
+    kind = sys.argv[3]
+    small = ["model.units=8", "model.embedding_dim=8", "training.batch_size=16", "training.learning_rate=0.003",
+             "training.lr_schedule=constant", "training.epochs=3"]
     rng = np.random.default_rng(0)  # the same data on both workers; the strategy shards it
     tokens = rng.integers(1, 50, size=(70, 12))  # 70 rows: the last batch is partial
-    labels = tf.one_hot(rng.integers(0, 2, size=70), 2)
+    class_weight = None
+    if kind == "classifier":
+        from rnnflow.models.recurrent import build_text_classifier
+        config = load_config("sentiment", small)
+        inputs, labels = {"token_ids": tokens}, tf.one_hot(rng.integers(0, 2, size=70), 2)
+        class_weight = {0: 0.5, 1: 1.5}
+        def make():
+            return build_text_classifier(config.model, config.training, vocab_size=50, num_classes=2,
+                                         input_name="token_ids")
+    elif kind == "crf_tagger":  # its loss is a closure over the CRF's transition weights
+        from rnnflow.models.tagger import build_tagger
+        config = load_config("ner", [*small, "data.path=x.txt"])
+        inputs = {"word_ids": tokens}
+        labels = np.where(np.arange(12) < rng.integers(3, 12, size=(70, 1)), rng.integers(0, 5, size=(70, 12)), -1)
+        def make():
+            return build_tagger(config.model, config.training, vocab_size=50, num_tags=5, char_vocab_size=10,
+                                word_chars=4, char_encoder="none", decoder="crf")
+    else:  # a language model: next-token logits at every step
+        from rnnflow.models.language_model import build_language_model
+        config = load_config("charlm", small)
+        inputs, labels = {"token_ids": tokens[:, :-1]}, tokens[:, 1:]
+        def make():
+            model = build_language_model(50, embedding_dim=8, units=8, layers=1)
+            model.compile(optimizer=keras.optimizers.Adam(0.003),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            return model
 
     class Data:
         def train(self):
-            return tf.data.Dataset.from_tensor_slices(({"token_ids": tokens}, labels)).batch(16)
+            return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(16)
         def eval(self):
-            return tf.data.Dataset.from_tensor_slices(({"token_ids": tokens[:20]}, labels[:20])).batch(16)
+            return tf.data.Dataset.from_tensor_slices(({k: v[:20] for k, v in inputs.items()}, labels[:20])).batch(16)
         def compatibility(self):
             return {}
 
     built = []
     def build():
-        model = build_text_classifier(config.model, config.training, vocab_size=50, num_classes=2, input_name="token_ids")
+        model = make()
         built.append([w.copy() for w in model.get_weights()])
         return model
 
     fn_args = types.SimpleNamespace(model_run_dir=sys.argv[2], base_model=None)
-    model, history, warm = fit(config, fn_args, build, Data(), class_weight={0: 0.5, 1: 1.5})
+    model, history, warm = fit(config, fn_args, build, Data(), class_weight=class_weight)
     np.savez(sys.argv[1], *model.get_weights())
     moved = any(not np.allclose(a, b) for a, b in zip(built[0], model.get_weights()))
     print(json.dumps({"moved": moved, "epochs": len(history.epoch), "keys": sorted(history.history),
@@ -79,7 +104,12 @@ def test_tf_config_with_several_workers_selects_multi_worker(monkeypatch):
         worker_count()
 
 
-def test_two_workers_on_localhost_train_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("kind, keys", [
+    ("classifier", ["loss", "val_accuracy", "val_loss"]),
+    ("crf_tagger", ["loss", "val_loss", "val_token_accuracy"]),
+    ("language_model", ["loss", "val_loss"]),
+])
+def test_two_workers_on_localhost_train_to_the_same_weights(tmp_path, kind, keys):
     hosts = [f"localhost:{port}" for port in _free_ports(2)]
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
@@ -88,7 +118,7 @@ def test_two_workers_on_localhost_train_to_the_same_weights(tmp_path):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
                "TF_CONFIG": json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / f"w{index}.npz"),
-                                           str(tmp_path / f"run{index}")],
+                                           str(tmp_path / f"run{index}"), kind],
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for process in processes:
@@ -99,7 +129,7 @@ def test_two_workers_on_localhost_train_to_the_same_weights(tmp_path):
     # Both trained (the weights moved from the initial values) for the same epochs, and saw the
     # same validation losses: one job, not two.
     assert results[0] == results[1] and results[0]["moved"] is True and results[0]["epochs"] >= 1
-    assert results[0]["keys"] == ["loss", "val_accuracy", "val_loss"]
+    assert results[0]["keys"] == keys
     first, second = (np.load(tmp_path / f"w{i}.npz") for i in range(2))
     assert len(first.files) == len(second.files) > 0
     for name in first.files:

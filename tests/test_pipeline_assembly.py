@@ -28,7 +28,8 @@ def test_standard_pipeline_components():
     components, pipeline = _components()
     assert set(components) == {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate",
                                "previous_statistics_resolver", "DriftGate", "Transform", "Trainer",
-                               "latest_blessed_model_resolver", "Evaluator", "ServingValidator", "Pusher"}
+                               "latest_blessed_model_resolver", "Evaluator", "ServingValidator", "Pusher",
+                               "DriftBaselinePublish"}
     assert "AnomalyGate" in {n.id for n in components["Transform"].upstream_nodes}
     # The Pusher needs the serving validation's blessing as well as the Evaluator's.
     assert components["Pusher"].inputs["infra_blessing"].producer_component_id == "ServingValidator"
@@ -63,7 +64,18 @@ def test_drift_gate_sits_before_transform_and_compares_with_the_last_accepted_ru
     assert gate.exec_properties["action"] == "fail" and gate.exec_properties["categorical_threshold"] == 0.1
     assert json.loads(gate.exec_properties["excluded_json"]) == ["text"]  # free text is never compared
     components, _ = _components("validation.drift.action=none")
-    assert "DriftGate" not in components
+    assert "DriftGate" not in components and "DriftBaselinePublish" not in components
+
+
+def test_the_drift_baseline_is_published_last_so_a_failed_run_publishes_none():
+    components, pipeline = _components("inference.path=/data/rows.csv")
+    publish = components["DriftBaselinePublish"]
+    assert publish.inputs["baseline"].producer_component_id == "DriftGate"
+    assert pipeline.components[-1] is publish  # after the Pusher and batch scoring: the run got that far
+    assert {"Pusher", "BulkInferrer"} <= {n.id for n in publish.upstream_nodes}
+    # The next run's gate compares with a published baseline, never with a gate's own output.
+    resolved = components["previous_statistics_resolver"].outputs["statistics"]
+    assert resolved.type.TYPE_NAME == "rnnflow.PublishedDriftBaseline"
 
 
 def test_curated_schema_uses_import_schema_gen(tmp_path):

@@ -12,11 +12,13 @@ exported model generates inside the graph (`serving_default`) and scores texts (
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from typing import Literal
 
-from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold, resolve_input_files, split_input_path
+from rnnflow.components.tasks.base import (InputReport, Task, blessing_threshold, bound_over_trivial, resolve_input_files,
+                                           split_input_path)
 from rnnflow.pipeline.config import ConfigError, constraint
 
 TOKEN_IDS = "token_ids"  # Transform: [batch, (tokens)] ids, 0 pads, then the vocabulary, then OOV
@@ -66,6 +68,22 @@ class LanguageModelEvaluationConfig:
     `max_regression` nats above the last blessed model's."""
     max_nats_per_token: float = constraint(3.0, min=0.0, min_exclusive=True)
     max_regression: float = constraint(0.05, min=0.0)
+    # ... and at least this many nats per token below a unigram model of the train split (token
+    # frequencies, no context), whatever max_nats_per_token says.
+    baseline_margin: float = constraint(0.05, min=0.0)
+
+
+UNIGRAM_NATS = "unigram_nats_per_token"  # input report: the trivial predictor's eval cross-entropy
+
+
+def unigram_nats_per_token(train: list[str], evaluation: list[str]) -> float:
+    """The eval cross-entropy (nats per token) of token frequencies counted on train (add-one
+    smoothed, one slot for tokens train never saw): what a model with no context scores."""
+    counts = collections.Counter(train)
+    total, slots = len(train), len(counts) + 1
+    if not evaluation:
+        return math.log(slots)
+    return -sum(math.log((counts.get(t, 0) + 1) / (total + slots)) for t in evaluation) / len(evaluation)
 
 
 def metric_names(tokenizer: str) -> dict[str, str]:
@@ -115,6 +133,7 @@ class LanguageModelTask(Task):
         return InputReport(files=files, rows=sum(len(w) for w in splits.windows.values()), warnings=warnings,
                            notes=notes, details={
                                "characters": splits.characters, "distinct_tokens": distinct,
+                               UNIGRAM_NATS: unigram_nats_per_token(splits.tokens["train"], splits.tokens["eval"]),
                                **{f"{split}_tokens": len(t) for split, t in splits.tokens.items()},
                                **{f"{split}_windows": len(w) for split, w in splits.windows.items()}})
 
@@ -132,14 +151,25 @@ class LanguageModelTask(Task):
 
         return [TEXT]
 
+    trivial_predictor = "unigram frequencies of the train split"
+
+    def trivial_scores(self, config, report: InputReport | None) -> dict[str, float]:
+        """Token frequencies without context: their cross-entropy on the eval split."""
+        if report is None or UNIGRAM_NATS not in report.details:
+            return {}
+        names, nats = metric_names(config.task.tokenizer), report.details[UNIGRAM_NATS]
+        return {names["nats"]: nats, names["bits"]: nats / math.log(2), names["perplexity"]: math.exp(nats)}
+
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma
 
         from rnnflow.components.language_model.metrics import metric_configs
 
         evaluation = config.evaluation
-        threshold = blessing_threshold(evaluation.max_nats_per_token, evaluation.max_regression,
-                                       higher_is_better=False)
+        nats = metric_names(config.task.tokenizer)["nats"]
+        bound = bound_over_trivial(evaluation.max_nats_per_token, self.trivial_scores(config, report).get(nats),
+                                   evaluation.baseline_margin, higher_is_better=False)
+        threshold = blessing_threshold(bound, evaluation.max_regression, higher_is_better=False)
         return tfma.EvalConfig(
             model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, prediction_key=SCORES)],
             slicing_specs=[tfma.SlicingSpec()],

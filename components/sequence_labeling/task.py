@@ -14,8 +14,8 @@ import dataclasses
 from typing import Literal
 
 from rnnflow.components.sequence_labeling import conll
-from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, resolve_input_files,
-                                           split_input_path)
+from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
+                                           resolve_input_files, split_input_path)
 from rnnflow.pipeline.config import ConfigError, constraint
 
 # Transform's outputs, named once here (the model's input names come from the tagger).
@@ -84,6 +84,9 @@ class TaggingEvaluationConfig:
     metric: Literal["entity_f1", "token_accuracy"] = "entity_f1"
     lower_bound: float = constraint(0.3, min=0.0, max=1.0)
     max_regression: float = constraint(0.02, min=0.0, max=1.0)
+    # ... and it beats tagging every token O by this much (entity F1 0; token accuracy the share of
+    # O tokens), whatever lower_bound says.
+    baseline_margin: float = constraint(0.01, min=0.0, max=1.0)
 
 
 class SequenceLabelingTask(Task):
@@ -150,13 +153,25 @@ class SequenceLabelingTask(Task):
 
         return [SENTENCE, TOKENS]
 
+    trivial_predictor = "every token tagged O"
+
+    def trivial_scores(self, config, report: InputReport | None) -> dict[str, float]:
+        """Tagging every token O: no entity found (F1 0), the share of O tokens right."""
+        if report is None or not report.details.get(TAG_COUNTS):
+            return {}
+        counts = report.details[TAG_COUNTS]
+        return {"entity_f1": 0.0, "token_accuracy": counts.get(conll.OUTSIDE, 0) / sum(counts.values())}
+
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma
 
         from rnnflow.components.sequence_labeling.metrics import metric_configs
 
         evaluation = config.evaluation
-        threshold = blessing_threshold(evaluation.lower_bound, evaluation.max_regression)
+        threshold = blessing_threshold(bound_over_trivial(
+            evaluation.lower_bound, self.trivial_scores(config, report).get(evaluation.metric),
+            evaluation.baseline_margin),
+            evaluation.max_regression)
         metrics = metric_configs(report.details[TAG_LIST], evaluation.metric, threshold) if report else []
         return tfma.EvalConfig(
             model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, prediction_key=PREDICTED_TAG_IDS)],

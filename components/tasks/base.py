@@ -147,6 +147,15 @@ class Task(abc.ABC):
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""
 
+    # The trivial predictor of the task, which a model must beat by `evaluation.baseline_margin`
+    # to be blessed (the eval_config's thresholds use `trivial_scores`; the summary shows them).
+    trivial_predictor: str = ""
+
+    def trivial_scores(self, config: config_lib.PipelineConfig, report: InputReport | None) -> dict[str, float]:
+        """The trivial predictor's score per metric (the summary's names), from the input report;
+        empty when there is no report (compiling) or the task has no such predictor."""
+        return {}
+
     # The PNG `plot` draws, written next to run_summary.json; None: the task draws none there.
     plot_file: str | None = None
 
@@ -185,6 +194,15 @@ def blessing_threshold(bound: float, max_regression: float, *, higher_is_better:
         direction, allowed_change = tfma.MetricDirection.LOWER_IS_BETTER, max_regression
     return tfma.MetricThreshold(value_threshold=value, change_threshold=tfma.GenericChangeThreshold(
         direction=direction, absolute={"value": allowed_change}))
+
+
+def bound_over_trivial(bound: float, trivial: float | None, margin: float, *, higher_is_better: bool = True) -> float:
+    """The blessing bound once the trivial predictor of the task (the majority class, all-O tags,
+    unigram frequencies) is counted: a model must beat that predictor's score by `margin`
+    (`evaluation.baseline_margin`), whatever `bound` the config sets. None: no trivial score known."""
+    if trivial is None:
+        return bound
+    return max(bound, trivial + margin) if higher_is_better else min(bound, trivial - margin)
 
 
 # TFX span and date specs a data.path may contain (`{SPAN}`, `{SPAN:2}`, `{YYYY}{MM}{DD}`, `{VERSION}`).

@@ -10,8 +10,8 @@ from typing import Literal
 
 from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
                                          format_hint, read_head, read_records)
-from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, is_candidate, open_input,
-                                           resolve_input_files, split_input_path)
+from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
+                                           is_candidate, open_input, resolve_input_files, split_input_path)
 from rnnflow.pipeline.config import AUTO, Auto, ConfigError, constraint
 
 # Feature names produced by Transform, named once here.
@@ -202,16 +202,33 @@ class TextClassificationTask(Task):
         texts = data_scale.read_texts(train_files, config["data"]["text_column"])
         return data_scale.resolve(config["task"], texts)
 
+    trivial_predictor = "the most frequent class"
+
+    def trivial_scores(self, config, report: InputReport | None) -> dict[str, float]:
+        """Always answering the most frequent class: its accuracy is that class's share (of all
+        the data read), its AUC 0.5."""
+        if report is None or not report.details.get(LABEL_COUNTS):
+            return {}
+        counts = report.details[LABEL_COUNTS]
+        return {"accuracy": max(counts.values()) / sum(counts.values()), "auc": 0.5}
+
     def eval_config(self, config, report: InputReport | None):
         import tensorflow_model_analysis as tfma
 
         evaluation = config.evaluation
-        threshold = blessing_threshold(evaluation.lower_bound, evaluation.max_regression)
+        trivial = self.trivial_scores(config, report)
 
         def metric(name):
             class_name, _ = METRICS[name]
-            return tfma.MetricConfig(class_name=class_name,
-                                     threshold=threshold if name == evaluation.metric else None)
+            bound = bound_over_trivial(evaluation.lower_bound if name == evaluation.metric else 0.0,
+                                       trivial.get(name), evaluation.baseline_margin)
+            if name == evaluation.metric:
+                threshold = blessing_threshold(bound, evaluation.max_regression)
+            elif name == "accuracy" and name in trivial:  # whatever the blessing metric: beat the majority class
+                threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": bound}))
+            else:
+                threshold = None
+            return tfma.MetricConfig(class_name=class_name, threshold=threshold)
 
         overall = [metric(n) for n, (_, per_class) in METRICS.items() if not per_class]
         per_class = [metric(n) for n, (_, per_class) in METRICS.items() if per_class]
