@@ -124,7 +124,32 @@ def save_serving_model(module, model, export_dir: str, warmup_requests: list[dic
 
     with portable_kernels(model):
         tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    if hasattr(module, "declared_input_shapes"):
+        declare_input_shapes(export_dir, module.declared_input_shapes())
     write_warmup_requests(export_dir, warmup_requests)
+
+
+def declare_input_shapes(export_dir: str, shapes: dict[str, dict[str, list]]) -> None:
+    """Writes input shapes ({signature: {input: [None, 28]}}, None for any size) into the
+    SignatureDefs of saved_model.pb, which TF Serving's model metadata shows clients. Only there:
+    the traced graph keeps its any-shape inputs, because TF Serving does not enforce declared
+    shapes and Grappler, given a static shape, would drop the in-graph checks that name a wrong
+    length."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    for meta_graph in saved.meta_graphs:
+        for signature, inputs in shapes.items():
+            for name, dims in inputs.items():
+                shape = meta_graph.signature_def[signature].inputs[name].tensor_shape
+                shape.Clear()
+                for size in dims:
+                    shape.dim.add(size=-1 if size is None else size)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(saved.SerializeToString())
 
 
 def as_raw_feature(text: tf.Tensor, spec):

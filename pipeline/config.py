@@ -178,7 +178,8 @@ class EvaluationConfig:
     max_regression: float = constraint(0.02, min=0.0, max=1.0)
     # ... and its accuracy beats always answering the most frequent class by this much (its AUC
     # beats 0.5 by this much), whatever lower_bound says: a first model has nothing else to beat.
-    baseline_margin: float = constraint(0.01, min=0.0, max=1.0)
+    # Negative: a model may be that much worse (smoke tests of the plumbing; -1 turns it off).
+    baseline_margin: float = constraint(0.01, min=-1.0, max=1.0)
     # Optional raw feature to slice the metrics by (in addition to overall).
     slice_feature: Optional[str] = None
 

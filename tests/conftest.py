@@ -18,7 +18,7 @@ IMDB_SAMPLE = "pkg://tfx/examples/imdb/data/imdb_small_with_labels.txt"
 # Few epochs and no quality bar: the end-to-end tests check plumbing and contract, not
 # accuracy (test_not_blessed_run_pushes_nothing covers the quality gate).
 FAST_OVERRIDES = ["training.epochs=2", "task.max_tokens=64", "model.units=8", "model.embedding_dim=8",
-                  "evaluation.lower_bound=0.0"]
+                  "evaluation.lower_bound=0.0", "evaluation.baseline_margin=-1"]  # plumbing, not quality
 
 
 # The real datasets next to the repository (../shared/datasets, or $RNNFLOW_DATASETS).
@@ -57,6 +57,15 @@ def write_csv(path, header, rows):
         writer.writerow(header)
         writer.writerows(rows)
     return str(path)
+
+
+def run_fresh(script: str, *args: str) -> dict:
+    """Runs a Python `script` (with `args`) in a fresh process, as a model server would load a
+    model: nothing of this test process is imported there. Its last stdout line, parsed as JSON."""
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run_cli(args, cwd=None, timeout=900):
@@ -134,7 +143,8 @@ def ner_run(tmp_path_factory):
 
 
 # Small and short: the tests check plumbing and the serving contract, not the model's quality.
-CHARLM_OVERRIDES = ["training.epochs=2", "model.units=64", "model.layers=1", "evaluation.max_nats_per_token=5"]
+CHARLM_OVERRIDES = ["training.epochs=2", "model.units=64", "model.layers=1", "evaluation.max_nats_per_token=5",
+                    "evaluation.baseline_margin=-1"]
 
 
 @pytest.fixture(scope="session")

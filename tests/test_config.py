@@ -165,3 +165,12 @@ def test_tuning_needs_a_search_space_and_excludes_reuse():
 def test_runner_settings_are_validated_naming_the_field(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config("sentiment", overrides)
+
+
+def test_model_sizes_that_cannot_train_on_one_machine_are_refused_naming_the_field():
+    with pytest.raises(ConfigError, match=r"model.units: 1000000000000 is out of range; must be <= 4096"):
+        load_config("sentiment", ["model.units=1000000000000"])
+    with pytest.raises(ConfigError, match=r"model.units: 4096 with model.layers=8, .* about 2,954M weights; the most "
+                                          r"that trains on one machine is 500M"):
+        load_config("sentiment", ["model.units=4096", "model.layers=8"])
+    assert load_config("sentiment", ["model.units=1024", "model.layers=2"]).model.units == 1024

@@ -8,15 +8,13 @@ constant two-target series, which no model can forecast better than persistence.
 import glob
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import last_window_request, predict_with_model_server, run_cli, run_forecast
+from conftest import last_window_request, predict_with_model_server, run_cli, run_forecast, run_fresh
 
 pytestmark = pytest.mark.e2e
 
@@ -143,11 +141,7 @@ SERVE_SCRIPT = textwrap.dedent("""
 
 def serve(model_dir, request, script=SERVE_SCRIPT):
     """Runs `script` on the SavedModel and the JSON request in a fresh process; its last line, parsed."""
-    result = subprocess.run([sys.executable, "-c", script, model_dir, json.dumps(request)],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh(script, model_dir, json.dumps(request))
 
 
 def test_pushed_model_forecasts_raw_windows_in_original_units(weather, weather_config):
@@ -183,6 +177,21 @@ BAD_REQUEST_SCRIPT = textwrap.dedent("""
                       "inf": error(wind=inf), "nan": error(temp_min=nan),
                       "rank": error(wind=good["wind"][0])}))
 """)
+
+
+def test_model_metadata_declares_each_input_window_length(weather, weather_config):
+    """TF Serving's model metadata (the SignatureDef) tells a client the window length; the graph
+    still checks what is sent (the test below)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    _, _, summary = weather
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString(open(os.path.join(summary["pushed_model"], "saved_model.pb"), "rb").read())
+    inputs = saved.meta_graphs[0].signature_def["serving_default"].inputs
+    shapes = {name: [d.size for d in info.tensor_shape.dim] for name, info in inputs.items()}
+    lookback = weather_config.task.lookback
+    assert shapes and all(shape == ([-1] if name == "window_end_time" else [-1, lookback])
+                          for name, shape in shapes.items()), shapes
 
 
 def test_serving_rejects_wrong_lengths_and_non_finite_values_naming_the_input(weather, weather_config):

@@ -2,16 +2,12 @@
 end-to-end run on the IMDB sample's reviews whose pushed model generates and scores in a fresh
 TensorFlow-only process and through `rnnflow generate`."""
 
-import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_fresh
 from rnnflow.components.language_model.reading import split_texts
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline.config import ConfigError, load_config
@@ -153,10 +149,7 @@ FRESH_GENERATION = textwrap.dedent("""
 @pytest.mark.e2e
 def test_pushed_language_model_generates_and_scores_consistently_in_a_fresh_process(charlm_run):
     _, _, summary = charlm_run
-    result = subprocess.run([sys.executable, "-c", FRESH_GENERATION, summary["pushed_model"]], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer = run_fresh(FRESH_GENERATION, summary["pushed_model"])
     assert answer["modules"] == []
     assert len(answer["text"]) == 500 and answer["again"] == answer["text"] and answer["other"] != answer["text"]
     # Sampling at temperature 1 over every token: the step-by-step generator's log-probabilities are

@@ -3,15 +3,13 @@ masked losses, entity spans computed in the graph, and one end-to-end run on CoN
 400 training sentences whose pushed model is queried in a fresh TensorFlow-only process."""
 
 import json
-import os
 import random
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+from conftest import run_fresh
 from rnnflow.components.sequence_labeling import conll
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline.config import load_config
@@ -194,10 +192,7 @@ FRESH_TAGGING = textwrap.dedent("""
 @pytest.mark.e2e
 def test_pushed_tagger_tags_raw_and_pretokenized_sentences_alike_in_a_fresh_process(ner_run):
     _, _, summary = ner_run
-    result = subprocess.run([sys.executable, "-c", FRESH_TAGGING, summary["pushed_model"]], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer = run_fresh(FRESH_TAGGING, summary["pushed_model"])
     assert answer["modules"] == []
     text, tokens = answer["text"], answer["tokens"]
     assert text == tokens
@@ -244,10 +239,7 @@ EDGE_REQUESTS = textwrap.dedent("""
 @pytest.mark.e2e
 def test_pushed_tagger_answers_empty_sentences_and_batches_and_names_a_wrong_rank(ner_run):
     _, _, summary = ner_run
-    result = subprocess.run([sys.executable, "-c", EDGE_REQUESTS, summary["pushed_model"]], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    answers = run_fresh(EDGE_REQUESTS, summary["pushed_model"])
     max_tokens = load_config("ner").task.max_tokens
     for name, rows in (("empty", 1), ("blank", 2), ("empty_token", 1), ("no_steps", 1)):
         assert answers[name]["lengths_value"] == [0] * rows, (name, answers[name])

@@ -50,6 +50,14 @@ class ForecastServingModule(tf.Module):
             specs[WINDOW_END_TIME] = tf.TensorSpec(None, tf.int64, name=WINDOW_END_TIME)
         return specs
 
+    def declared_input_shapes(self) -> dict:
+        """What serving_default's metadata tells clients: [batch, lookback] per column, [batch]
+        window end times (declared in the SignatureDef only; see `declare_input_shapes`)."""
+        shapes = {c: [None, self.lookback] for c in self.columns}
+        if self.calendar:
+            shapes[WINDOW_END_TIME] = [None]
+        return {"serving_default": shapes}
+
     def checked(self, raw: dict) -> dict:
         """The inputs, once every one is [rows, lookback] (times: [rows]) and finite."""
         rows = tf.shape(raw[self.columns[0]])[0]

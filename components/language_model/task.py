@@ -70,7 +70,7 @@ class LanguageModelEvaluationConfig:
     max_regression: float = constraint(0.05, min=0.0)
     # ... and at least this many nats per token below a unigram model of the train split (token
     # frequencies, no context), whatever max_nats_per_token says.
-    baseline_margin: float = constraint(0.05, min=0.0)
+    baseline_margin: float = constraint(0.05, min=-1.0)
 
 
 UNIGRAM_NATS = "unigram_nats_per_token"  # input report: the trivial predictor's eval cross-entropy

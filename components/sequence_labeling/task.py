@@ -86,7 +86,7 @@ class TaggingEvaluationConfig:
     max_regression: float = constraint(0.02, min=0.0, max=1.0)
     # ... and it beats tagging every token O by this much (entity F1 0; token accuracy the share of
     # O tokens), whatever lower_bound says.
-    baseline_margin: float = constraint(0.01, min=0.0, max=1.0)
+    baseline_margin: float = constraint(0.01, min=-1.0, max=1.0)
 
 
 class SequenceLabelingTask(Task):
