@@ -8,11 +8,19 @@ import os
 import sys
 import warnings
 
-from rnnflow.components.tasks import DataError
+from rnnflow.components.tasks import DataError, get_task, task_names
+from rnnflow.components.tasks.base import EXIT_USAGE
 from rnnflow.pipeline import run_state
 from rnnflow.pipeline.config import ConfigError, builtin_config_names, load_config
 
-EXIT_USAGE = 2
+
+def task_commands() -> dict:
+    """The CLI verbs the registered tasks add (`Task.commands`): name -> TaskCommand."""
+    found = {}
+    for task_name in task_names():
+        for command in get_task(task_name).commands:
+            found[command.name] = command
+    return found
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,19 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--strict", action="store_true",
                          help="stop at the first row that cannot be scored and write nothing")
 
-    generate = commands.add_parser("generate", help="sample a continuation of a prompt from a language model "
-                                                   "(task.type: language_model)")
-    generate.add_argument("--model", required=True,
-                          help="a serving dir (newest version) or version dir, a TF Serving REST URL or a gRPC address "
-                               "(as for predict)")
-    generate.add_argument("--model-name", help="REST/gRPC: the served model's name when the target does not say it")
-    generate.add_argument("--prompt", default="", help="the text to continue (default: empty, a fresh start)")
-    generate.add_argument("--max-length", type=int, default=200, help="tokens to generate (default 200)")
-    generate.add_argument("--temperature", type=float, default=1.0,
-                          help="above 0; lower is more conservative (default 1.0)")
-    generate.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens; 0: all")
-    generate.add_argument("--seed", type=int, default=0, help="the same seed and settings give the same sample")
-
     deploy = commands.add_parser(
         "serving-config", help="write models.config, batching and monitoring configs, docker-compose.yml and "
                                "Kubernetes manifests for the pushed models; move the stable/canary labels")
@@ -129,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--image", help="the model server image (default: tensorflow/serving of "
                                         "serving.tf_serving_version)")
 
+    for name, command in task_commands().items():
+        command.add_arguments(commands.add_parser(name, help=command.help))
+
     compile_ = commands.add_parser("compile", help="compile a Kubeflow Pipelines v2 / Vertex AI pipeline spec")
     _add_config_arguments(compile_)
     compile_.add_argument("--output", required=True,
@@ -152,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         return _schema(args.output_dir, args.output)
     if args.command == "predict":
         return _predict(args)
-    if args.command == "generate":
-        return _generate(args)
+    if args.command in task_commands():
+        from rnnflow.pipeline.runner import native_stderr_filtered
+
+        # A task's own verb (`generate` for language models): TensorFlow's native chatter filtered.
+        with native_stderr_filtered():
+            return task_commands()[args.command].run(args)
     if args.command == "serving-config":
         from rnnflow.pipeline.runner import native_stderr_filtered
 
@@ -343,60 +345,6 @@ def _predict(args) -> int:
     return EXIT_ROWS_NOT_SCORED if report.failed else 0
 
 
-GENERATION_INPUTS = ("prompt", "max_length", "temperature", "top_k", "seed")
-
-
-INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
-
-
-def generation_setting_errors(args) -> list[str]:
-    """What is wrong with `generate`'s settings, checked before the model loads (the model
-    checks max_length against its own task.max_generate)."""
-    import math
-
-    errors = []
-    if not 0 <= args.max_length <= INT32_MAX:
-        errors.append(f"--max-length {args.max_length}: must be between 0 and the model's task.max_generate")
-    if not (math.isfinite(args.temperature) and args.temperature > 0):
-        errors.append(f"--temperature {args.temperature}: must be a finite number above 0")
-    if not 0 <= args.top_k <= INT32_MAX:
-        errors.append(f"--top-k {args.top_k}: must be between 0 (every token) and {INT32_MAX}")
-    if not -INT64_MAX - 1 <= args.seed <= INT64_MAX:
-        errors.append(f"--seed {args.seed}: must fit in 64 bits ({-INT64_MAX - 1} to {INT64_MAX})")
-    return errors
-
-
-def _generate(args) -> int:
-    from rnnflow.pipeline.runner import native_stderr_filtered
-
-    errors = generation_setting_errors(args)
-    if errors:
-        for error in errors:
-            print(f"rnnflow: generate: {error}", file=sys.stderr)
-        return EXIT_USAGE
-
-    with native_stderr_filtered():
-        from rnnflow.components.serving_client import ServingError, open_model
-
-        try:
-            with open_model(args.model, args.model_name) as model:
-                if sorted(model.inputs) != sorted(GENERATION_INPUTS):
-                    raise ServingError(f"{args.model}: serving_default takes {', '.join(model.inputs)}; rnnflow "
-                                       f"generate needs a language model's ({', '.join(GENERATION_INPUTS)})")
-                answer = model.predict({"prompt": [args.prompt], "max_length": args.max_length,
-                                        "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed})
-        except ServingError as e:
-            print(f"rnnflow: generate: {e}", file=sys.stderr)
-            return 1
-    text = answer["text"][0]
-    unknown = int(answer["unknown_tokens"][0])
-    if unknown:
-        print(f"rnnflow: generate: {unknown} prompt tokens are not in the model's vocabulary and were read as "
-              "its unknown token", file=sys.stderr)
-    print(args.prompt + (text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text))
-    return 0
-
-
 def _serving_config(args) -> int:
     import dataclasses
 
@@ -557,8 +505,6 @@ def format_summary(summary: dict) -> str:
 
 def _headline(summary: dict, metrics: dict) -> dict:
     """The metrics the run's task puts on the console (`Task.headline_metrics`)."""
-    from rnnflow.components.tasks import get_task, task_names
-
     task_type = ((summary.get("config") or {}).get("task") or {}).get("type")
     return get_task(task_type).headline_metrics(metrics) if task_type in task_names() else metrics
 

@@ -26,3 +26,17 @@ def test_failed_summary_points_at_the_error_and_log():
                            "log_file": "/out/logs/run.log", "metrics": {}})
     assert "error: DataError: x" in text and "full log: /out/logs/run.log" in text
     assert "pushed model" not in text
+
+
+def test_task_verbs_come_from_the_tasks_and_the_generic_cli_names_none():
+    import inspect
+
+    from rnnflow.components.tasks import get_task, task_names
+    from rnnflow.pipeline import cli
+
+    verbs = {c.name for t in task_names() for c in get_task(t).commands}
+    assert "generate" in verbs  # the language model's
+    parser_verbs = set(cli.build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+    assert verbs <= parser_verbs
+    source = inspect.getsource(cli)
+    assert not [v for v in verbs if f'add_parser("{v}"' in source or f'== "{v}"' in source]

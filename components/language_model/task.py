@@ -17,6 +17,7 @@ import dataclasses
 import math
 from typing import Literal
 
+from rnnflow.components.language_model.commands import GENERATE
 from rnnflow.components.tasks.base import (InputReport, Task, blessing_threshold, bound_over_trivial, resolve_input_files,
                                            split_input_path)
 from rnnflow.pipeline.config import ConfigError, constraint
@@ -151,6 +152,7 @@ class LanguageModelTask(Task):
 
         return [TEXT]
 
+    commands = (GENERATE,)
     trivial_predictor = "unigram frequencies of the train split"
 
     def trivial_scores(self, config, report: InputReport | None) -> dict[str, float]:

@@ -8,7 +8,7 @@ import glob
 import importlib
 import os
 import re
-from typing import Any
+from typing import Any, Callable
 
 from rnnflow.pipeline import config as config_lib
 
@@ -21,6 +21,21 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 class DataError(ValueError):
     """The input data cannot train a correct model; the message names the file, column or row."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskCommand:
+    """A CLI verb a task adds (`rnnflow generate` for language models): `add_arguments(parser)`
+    declares its flags, `run(args)` does it and returns the exit code (EXIT_USAGE for bad
+    arguments); the generic CLI names no task's verb."""
+    name: str
+    help: str
+    add_arguments: Callable[[Any], None]
+    run: Callable[[Any], int]
+
+
+# The exit code of a usage error (bad flag, bad config): the same for every command.
+EXIT_USAGE = 2
 
 
 @dataclasses.dataclass
@@ -146,6 +161,9 @@ class Task(abc.ABC):
     def summarize(self, summary: dict[str, Any], outputs: dict[str, dict[str, list]]) -> None:
         """Adds task-specific results to the run summary; `outputs` maps node id -> output
         key -> artifacts of this run."""
+
+    # CLI verbs the task adds beside the generic ones (`rnnflow generate` for language models).
+    commands: tuple[TaskCommand, ...] = ()
 
     # The trivial predictor of the task, which a model must beat by `evaluation.baseline_margin`
     # to be blessed (the eval_config's thresholds use `trivial_scores`; the summary shows them).
