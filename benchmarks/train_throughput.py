@@ -65,7 +65,7 @@ def transform(rows: list[tuple[str, str]], config) -> tuple[list[list[int]], lis
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
     from rnnflow.components.text_classification import preprocessing
-    from rnnflow.components.text_classification.task import LABEL_ID, TOKEN_IDS
+    from rnnflow.components.text_classification.schema import LABEL_ID, TOKEN_IDS
 
     data = config.data
     labels = sorted({label for _, label in rows})
@@ -108,7 +108,7 @@ def measure(ids, labels, vocab_size: int, classes: int, config, epochs: int) -> 
     import tensorflow as tf
 
     from rnnflow.components.progress import TrainingProgress
-    from rnnflow.components.text_classification.task import TOKEN_IDS
+    from rnnflow.components.text_classification.schema import TOKEN_IDS
     from rnnflow.components.training import batched_by_length
     from rnnflow.models.recurrent import build_text_classifier
 

@@ -253,7 +253,7 @@ def test_missing_text_empty_reads_an_absent_feature_as_empty_text(run, tmp_path)
     import tensorflow_transform as tft
 
     from rnnflow.components.text_classification.export import ServingModule
-    from rnnflow.components.text_classification.task import TOKEN_IDS
+    from rnnflow.components.text_classification.schema import TOKEN_IDS
 
     output_dir, _, summary = run
     transform_output = tft.TFTransformOutput(glob.glob(str(output_dir / "pipeline_root" / "Transform"

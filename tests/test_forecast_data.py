@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from rnnflow.components.forecasting import metrics, series as series_lib
-from rnnflow.components.forecasting.task import OWNED_ROWS, WINDOW_END_TIME, future_feature
+from rnnflow.components.forecasting.schema import OWNED_ROWS, WINDOW_END_TIME, future_feature
 from rnnflow.components.tasks import DataError
 from rnnflow.pipeline.config import ConfigError, load_config
 

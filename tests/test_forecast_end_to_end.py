@@ -66,7 +66,7 @@ def test_run_beats_persistence_and_reports_both(weather):
 def test_example_gen_records_splits_and_never_leaks(weather, weather_config):
     import tensorflow as tf
 
-    from rnnflow.components.forecasting.task import WINDOW_END_TIME, future_feature
+    from rnnflow.components.forecasting.schema import WINDOW_END_TIME, future_feature
     from rnnflow.pipeline.summary import MetadataReader, custom_property
 
     output_dir, _, summary = weather
@@ -94,7 +94,7 @@ def test_normalization_statistics_are_the_train_rows_mean_and_std(weather, weath
     import tensorflow_transform as tft
 
     from rnnflow.components.forecasting import series as series_lib
-    from rnnflow.components.forecasting.task import TARGET_MEAN, TARGET_STD, WINDOW
+    from rnnflow.components.forecasting.schema import TARGET_MEAN, TARGET_STD, WINDOW
 
     output_dir, _, _ = weather
     series = series_lib.read_series(weather_config)

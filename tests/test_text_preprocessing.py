@@ -12,7 +12,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from rnnflow.components.text_classification import preprocessing
-from rnnflow.components.text_classification.task import (
+from rnnflow.components.text_classification.schema import (
     EMPTY_TEXT_ID, FIRST_VOCAB_ID, LABEL_ID, LABEL_VOCABULARY, PAD_ID, TOKEN_IDS, TOKEN_VOCABULARY)
 
 MAX_TOKENS = 6

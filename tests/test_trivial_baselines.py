@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rnnflow.components.language_model.task import unigram_nats_per_token
+from rnnflow.components.language_model.schema import unigram_nats_per_token
 from rnnflow.components.tasks import InputReport, get_task
 from rnnflow.pipeline.config import load_config
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from rnnflow.components.forecasting.task import (
+from rnnflow.components.forecasting.schema import (
     EVAL_SIGNATURE, FORECAST, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME)
 from rnnflow.components.forecasting.features import window_feature_spec
 from rnnflow.components.training import save_serving_model

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from rnnflow.components.forecasting.task import OWNED_ROWS, WINDOW_END_TIME, future_feature
+from rnnflow.components.forecasting.schema import OWNED_ROWS, WINDOW_END_TIME, future_feature
 
 
 def window_feature_spec(columns: Sequence[str], lookback: int, *, end_time: bool = True,

@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 
-from rnnflow.components.forecasting.task import future_feature
+from rnnflow.components.forecasting.schema import future_feature
 
 MODULE = __name__
 SKILL = "skill"

@@ -13,7 +13,7 @@ import math
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from rnnflow.components.forecasting.task import (
+from rnnflow.components.forecasting.schema import (
     OWNED_ROWS, TARGET, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME, future_feature)
 
 _DAY = 86400

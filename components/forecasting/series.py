@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from rnnflow.components.forecasting.task import (
+from rnnflow.components.forecasting.schema import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
 from rnnflow.components.csv_input import CsvOptions, delimiter_hint, format_hint, not_csv_message, read_head
 from rnnflow.components.tasks.base import DataError, InputReport, open_input, resolve_input_files

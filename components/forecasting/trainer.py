@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rnnflow.components.forecasting import export
 from rnnflow.components.forecasting.preprocessing import input_width
-from rnnflow.components.forecasting.task import FORECAST, TARGET, TARGET_MEAN, TARGET_STD, WINDOW
+from rnnflow.components.forecasting.schema import FORECAST, TARGET, TARGET_MEAN, TARGET_STD, WINDOW
 from rnnflow.components.training import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_forecaster
 from rnnflow.pipeline.config import PipelineConfig

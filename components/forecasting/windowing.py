@@ -21,7 +21,7 @@ from tfx.types import artifact_utils, standard_component_specs
 
 from rnnflow.components.forecasting import features
 from rnnflow.components.forecasting import series as series_lib
-from rnnflow.components.forecasting.task import SPLITS
+from rnnflow.components.forecasting.schema import SPLITS
 from rnnflow.components.ingest_config import config_from
 from rnnflow.components.input_report import set_report, window_input
 from rnnflow.components.task_example_gen import task_example_gen, write_splits

@@ -15,8 +15,9 @@ from rnnflow.components.ingest_config import config_from
 from rnnflow.components.input_report import driver_span, set_report, span_input
 from rnnflow.components.language_model import features
 from rnnflow.components.language_model.reading import split_texts
-from rnnflow.components.language_model.task import SPLITS, TASK
+from rnnflow.components.language_model.schema import SPLITS
 from rnnflow.components.task_example_gen import task_example_gen, write_splits
+from rnnflow.components.tasks import get_task
 
 
 class Executor(BaseBeamExecutor):
@@ -24,7 +25,7 @@ class Executor(BaseBeamExecutor):
         config = config_from(exec_properties)
         _, files = span_input(exec_properties)
         splits = split_texts(config, files)
-        report = TASK.report(config, files, splits)
+        report = get_task(config.task_type).report(config, files, splits)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         with self._make_beam_pipeline() as pipeline:
             write_splits(pipeline, {split: splits.windows[split] for split in SPLITS}, features.window_example,

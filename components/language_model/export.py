@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from rnnflow.components.language_model import preprocessing
-from rnnflow.components.language_model.features import TEXT
-from rnnflow.components.language_model.task import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, LOG_LIKELIHOOD,
+from rnnflow.components.language_model.features import TEXT, feature_spec
+from rnnflow.components.language_model.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, LOG_LIKELIHOOD,
                                                     SCORE_SIGNATURE, SCORES, TOKEN_IDS)
 from rnnflow.components.training import as_raw_feature, save_serving_model
 from rnnflow.models.language_model import Generator
@@ -88,7 +88,7 @@ class ServingModule(tf.Module):
             return self.score(text)
 
         def parsed(examples):
-            return tf.io.parse_example(examples, {TEXT: tf.io.FixedLenFeature([], tf.string)})[TEXT]
+            return tf.io.parse_example(examples, feature_spec())[TEXT]
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def score_examples(examples):

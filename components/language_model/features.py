@@ -18,6 +18,7 @@ def window_example(text: str):
 
 
 def feature_spec() -> dict:
+    """The parse spec of the examples `window_example` writes (serving and evaluation parse them)."""
     import tensorflow as tf
 
     return {TEXT: tf.io.FixedLenFeature([], tf.string)}

@@ -12,7 +12,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 
-from rnnflow.components.language_model.task import metric_names
+from rnnflow.components.language_model.schema import metric_names
 
 MODULE = __name__
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from rnnflow.components.language_model.features import TEXT
-from rnnflow.components.language_model.task import FIRST_ID, TOKEN_IDS, TOKEN_VOCABULARY
+from rnnflow.components.language_model.schema import FIRST_ID, TOKEN_IDS, TOKEN_VOCABULARY
 
 OOV_BUCKETS = 1
 # TFT's text vocabulary files cannot hold tokens with line breaks (it drops them), so the

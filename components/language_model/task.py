@@ -12,84 +12,16 @@ exported model generates inside the graph (`serving_default`) and scores texts (
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import math
-from typing import Literal
 
 from rnnflow.components.language_model.commands import GENERATE
+from rnnflow.components.language_model.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, SCORES, SCORE_SIGNATURE,
+                                                      SPLITS, UNIGRAM_NATS, LanguageModelConfig,
+                                                      LanguageModelEvaluationConfig, TextCorpusConfig, metric_names,
+                                                      unigram_nats_per_token)
 from rnnflow.components.tasks.base import (InputReport, Task, blessing_threshold, bound_over_trivial, resolve_input_files,
                                            split_input_path)
-from rnnflow.pipeline.config import ConfigError, constraint
-
-TOKEN_IDS = "token_ids"  # Transform: [batch, (tokens)] ids, 0 pads, then the vocabulary, then OOV
-TOKEN_VOCABULARY = "tokens"
-FIRST_ID = 1
-SPLITS = ("train", "eval")
-SCORE_SIGNATURE = "score"
-EXAMPLES_SIGNATURE = "serving_examples"  # examples (their `text`) -> what `score` answers
-EVAL_SIGNATURE = "evaluation_examples"  # examples -> `scores` [batch, 2]: log-likelihood, tokens
-SCORES = "scores"
-LOG_LIKELIHOOD = "log_likelihood"
-
-
-@dataclasses.dataclass(frozen=True)
-class ContiguousSplitConfig:
-    """The last `eval_fraction` of the text (of each document, or of the texts in order) evaluates."""
-    eval_fraction: float = constraint(0.1, min=0.0, max=1.0, min_exclusive=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class TextCorpusConfig:
-    path: str
-    # text: each file one document; lines: one text per line; csv: one text per row of text_column.
-    format: Literal["text", "lines", "csv"] = "text"
-    text_column: str = "text"
-    split: ContiguousSplitConfig = dataclasses.field(default_factory=ContiguousSplitConfig)
-    rolling_spans: int = constraint(1, min=1)
-
-
-@dataclasses.dataclass(frozen=True)
-class LanguageModelConfig:
-    type: Literal["language_model"]
-    tokenizer: Literal["char", "word"] = "char"
-    # Tokens per training window (truncated backpropagation through time over this many steps).
-    window: int = constraint(100, min=1, max=100_000)
-    # The most frequent tokens kept; the rest (and, at serving time, tokens never seen in
-    # training) share one out-of-vocabulary id.
-    vocab_size: int = constraint(1000, min=1)
-    min_frequency: int = constraint(1, min=1)
-    # The largest max_length a generation request may ask for.
-    max_generate: int = constraint(10_000, min=1, max=1_000_000)
-
-
-@dataclasses.dataclass(frozen=True)
-class LanguageModelEvaluationConfig:
-    """Blessing: eval cross-entropy (nats per token) at most `max_nats_per_token`, and at most
-    `max_regression` nats above the last blessed model's."""
-    max_nats_per_token: float = constraint(3.0, min=0.0, min_exclusive=True)
-    max_regression: float = constraint(0.05, min=0.0)
-    # ... and at least this many nats per token below a unigram model of the train split (token
-    # frequencies, no context), whatever max_nats_per_token says.
-    baseline_margin: float = constraint(0.05, min=-1.0)
-
-
-UNIGRAM_NATS = "unigram_nats_per_token"  # input report: the trivial predictor's eval cross-entropy
-
-
-def unigram_nats_per_token(train: list[str], evaluation: list[str]) -> float:
-    """The eval cross-entropy (nats per token) of token frequencies counted on train (add-one
-    smoothed, one slot for tokens train never saw): what a model with no context scores."""
-    counts = collections.Counter(train)
-    total, slots = len(train), len(counts) + 1
-    if not evaluation:
-        return math.log(slots)
-    return -sum(math.log((counts.get(t, 0) + 1) / (total + slots)) for t in evaluation) / len(evaluation)
-
-
-def metric_names(tokenizer: str) -> dict[str, str]:
-    unit = "char" if tokenizer == "char" else "word"
-    return {"nats": f"nats_per_{unit}", "bits": f"bits_per_{unit}", "perplexity": "perplexity"}
+from rnnflow.pipeline.config import ConfigError
 
 
 class LanguageModelTask(Task):

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.components.language_model import export, preprocessing
-from rnnflow.components.language_model.task import LOG_LIKELIHOOD, TOKEN_IDS, TOKEN_VOCABULARY
+from rnnflow.components.language_model.schema import LOG_LIKELIHOOD, TOKEN_IDS, TOKEN_VOCABULARY
 from rnnflow.components.training import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.language_model import build_language_model
 from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer

@@ -16,8 +16,9 @@ from rnnflow.components.ingest_config import config_from
 from rnnflow.components.input_report import driver_span, set_report, span_input
 from rnnflow.components.sequence_labeling import features
 from rnnflow.components.sequence_labeling.reading import read_sentences, split_of
-from rnnflow.components.sequence_labeling.task import SPLITS, TASK
+from rnnflow.components.sequence_labeling.schema import SPLITS
 from rnnflow.components.task_example_gen import task_example_gen, write_splits
+from rnnflow.components.tasks import get_task
 
 
 class Executor(BaseBeamExecutor):
@@ -25,7 +26,7 @@ class Executor(BaseBeamExecutor):
         config = config_from(exec_properties)
         _, files = span_input(exec_properties)
         read = read_sentences(config.data, files)
-        report = TASK.report(config, files, read)
+        report = get_task(config.task_type).report(config, files, read)
         sentences = read.sentences
         by_split = {split: [] for split in SPLITS}
         for sentence in sentences:

@@ -31,8 +31,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops the transform graph uses)
 
 from rnnflow.components.sequence_labeling import conll
-from rnnflow.components.sequence_labeling.features import SENTENCE, TOKENS
-from rnnflow.components.sequence_labeling.task import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PREDICTED_TAG_IDS,
+from rnnflow.components.sequence_labeling.features import SENTENCE, TOKENS, feature_spec
+from rnnflow.components.sequence_labeling.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PREDICTED_TAG_IDS,
                                                        TAG_SCORES, TOKENS_SIGNATURE)
 from rnnflow.components.training import save_serving_model
 from rnnflow.models.tagger import CHAR_IDS, WORD_IDS, decode
@@ -146,12 +146,12 @@ class ServingModule(tf.Module):
         def serve_examples(examples):
             examples = _with_rank(examples, 1, f"input `{EXAMPLES_INPUT}` must be a 1-D batch of serialized "
                                                "tf.Examples, shape [batch]")
-            parsed = tf.io.parse_example(examples, {SENTENCE: tf.io.FixedLenFeature([], tf.string)})
+            parsed = tf.io.parse_example(examples, {SENTENCE: feature_spec()[SENTENCE]})
             return self.tag_tokens(tf.strings.split(parsed[SENTENCE]))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
         def evaluate_examples(examples):
-            parsed = tf.io.parse_example(examples, {TOKENS: tf.io.VarLenFeature(tf.string)})
+            parsed = tf.io.parse_example(examples, {TOKENS: feature_spec()[TOKENS]})
             tokens = tf.RaggedTensor.from_sparse(parsed[TOKENS])[:, :self.max_tokens]
             transformed = self.tft_layer({TOKENS: tokens.to_sparse()})
             tag_ids, _, lengths = tag_batch(self.model, transformed, self.max_tokens, self.width, self.use_chars)

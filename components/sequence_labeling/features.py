@@ -26,6 +26,7 @@ def sentence_example(tokens: list[str], tags: list[str]):
 
 
 def feature_spec() -> dict:
+    """The parse spec of the examples `sentence_example` writes (serving and evaluation parse them)."""
     import tensorflow as tf
 
     return {SENTENCE: tf.io.FixedLenFeature([], tf.string), TOKENS: tf.io.VarLenFeature(tf.string),

@@ -16,7 +16,7 @@ import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
 from rnnflow.components.sequence_labeling.features import TAGS, TOKENS
-from rnnflow.components.sequence_labeling.task import (CHAR_VOCABULARY, FIRST_ID, TAG_IDS, TAG_LIST, TAG_VOCABULARY,
+from rnnflow.components.sequence_labeling.schema import (CHAR_VOCABULARY, FIRST_ID, TAG_IDS, TAG_LIST, TAG_VOCABULARY,
                                                        WORD_VOCABULARY)
 from rnnflow.models.tagger import CHAR_IDS, WORD_IDS
 

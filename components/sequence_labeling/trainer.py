@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.components.sequence_labeling import export, preprocessing
-from rnnflow.components.sequence_labeling.task import (CHAR_VOCABULARY, TAG_IDS, TAG_LIST, TAG_SCORES,
+from rnnflow.components.sequence_labeling.schema import (CHAR_VOCABULARY, TAG_IDS, TAG_LIST, TAG_SCORES,
                                                        WORD_VOCABULARY)
 from rnnflow.components.training import TaskData, batched_by_length, train_and_export, transformed_dataset
 from rnnflow.models.tagger import CHAR_IDS, PAD_LABEL, WORD_IDS, build_tagger

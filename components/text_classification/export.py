@@ -26,7 +26,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the text ops the transform graph uses)
 
 from rnnflow.components.text_classification.preprocessing import pad_to_longest
-from rnnflow.components.text_classification.task import (
+from rnnflow.components.text_classification.schema import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
 from rnnflow.components.training import as_raw_feature, save_serving_model
 

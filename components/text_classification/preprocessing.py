@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
-from rnnflow.components.text_classification.task import (
+from rnnflow.components.text_classification.schema import (
     EMPTY_TEXT_ID, FIRST_VOCAB_ID, LABEL_ID, LABEL_VALUES, LABEL_VOCABULARY, PAD_ID, TOKEN_IDS, TOKEN_VOCABULARY)
 
 _HTML_LINE_BREAK = r"<br\s*/?>"

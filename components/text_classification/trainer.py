@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.components.text_classification import export, preprocessing
-from rnnflow.components.text_classification.task import (
+from rnnflow.components.text_classification.schema import (
     LABEL_COUNTS, LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY)
 from rnnflow.components.training import TaskData, batched_by_length, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_text_classifier

@@ -1,0 +1,139 @@
+"""The forecasting task's schema: the names of its windowed examples' features, of Transform's
+outputs and of its signatures, its splits, its config sections and the checks on column names
+and steps that every reader, writer, export and metric of the task shares. A leaf: it imports
+nothing else of its package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Literal, Optional
+
+import pandas as pd
+
+from rnnflow.pipeline.config import ConfigError, constraint
+
+# Feature names of the windowed examples and of Transform's outputs, named once here.
+WINDOW_END_TIME = "window_end_time"  # int64 seconds since the epoch (UTC) of the last lookback step
+OWNED_ROWS = "train_rows_owned"  # leading lookback rows counted once in the normalization statistics
+FUTURE_SUFFIX = "__future"  # "<target>__future": the next `horizon` values of a target column
+WINDOW = "window"  # Transform: [lookback, features (+ calendar)] normalized inputs
+TARGET = "target"  # Transform: [horizon, targets] normalized targets
+TARGET_MEAN = "target_mean"  # Transform: [targets] train mean per target, to undo normalization
+TARGET_STD = "target_std"  # Transform: [targets] train std per target
+FORECAST = "forecast"  # serving output: [horizon, targets] in original units
+SPLITS = ("train", "eval", "test")
+EVAL_SIGNATURE = "serving_examples"
+RESERVED_NAMES = (WINDOW_END_TIME, OWNED_ROWS)
+# TF Serving input names (TensorSpec names) must match this.
+_TENSOR_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
+
+
+def future_feature(target: str) -> str:
+    return f"{target}{FUTURE_SUFFIX}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeSplitConfig:
+    """Chronological split: by fractions of the rows, or by start dates of eval and test."""
+    train_fraction: float = constraint(0.7, min=0.0, max=1.0, min_exclusive=True)
+    eval_fraction: float = constraint(0.15, min=0.0, max=1.0, min_exclusive=True)
+    # ISO dates/times; when set they replace the fractions (both or neither).
+    eval_start: Optional[str] = None
+    test_start: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesDataConfig:
+    path: str
+    format: Literal["csv", "parquet"] = "csv"
+    # CSV only: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...) and
+    # field delimiter.
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    time_column: str = "date"
+    # Empty: every numeric column. Target columns are always used as features too.
+    feature_columns: tuple[str, ...] = ()
+    target_columns: tuple[str, ...] = ()
+    # A fixed step such as "1h", "15min", "1D"; inferred (most common step) when absent.
+    frequency: Optional[str] = None
+    # Non-numeric or missing cells, and gaps in the time grid: fail naming the rows, fill
+    # forward, interpolate in time, or drop (rows; windows then never span a gap).
+    # Duplicate timestamps fail, or keep their first row under any other policy.
+    on_bad_rows: Literal["fail", "ffill", "interpolate", "drop"] = "fail"
+    split: TimeSplitConfig = dataclasses.field(default_factory=TimeSplitConfig)
+    # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
+    # ingests and validates the newest one).
+    rolling_spans: int = constraint(1, min=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastingConfig:
+    type: Literal["forecasting"]
+    lookback: int = constraint(28, min=1, max=10_000)
+    horizon: int = constraint(7, min=1, max=10_000)
+    # Steps between consecutive window starts (train, eval and test alike).
+    stride: int = constraint(1, min=1)
+    loss: Literal["mae", "mse", "huber"] = "mae"
+    # last_value: inputs and forecasts relative to each series' last observed value
+    # (robust to level shifts between train and test); none: absolute (normalized) values.
+    anchor: Literal["last_value", "none"] = "last_value"
+    # sin/cos of hour of day, day of week and day of year of every lookback step (those
+    # finer than the series' frequency are left out).
+    calendar_features: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastEvaluationConfig:
+    """Blessing: skill = 1 - MAE / persistence MAE on the eval split must reach
+    `min_skill`, and must not drop by more than `max_regression` below the last
+    blessed model's skill."""
+    min_skill: float = constraint(0.05, min=-1.0, max=1.0)
+    max_regression: float = constraint(0.02, min=0.0, max=1.0)
+    # Season length in steps for the seasonal-naive baseline; inferred from the frequency
+    # (24 hourly, 7 daily, ...). The baseline needs season <= lookback.
+    season: Optional[int] = constraint(None, min=1)
+
+
+# Seasons inferred from the step length in seconds: daily cycle for sub-daily series,
+# weekly for daily, yearly for weekly.
+_SEASONS = {60 * 15: 96, 60 * 30: 48, 3600: 24, 86400: 7, 7 * 86400: 52}
+
+
+def season_steps(config, frequency_seconds: int) -> int | None:
+    return config.evaluation.season or _SEASONS.get(frequency_seconds)
+
+
+def frequency_seconds(frequency: str) -> int:
+    """"1h" -> 3600; a ConfigError for calendar-length steps (months) or nonsense."""
+    try:
+        step = pd.Timedelta(frequency)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"data.frequency: '{frequency}' is not a fixed step such as 1h, 15min or 1D "
+                          "(month or year steps vary in length and are not supported)") from e
+    if step.total_seconds() < 1 or step.total_seconds() != int(step.total_seconds()):
+        raise ConfigError(f"data.frequency: '{frequency}' must be a whole number of seconds, at least 1s")
+    return int(step.total_seconds())
+
+
+def parse_timestamp(text: str, path: str) -> pd.Timestamp:
+    try:
+        return as_naive_utc(pd.Timestamp(text))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{path}: '{text}' is not a date/time such as 2017-07-01") from e
+
+
+def as_naive_utc(timestamp: pd.Timestamp) -> pd.Timestamp:
+    """Times are compared in UTC; naive times are taken as UTC."""
+    return timestamp.tz_convert("UTC").tz_localize(None) if timestamp.tzinfo else timestamp
+
+
+def check_column_name(column: str) -> str | None:
+    """Why a column cannot be a serving input name, or None."""
+    if column in RESERVED_NAMES or column.endswith(FUTURE_SUFFIX):
+        return f"'{column}' is a name rnnflow reserves for windowed examples"
+    if not _TENSOR_NAME.match(column):
+        return (f"'{column}' cannot name a TF Serving input (letters, digits and _ . - / only, "
+                "not starting with _ - /); rename the column")
+    return None
