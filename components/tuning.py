@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
+import keras
 import keras_tuner as kt
 from tfx import v1 as tfx
 
@@ -40,9 +42,32 @@ class ReportingTuner(kt.Tuner):
     keras-tuner's own multi-line summaries go to the run log instead of the console.
     """
 
-    def __init__(self, config: PipelineConfig, **kwargs):
-        super().__init__(**kwargs)
-        self._config = config
+    def __init__(self, config: PipelineConfig, data, build_model, **kwargs):
+        # Set before keras-tuner's __init__, which builds a first model to learn the space.
+        self._config, self._build_model = config, build_model
+        self._data = self.trial_data = data  # the base TaskData; the current trial's
+        super().__init__(hypermodel=self._build, **kwargs)
+
+    def _build(self, hp):
+        """The model of a trial: `build_model(config, data)` with its values and its data."""
+        config = replace_fields(self._config, tuned_values(self._config, hp.values))
+        return self._build_model(config, data_for(self._data, config))
+
+    def run_trial(self, trial, *args, **fit_kwargs):
+        """One trial with its own training.* values: its batch size (its datasets), epochs,
+        early-stopping patience and seed, as the Trainer would train with them."""
+        config = replace_fields(self._config, tuned_values(self._config, trial.hyperparameters.values))
+        searched = {k for k in self._config.tuning.search_space if k.startswith("training.")}
+        self.trial_data = data_for(self._data, config)
+        fit_kwargs.update(x=self.trial_data.train(), validation_data=self.trial_data.eval())
+        if "training.seed" in searched:
+            keras.utils.set_random_seed(config.training.seed)
+        if "training.epochs" in searched:
+            fit_kwargs["epochs"] = config.training.epochs
+        if "training.early_stopping_patience" in searched:
+            fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.training.early_stopping_patience, restore_best_weights=True)]
+        return super().run_trial(trial, *args, **fit_kwargs)
 
     def search_space_summary(self, extended=False):
         log.info("Search space: %s", self.oracle.hyperparameters.get_config())
@@ -72,16 +97,25 @@ def make_oracle(config: PipelineConfig):
     return kt.oracles.RandomSearchOracle(max_trials=tuning.max_trials, **common)
 
 
+def data_for(data, config: PipelineConfig):
+    """`data` (a TaskData) for a trial's `config`: the same transformed examples, batched and
+    scheduled by the trial's training fields."""
+    if config.training == data.config.training:
+        return data
+    trial = copy.copy(data)
+    trial.config = config
+    examples = data.train_examples(config)
+    trial.steps_per_epoch = max(1, -(-examples // config.training.batch_size))
+    return trial
+
+
 def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult:
     """The TunerFnResult for a task: `data_cls(fn_args, config)` provides train()/eval()
     datasets and `build_model(config, data)` a compiled Keras model."""
     data = data_cls(fn_args, parse_config(fn_args.custom_config["config"]))
     config = data.config  # auto fields resolved
 
-    def build(hp):
-        return build_model(replace_fields(config, tuned_values(config, hp.values)), data)
-
-    tuner = ReportingTuner(config, oracle=make_oracle(config), hypermodel=build, directory=fn_args.working_dir,
+    tuner = ReportingTuner(config, data, build_model, oracle=make_oracle(config), directory=fn_args.working_dir,
                            project_name="rnnflow", overwrite=True)
     return tfx.components.TunerFnResult(
         tuner=tuner,

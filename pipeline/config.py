@@ -150,6 +150,15 @@ def unresolved(config: "PipelineConfig") -> list[str]:
 
 
 TUNABLE_SECTIONS = ("model", "training")
+# Fields of those sections a trial could not honour, and why. Every other field changes what a
+# trial does: model.* and the optimizer fields through the model each trial builds;
+# training.batch_size (the trial's datasets), epochs (how long it trains), early_stopping_patience
+# (its early stopping) and seed (its initial weights and shuffling) in components/tuning.py.
+UNTUNABLE_FIELDS = {
+    "training.max_minutes": "the budget is the whole Trainer's, not a trial's",
+    "training.progress_seconds": "it changes what is printed, not what is trained",
+    "training.warm_start": "trials start from scratch; the Trainer warm-starts the tuned model",
+}
 RANGE_KEYS = {"min", "max", "step", "sampling"}
 
 
@@ -393,6 +402,9 @@ def parse_config(raw: dict) -> PipelineConfig:
         raise ConfigError("tuning.search_space: empty; tuning needs at least one field to search")
     if config.tuning.enabled and config.tuning.reuse_from:
         raise ConfigError("tuning.reuse_from: set either tuning.enabled or tuning.reuse_from, not both")
+    if config.tuning.algorithm == "hyperband" and "training.epochs" in search_space:
+        raise ConfigError("tuning.search_space.training.epochs: hyperband decides each trial's epochs itself "
+                          "(up to tuning.epochs_per_trial); search epochs with random or bayesian")
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
     _validate_model_size(config.model)
     _validate_runner(config.runner)
@@ -528,6 +540,8 @@ def _validate_dimension(field: str, spec: Any, path: str):
         close = difflib.get_close_matches(name, list(fields), n=1)
         hint = f" (did you mean '{section}.{close[0]}'?)" if close else ""
         raise ConfigError(f"{path}: unknown field{hint}; known fields: {', '.join(fields)}")
+    if field in UNTUNABLE_FIELDS:
+        raise ConfigError(f"{path}: {field} cannot be tuned: {UNTUNABLE_FIELDS[field]}")
     hint_type, metadata = typing.get_type_hints(cls)[name], fields[name].metadata
     if isinstance(spec, (list, tuple)):
         if not spec:

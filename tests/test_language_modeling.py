@@ -171,5 +171,5 @@ def test_rnnflow_generate_prints_a_seeded_sample_and_names_bad_settings(charlm_r
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout == again.stdout and first.stdout.startswith("The film")
     assert len(first.stdout.rstrip("\n")) >= len("The film") + 30  # 40 characters (some may be line breaks)
-    bad = run_cli(["generate", "--model", serving, "--temperature", "0"])
-    assert bad.returncode == 1 and "temperature must be above 0" in bad.stderr
+    bad = run_cli(["generate", "--model", serving, "--temperature", "0"])  # refused before the model loads
+    assert bad.returncode == 2 and "--temperature 0.0: must be a finite number above 0" in bad.stderr

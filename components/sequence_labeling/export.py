@@ -165,11 +165,18 @@ class ServingModule(tf.Module):
 
 
 def _with_rank(value, rank: int, message: str):
-    """`value` once its rank is `rank`; otherwise an error with `message` and the shape sent."""
-    rank_ok = tf.debugging.Assert(tf.equal(tf.rank(value), rank), [message + "; got shape", tf.shape(value)])
-    with tf.control_dependencies([rank_ok]):
-        checked = tf.identity(value)
-    checked.set_shape([None] * rank)  # not tf.ensure_shape: Grappler may run that before the check
+    """`value` once its rank is `rank`; otherwise an error with `message` and the shape sent.
+
+    A cond, not an Assert as a control dependency of an Identity: Grappler, specializing the
+    function on the shape sent, let the string ops after such an Identity run (and fail with
+    their own words) before the Assert did."""
+    def refuse():
+        failed = tf.debugging.Assert(False, [message + "; got shape", tf.shape(value)])
+        with tf.control_dependencies([failed]):
+            return tf.zeros([0] * rank, value.dtype)
+
+    checked = tf.cond(tf.equal(tf.rank(value), rank), lambda: tf.reshape(value, tf.shape(value)[:rank]), refuse)
+    checked.set_shape([None] * rank)
     return checked
 
 

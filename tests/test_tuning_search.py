@@ -1,0 +1,87 @@
+"""Tuning honours what it accepts: every training.* field a search space may hold changes what a
+trial does (batch size, epochs, patience, seed), and the fields a trial cannot honour are refused."""
+
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnnflow.components.tuning import ReportingTuner, make_oracle
+from rnnflow.pipeline.config import ConfigError, load_config
+
+ROWS = 48
+
+
+class FakeData:
+    """A TaskData's surface: batches of this trial's batch size over fixed rows."""
+
+    def __init__(self, config):
+        self.config = config
+        self.fn_args = types.SimpleNamespace(train_files=[], eval_files=[])
+        self.steps_per_epoch = ROWS // config.training.batch_size
+
+    def train_examples(self, config):
+        return ROWS
+
+    def dataset(self, files, shuffle):
+        rng = np.random.default_rng(0)
+        x, y = rng.normal(size=(ROWS, 3)).astype("float32"), rng.normal(size=(ROWS, 1)).astype("float32")
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(self.config.training.batch_size)
+
+    def train(self):
+        return self.dataset([], True)
+
+    def eval(self):
+        return self.dataset([], False)
+
+
+def search(tmp_path, *overrides):
+    config = load_config("forecast", ["tuning.enabled=true", "tuning.max_trials=3", "tuning.epochs_per_trial=1",
+                                      "training.batch_size=8", *overrides])
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append({"batches": [], "epochs": self.params["epochs"]})
+
+        def on_train_batch_begin(self, batch, logs=None):
+            seen[-1]["batches"].append(batch)
+
+    def build(trial, trial_data):
+        # The model sees the trial's data (its steps per epoch size the learning-rate schedule).
+        assert trial_data.config.training.batch_size == trial.training.batch_size
+        assert trial_data.steps_per_epoch == ROWS // trial.training.batch_size
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    data = FakeData(config)
+    tuner = ReportingTuner(config, data, build, oracle=make_oracle(config), directory=str(tmp_path),
+                           project_name="t", overwrite=True)
+    tuner.search(x=data.train(), validation_data=data.eval(), epochs=1, verbose=0, callbacks=[Recorder()])
+    trials = [t.hyperparameters.values for t in tuner.oracle.trials.values()]
+    return trials, seen
+
+
+def test_a_search_over_batch_size_trains_each_trial_on_its_own_batches(tmp_path):
+    trials, seen = search(tmp_path, "tuning.search_space.training.batch_size=[4, 12, 24]")
+    assert len({t["training.batch_size"] for t in trials}) > 1
+    for values, run in zip(trials, seen):
+        assert len(run["batches"]) == ROWS // values["training.batch_size"], (values, run)
+
+
+def test_a_search_over_epochs_trains_each_trial_that_long(tmp_path):
+    trials, seen = search(tmp_path, "tuning.search_space.training.epochs=[1, 2, 3]")
+    assert [run["epochs"] for run in seen] == [t["training.epochs"] for t in trials]
+
+
+@pytest.mark.parametrize("field", ["training.max_minutes", "training.progress_seconds", "training.warm_start"])
+def test_fields_a_trial_cannot_honour_are_refused(field):
+    value = {"training.warm_start": "[none, prefer]"}.get(field, "[1.0, 2.0]")
+    with pytest.raises(ConfigError, match=f"tuning.search_space.{field}: {field} cannot be tuned: "):
+        load_config("forecast", ["tuning.enabled=true", f"tuning.search_space.{field}={value}"])
+    with pytest.raises(ConfigError, match="hyperband decides each trial's epochs itself"):
+        load_config("forecast", ["tuning.enabled=true", "tuning.algorithm=hyperband",
+                                 "tuning.search_space.training.epochs=[1, 2]"])
