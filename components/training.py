@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from rnnflow.components import interrupts
 from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
+from rnnflow.components.tasks import get_task
 from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import (
@@ -93,7 +94,8 @@ def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, ref
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
         **history_summary(history), **(summary_fields(data) if summary_fields else {}), "warm_start": warm,
-        "model": describe_model(model, config.model), "hyperparameters": hyperparameters,
+        "model": describe_model(model, config.model, get_task(config.task_type).honours),
+        "hyperparameters": hyperparameters,
         "resolved": data.resolved})
 
 

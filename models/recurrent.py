@@ -254,14 +254,12 @@ def cudnn_eligibility(model: keras.Model) -> list[dict]:
     return report
 
 
-def describe_model(model: keras.Model, config: ModelConfig) -> dict:
-    """What the run summary records about the model."""
-    return {
-        "cell": config.cell, "bidirectional": config.bidirectional, "layers": config.layers,
-        "units": config.units, "embedding_dim": config.embedding_dim, "pooling": config.pooling,
-        "residual": config.residual, "layer_norm": config.layer_norm,
-        "params": int(model.count_params()), "cudnn": cudnn_eligibility(model),
-    }
+def describe_model(model: keras.Model, config: ModelConfig, honours=lambda field: True) -> dict:
+    """What the run summary records about the model: the model.* fields the task uses
+    (`honours("model.<field>")`), the parameter count and cuDNN eligibility."""
+    fields = ("cell", "bidirectional", "layers", "units", "embedding_dim", "pooling", "residual", "layer_norm")
+    return {**{f: getattr(config, f) for f in fields if honours(f"model.{f}")},
+            "params": int(model.count_params()), "cudnn": cudnn_eligibility(model)}
 
 
 @contextlib.contextmanager

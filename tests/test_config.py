@@ -174,3 +174,40 @@ def test_model_sizes_that_cannot_train_on_one_machine_are_refused_naming_the_fie
                                           r"that trains on one machine is 500M"):
         load_config("sentiment", ["model.units=4096", "model.layers=8"])
     assert load_config("sentiment", ["model.units=1024", "model.layers=2"]).model.units == 1024
+
+
+@pytest.mark.parametrize("config, override, field, task", [
+    ("forecast", "model.embedding_dim=16", "model.embedding_dim", "forecasting"),
+    ("ner", "model.pooling=mean", "model.pooling", "sequence_labeling"),
+    ("charlm", "model.layer_norm=true", "model.layer_norm", "language_model"),
+    ("charlm", "model.input_dropout=0.1", "model.input_dropout", "language_model"),
+    ("forecast", "serving.missing_text=empty", "serving.missing_text", "forecasting"),
+])
+def test_a_field_the_task_ignores_is_an_error_naming_the_field_and_the_task(config, override, field, task):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(field)}: .* does nothing for the {task} task"):
+        load_config(config, [override])
+    # Set to its default it is harmless, and every task honours what its own built-in config sets.
+    load_config(config, [f"{field}={load_config(config).to_dict()[field.split('.')[0]][field.split('.')[1]]}"])
+
+
+def test_capabilities_cover_tuning_objectives_and_searched_fields():
+    assert load_config("sentiment", ["tuning.objective=val_accuracy"]).tuning.objective == "val_accuracy"
+    with pytest.raises(ConfigError, match="tuning.objective: the language_model task tunes on val_loss, not "
+                                          "val_accuracy"):
+        load_config("charlm", ["tuning.objective=val_accuracy"])
+    with pytest.raises(ConfigError, match="tuning.search_space.model.pooling: the sequence_labeling task does not "
+                                          "use model.pooling"):
+        load_config("ner", ["tuning.enabled=true", "tuning.search_space.model.pooling=[last, mean]"])
+
+
+def test_the_summary_describes_only_the_model_fields_the_task_uses():
+    import keras
+
+    from rnnflow.components.tasks import get_task
+    from rnnflow.models.recurrent import describe_model
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    config = load_config("forecast").model
+    described = describe_model(model, config, get_task("forecasting").honours)
+    assert "embedding_dim" not in described and described["units"] == config.units
+    assert "embedding_dim" in describe_model(model, config, get_task("text_classification").honours)

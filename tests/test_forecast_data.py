@@ -219,7 +219,7 @@ def test_column_names_must_work_as_serving_inputs(tmp_path):
     (["data.split.eval_start=2024-02-01", "data.split.test_start=2024-01-01"], "must be before"),
     (["data.frequency=1 month"], "data.frequency: '1 month' is not a fixed step"),
     (["data.target_columns=[time]"], "'time' is the time column"),
-    (["tuning.objective=val_accuracy"], "forecasting tunes on val_loss"),
+    (["tuning.objective=val_accuracy"], "the forecasting task tunes on val_loss, not val_accuracy"),
     (["evaluation.metric=auc"], "evaluation.metric: unknown field"),
 ])
 def test_config_errors(tmp_path, overrides, message):

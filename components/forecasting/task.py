@@ -24,6 +24,10 @@ class ForecastingTask(Task):
     task_config_cls = ForecastingConfig
     data_config_cls = SeriesDataConfig
     spans_form_one_series = True
+    # The window is numeric: no embedding; no text, so no missing-text policy.
+    honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "pooling", "residual", "layer_norm",
+                                 "input_dropout", "dropout"),
+                       "serving": ("base_dir", "model_name", "keep_versions", "tf_serving_version", "validation_examples")}
     evaluation_config_cls = ForecastEvaluationConfig
     splits = SPLITS
     preprocessing_fn = "rnnflow.components.forecasting.preprocessing.preprocessing_fn"
@@ -62,8 +66,6 @@ class ForecastingTask(Task):
                               f"{split.train_fraction + split.eval_fraction:g} leaves no test split")
         if data.frequency is not None:
             frequency_seconds(data.frequency)
-        if config.tuning.objective != "val_loss":
-            raise ConfigError("tuning.objective: forecasting tunes on val_loss")
 
     def preflight(self, config) -> InputReport:
         from rnnflow.components.forecasting import series

@@ -36,6 +36,9 @@ class LanguageModelTask(Task):
     examples_signature = EXAMPLES_SIGNATURE
     served_signature = SCORE_SIGNATURE
     section_defaults = {"model": {"bidirectional": False}}
+    # A plain stack read left to right (bidirectional must stay false: validate_config says why).
+    honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "embedding_dim", "dropout"),
+                       "serving": ("base_dir", "model_name", "keep_versions", "tf_serving_version", "validation_examples")}
 
     def validate_config(self, config) -> None:
         if config.model.bidirectional:
@@ -43,10 +46,6 @@ class LanguageModelTask(Task):
         if config.model.cell not in ("lstm", "gru", "mingru"):
             raise ConfigError(f"model.cell: '{config.model.cell}' cannot generate step by step; use lstm, gru "
                               "or mingru")
-        if config.model.pooling != "last" or config.model.residual:
-            raise ConfigError("model.pooling / model.residual: not used by a language model; leave the defaults")
-        if config.tuning.objective != "val_loss":
-            raise ConfigError("tuning.objective: a language model tunes on val_loss")
 
     def preflight(self, config, files=None) -> InputReport:
         from rnnflow.components.language_model.reading import split_texts

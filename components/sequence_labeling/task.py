@@ -18,7 +18,6 @@ from rnnflow.components.sequence_labeling.schema import (ENTITY_TYPES, EVAL_SIGN
                                                          TaggingEvaluationConfig)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
                                            resolve_input_files, split_input_path)
-from rnnflow.pipeline.config import ConfigError
 
 
 _SHOWN = 3
@@ -32,10 +31,10 @@ class SequenceLabelingTask(Task):
     run_fn = "rnnflow.components.sequence_labeling.trainer.run_fn"
     tuner_fn = "rnnflow.components.sequence_labeling.trainer.tuner_fn"
     examples_signature = EXAMPLES_SIGNATURE
-
-    def validate_config(self, config) -> None:
-        if config.tuning.objective != "val_loss":
-            raise ConfigError("tuning.objective: sequence labeling tunes on val_loss")
+    # Many-to-many: a tag per step, no pooling; sentences in, no missing-text policy.
+    honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "embedding_dim", "residual", "layer_norm",
+                                 "input_dropout", "dropout"),
+                       "serving": ("base_dir", "model_name", "keep_versions", "tf_serving_version", "validation_examples")}
 
     def preflight(self, config, files=None) -> InputReport:
         from rnnflow.components.sequence_labeling.reading import read_sentences

@@ -84,13 +84,45 @@ class Task(abc.ABC):
     # chronological split run across span boundaries.
     spans_form_one_series: bool = False
 
+    # Capabilities (NeuralForecast's pattern), checked in one place (`check_capabilities`): the
+    # fields of the shared sections the task's model, training and serving use ({"model":
+    # ("cell", ...)}; a section left out: all of its fields), and the tuning objectives its models
+    # report. A field the task ignores, set to anything but its default, is a config error.
+    honoured_fields: dict[str, tuple[str, ...]] = {}
+    tuning_objectives: tuple[str, ...] = ("val_loss",)
+
+    def honours(self, field: str) -> bool:
+        """Whether the dotted shared field ("model.pooling") changes what this task does."""
+        section, _, name = field.partition(".")
+        return section not in self.honoured_fields or name in self.honoured_fields[section]
+
     def check_config(self, config: config_lib.PipelineConfig) -> None:
         """Checks every task shares, then the task's own (`validate_config`)."""
         if config.data.rolling_spans > 1 and not has_span(config.data.path):
             raise config_lib.ConfigError(
                 f"data.rolling_spans: {config.data.rolling_spans} needs spans, but data.path has no "
                 f"{{SPAN}} or {{YYYY}}{{MM}}{{DD}} spec: {config.data.path}")
+        self.check_capabilities(config)
         self.validate_config(config)
+
+    def check_capabilities(self, config: config_lib.PipelineConfig) -> None:
+        """A shared field this task ignores, set to anything but its default, and a tuning
+        objective or searched field it cannot honour: a ConfigError naming the field and the task."""
+        for section in sorted(self.honoured_fields):
+            value = getattr(config, section)
+            default = dataclasses.replace(type(value)(), **self.section_defaults.get(section, {}))
+            for field in dataclasses.fields(value):
+                given = getattr(value, field.name)
+                if not self.honours(f"{section}.{field.name}") and given != getattr(default, field.name):
+                    raise config_lib.ConfigError(
+                        f"{section}.{field.name}: {given!r} does nothing for the {self.name} task, which does not use "
+                        f"this field; remove it (default {getattr(default, field.name)!r})")
+        if config.tuning.objective not in self.tuning_objectives:
+            raise config_lib.ConfigError(f"tuning.objective: the {self.name} task tunes on "
+                                         f"{' or '.join(self.tuning_objectives)}, not {config.tuning.objective}")
+        for field in config.tuning.search_space:
+            if not self.honours(field):
+                raise config_lib.ConfigError(f"tuning.search_space.{field}: the {self.name} task does not use {field}")
 
     def validate_config(self, config: config_lib.PipelineConfig) -> None:
         """Cross-field checks that types and ranges alone cannot express."""

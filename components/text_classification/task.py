@@ -26,6 +26,7 @@ class TextClassificationTask(Task):
     run_fn = "rnnflow.components.text_classification.trainer.run_fn"
     tuner_fn = "rnnflow.components.text_classification.trainer.tuner_fn"
     examples_signature = EXAMPLES_SIGNATURE
+    tuning_objectives = ("val_loss", "val_accuracy")  # every shared field is honoured
     metric_renames = {"sparse_categorical_accuracy": "accuracy"}
 
     def metric_sub_key_labels(self, summary) -> list[str]:
