@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 import pandas as pd
 
+from rnnflow.components.tasks.base import SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import ConfigError, constraint
 
 # Feature names of the windowed examples and of Transform's outputs, named once here.
@@ -24,7 +25,7 @@ TARGET_MEAN = "target_mean"  # Transform: [targets] train mean per target, to un
 TARGET_STD = "target_std"  # Transform: [targets] train std per target
 FORECAST = "forecast"  # serving output: [horizon, targets] in original units
 SPLITS = ("train", "eval", "test")
-EVAL_SIGNATURE = "serving_examples"
+EVAL_SIGNATURE = SERVING_EXAMPLES_SIGNATURE  # forecasts are evaluated as served
 RESERVED_NAMES = (WINDOW_END_TIME, OWNED_ROWS)
 # TF Serving input names (TensorSpec names) must match this.
 _TENSOR_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")

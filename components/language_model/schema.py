@@ -11,6 +11,7 @@ import dataclasses
 import math
 from typing import Literal
 
+from rnnflow.components.tasks.base import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import constraint
 
 TOKEN_IDS = "token_ids"  # Transform: [batch, (tokens)] ids, 0 pads, then the vocabulary, then OOV
@@ -18,8 +19,8 @@ TOKEN_VOCABULARY = "tokens"
 FIRST_ID = 1
 SPLITS = ("train", "eval")
 SCORE_SIGNATURE = "score"
-EXAMPLES_SIGNATURE = "serving_examples"  # examples (their `text`) -> what `score` answers
-EVAL_SIGNATURE = "evaluation_examples"  # examples -> `scores` [batch, 2]: log-likelihood, tokens
+EXAMPLES_SIGNATURE = SERVING_EXAMPLES_SIGNATURE  # examples (their `text`) -> what `score` answers
+EVAL_SIGNATURE = EVALUATION_EXAMPLES_SIGNATURE  # examples -> `scores` [batch, 2]: log-likelihood, tokens
 SCORES = "scores"
 LOG_LIKELIHOOD = "log_likelihood"
 

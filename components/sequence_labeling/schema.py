@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from rnnflow.components.tasks.base import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import constraint
 
 # Transform's outputs, named once here (the model's input names come from the tagger).
@@ -21,8 +22,8 @@ FIRST_ID = 1  # word and character ids: 0 is padding, the vocabulary and OOV buc
 TAG_LIST = "tags"  # the sorted IOB2 tags: tag id i is the i-th
 TAG_COUNTS = "tag_counts"
 ENTITY_TYPES = "entity_types"
-EVAL_SIGNATURE = "evaluation_examples"  # examples -> predicted tag ids, for TFMA
-EXAMPLES_SIGNATURE = "serving_examples"  # examples (their `sentence`) -> what serving_default answers
+EVAL_SIGNATURE = EVALUATION_EXAMPLES_SIGNATURE  # examples -> predicted tag ids, for TFMA
+EXAMPLES_SIGNATURE = SERVING_EXAMPLES_SIGNATURE  # examples (their `sentence`) -> what serving_default answers
 TOKENS_SIGNATURE = "serving_tokens"  # pre-tokenized: tokens [batch, steps] ("" pads) -> the same
 PREDICTED_TAG_IDS = "predicted_tag_ids"
 TAG_SCORES = "tag_scores"

@@ -17,6 +17,11 @@ from rnnflow.pipeline import config as config_lib
 TRAINING_SUMMARY_FILE = "training_summary.json"
 # Where every exported SavedModel keeps the requests TF Serving replays when it loads a version.
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# Signature and input names every task's export shares: serialized tf.Examples in (`examples`),
+# answered as serving answers them, and for TFMA.
+EXAMPLES_INPUT = "examples"
+SERVING_EXAMPLES_SIGNATURE = "serving_examples"
+EVALUATION_EXAMPLES_SIGNATURE = "evaluation_examples"
 
 
 class DataError(ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from rnnflow.components.tasks.base import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import AUTO, Auto, constraint
 
 # Feature names produced by Transform, named once here.
@@ -32,8 +33,8 @@ METRICS = {
     "recall": ("Recall", True),
 }
 # Evaluate through these exported signatures (see export.py).
-EVAL_SIGNATURE = "evaluation_examples"
-EXAMPLES_SIGNATURE = "serving_examples"  # for clients: tf.Examples in, the same outputs
+EVAL_SIGNATURE = EVALUATION_EXAMPLES_SIGNATURE
+EXAMPLES_SIGNATURE = SERVING_EXAMPLES_SIGNATURE  # for clients: tf.Examples in, the same outputs
 TRANSFORM_SIGNATURE = "transform_features"
 PROBABILITIES = "probabilities"
 
