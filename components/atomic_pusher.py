@@ -104,7 +104,7 @@ def _push_remote(model_dir: str, base_dir: str) -> str:
         io_utils.copy_dir(model_dir, target, deny_regex_patterns=[r"saved_model\.pb"])
         interrupts.check("before the push")  # saved_model.pb makes the version loadable
         io_utils.copy_file(os.path.join(model_dir, SAVED_MODEL_FILE), os.path.join(target, SAVED_MODEL_FILE))
-    except Exception:
+    except BaseException:  # a stop request (KeyboardInterrupt) too
         if fileio.exists(target) and not fileio.exists(os.path.join(target, SAVED_MODEL_FILE)):
             fileio.rmtree(target)  # without saved_model.pb TF Serving never loaded it
         raise

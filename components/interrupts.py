@@ -66,7 +66,8 @@ def _handler(signum, frame):  # noqa: ARG001 (signal's signature)
 @contextlib.contextmanager
 def stop_on_signals():
     """Installs the recording handler for SIGINT and SIGTERM meanwhile (main thread only);
-    the previous handlers come back after, and the request is cleared on entry."""
+    the previous handlers come back after, and the request is cleared on entry and on exit (a
+    later run in the same process, a notebook's, never inherits it)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -77,3 +78,4 @@ def stop_on_signals():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        clear()

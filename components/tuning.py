@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 
 import keras
@@ -10,7 +11,7 @@ import keras_tuner as kt
 from tfx import v1 as tfx
 
 from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
-from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
+from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields, resolve_training
 
 OBJECTIVE_DIRECTIONS = {"val_loss": "min", "val_accuracy": "max"}
 
@@ -42,21 +43,35 @@ class ReportingTuner(kt.Tuner):
     keras-tuner's own multi-line summaries go to the run log instead of the console.
     """
 
-    def __init__(self, config: PipelineConfig, data, build_model, **kwargs):
+    def __init__(self, config: PipelineConfig, data, build_model, raw_training=None, **kwargs):
         # Set before keras-tuner's __init__, which builds a first model to learn the space.
         self._config, self._build_model = config, build_model
+        # The training section as the config gave it (auto fields unresolved): a trial that
+        # searches a training field resolves the others for its values, as the Trainer will.
+        self._raw_training = raw_training or config.training
         self._data = self.trial_data = data  # the base TaskData; the current trial's
         super().__init__(hypermodel=self._build, **kwargs)
 
+    def trial_config(self, values: dict) -> PipelineConfig:
+        """The config a trial with these hyperparameter values trains with."""
+        tuned = tuned_values(self._config, values)
+        config = replace_fields(self._config, tuned)
+        training_values = {k.partition(".")[2]: v for k, v in tuned.items() if k.startswith("training.")}
+        if training_values:
+            raw = dataclasses.replace(self._raw_training, **training_values)
+            training, _ = resolve_training(raw, self._data.train_examples(config))
+            config = dataclasses.replace(config, training=training)
+        return config
+
     def _build(self, hp):
         """The model of a trial: `build_model(config, data)` with its values and its data."""
-        config = replace_fields(self._config, tuned_values(self._config, hp.values))
+        config = self.trial_config(hp.values)
         return self._build_model(config, data_for(self._data, config))
 
     def run_trial(self, trial, *args, **fit_kwargs):
         """One trial with its own training.* values: its batch size (its datasets), epochs,
         early-stopping patience and seed, as the Trainer would train with them."""
-        config = replace_fields(self._config, tuned_values(self._config, trial.hyperparameters.values))
+        config = self.trial_config(trial.hyperparameters.values)
         searched = {k for k in self._config.tuning.search_space if k.startswith("training.")}
         self.trial_data = data_for(self._data, config)
         fit_kwargs.update(x=self.trial_data.train(), validation_data=self.trial_data.eval())
@@ -115,8 +130,9 @@ def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult
     data = data_cls(fn_args, parse_config(fn_args.custom_config["config"]))
     config = data.config  # auto fields resolved
 
-    tuner = ReportingTuner(config, data, build_model, oracle=make_oracle(config), directory=fn_args.working_dir,
-                           project_name="rnnflow", overwrite=True)
+    raw_training = parse_config(fn_args.custom_config["config"]).training
+    tuner = ReportingTuner(config, data, build_model, raw_training=raw_training, oracle=make_oracle(config),
+                           directory=fn_args.working_dir, project_name="rnnflow", overwrite=True)
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={"x": data.train(), "validation_data": data.eval(),

@@ -115,6 +115,8 @@ def begin_run(paths: RunPaths, summary: dict[str, Any]) -> str | None:
     previous = read_summary(paths.summary)
     note = None
     if previous is not None and previous.get("status") == UNREADABLE:
+        if not os.path.isfile(paths.summary):
+            raise OutputDirError(f"--output-dir {paths.output_dir}: {previous['error']}")
         # Kept byte for byte, for whoever wants to see what was there.
         os.replace(paths.summary, paths.previous_summary)
         note = f"the previous {SUMMARY_FILE} was unreadable ({previous['error']}); kept as {PREVIOUS_SUMMARY_FILE}"

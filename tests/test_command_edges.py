@@ -217,3 +217,10 @@ def test_a_file_read_in_the_wrong_format_gets_a_format_hint_not_a_line_per_row(t
     columns, rows = read_rows(str(table))
     with pytest.raises(InputFileError, match=r"rows.jsonl: line 1: not JSON .*; a CSV file\? read it with --format csv"):
         list(rows)
+
+
+def test_a_summary_path_that_is_a_directory_stops_the_next_run_naming_it(tmp_path):
+    (tmp_path / "run_summary.json").mkdir()
+    assert run_state.read_summary(str(tmp_path / "run_summary.json"))["status"] == run_state.UNREADABLE
+    with pytest.raises(run_state.OutputDirError, match=r"--output-dir .*run_summary.json"):
+        run_state.begin_run(run_state.RunPaths(str(tmp_path)), {"status": "running"})

@@ -67,6 +67,8 @@ def test_the_handlers_are_restored_and_the_request_cleared_on_the_next_use():
         assert signal.getsignal(signal.SIGTERM) is not before
         interrupts.request("SIGTERM")
     assert signal.getsignal(signal.SIGTERM) is before
+    assert interrupts.requested() is None  # a later run in this process (a notebook's) starts clean
+    interrupts.check("anywhere")
     with interrupts.stop_on_signals():
         assert interrupts.requested() is None
 

@@ -68,3 +68,19 @@ def test_a_language_model_must_beat_unigram_frequencies(tmp_path):
     assert trivial["bits_per_char"] == pytest.approx(trivial["nats_per_char"] / math.log(2))
     [threshold] = thresholds(task.eval_config(config, report)).values()
     assert threshold.value_threshold.upper_bound.value == pytest.approx(trivial["nats_per_char"] - 0.05)
+
+
+def test_a_near_perfect_trivial_score_never_asks_for_a_perfect_model():
+    from rnnflow.components.tasks.base import bound_over_trivial
+
+    assert bound_over_trivial(0.5, 0.995, 0.01, ceiling=1.0) == pytest.approx(0.9975)
+    assert bound_over_trivial(0.5, 0.7, 0.01, ceiling=1.0) == pytest.approx(0.71)
+    assert bound_over_trivial(3.0, 2.5, 0.05, higher_is_better=False) == pytest.approx(2.45)
+
+
+def test_balanced_class_weights_are_not_held_to_the_majority_accuracy():
+    task = get_task("text_classification")
+    report = InputReport(files=["x"], rows=100, details={"label_values": ["a", "b"], "label_counts": {"a": 90, "b": 10}})
+    config = load_config("sentiment", ["task.class_weight=balanced"])  # blessed on AUC
+    assert "SparseCategoricalAccuracy" not in thresholds(task.eval_config(config, report))
+    assert thresholds(task.eval_config(config, report))["AUC"].value_threshold.lower_bound.value == pytest.approx(0.51)

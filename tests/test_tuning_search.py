@@ -85,3 +85,20 @@ def test_fields_a_trial_cannot_honour_are_refused(field):
     with pytest.raises(ConfigError, match="hyperband decides each trial's epochs itself"):
         load_config("forecast", ["tuning.enabled=true", "tuning.algorithm=hyperband",
                                  "tuning.search_space.training.epochs=[1, 2]"])
+
+
+def test_a_trial_resolves_its_auto_training_fields_for_its_own_batch_size(tmp_path):
+    from rnnflow.pipeline.config import resolve_training
+
+    raw = load_config("forecast", ["tuning.enabled=true", "training.batch_size=auto", "training.learning_rate=auto",
+                                   "tuning.search_space.training.batch_size=[16, 64]"])
+    resolved_training, _ = resolve_training(raw.training, ROWS)
+    config = raw.__class__(**{**raw.__dict__, "training": resolved_training})
+    tuner = ReportingTuner(config, FakeData(config), lambda c, d: keras.Sequential([keras.Input((3,)),
+                                                                                     keras.layers.Dense(1)]),
+                           raw_training=raw.training, oracle=make_oracle(config), directory=str(tmp_path),
+                           project_name="t", overwrite=True)
+    small, large = (tuner.trial_config({"training.batch_size": b}).training for b in (16, 64))
+    assert (small.batch_size, large.batch_size) == (16, 64)
+    # The Trainer's rule: the learning rate grows with the square root of the batch size.
+    assert large.learning_rate == pytest.approx(small.learning_rate * 2)

@@ -102,7 +102,7 @@ class SequenceLabelingTask(Task):
         evaluation = config.evaluation
         threshold = blessing_threshold(bound_over_trivial(
             evaluation.lower_bound, self.trivial_scores(config, report).get(evaluation.metric),
-            evaluation.baseline_margin),
+            evaluation.baseline_margin, ceiling=1.0),
             evaluation.max_regression)
         metrics = metric_configs(report.details[TAG_LIST], evaluation.metric, threshold) if report else []
         return tfma.EvalConfig(

@@ -251,13 +251,19 @@ def blessing_threshold(bound: float, max_regression: float, *, higher_is_better:
         direction=direction, absolute={"value": allowed_change}))
 
 
-def bound_over_trivial(bound: float, trivial: float | None, margin: float, *, higher_is_better: bool = True) -> float:
+def bound_over_trivial(bound: float, trivial: float | None, margin: float, *, higher_is_better: bool = True,
+                       ceiling: float | None = None) -> float:
     """The blessing bound once the trivial predictor of the task (the majority class, all-O tags,
     unigram frequencies) is counted: a model must beat that predictor's score by `margin`
-    (`evaluation.baseline_margin`), whatever `bound` the config sets. None: no trivial score known."""
+    (`evaluation.baseline_margin`), whatever `bound` the config sets. None: no trivial score known.
+    `ceiling`: the best score there is (1.0 for an accuracy); the margin shrinks to half the gap
+    left, so a trivial score of 0.995 never asks for a perfect model."""
     if trivial is None:
         return bound
-    return max(bound, trivial + margin) if higher_is_better else min(bound, trivial - margin)
+    if not higher_is_better:
+        return min(bound, trivial - margin)
+    wanted = trivial + margin if ceiling is None else min(trivial + margin, (trivial + ceiling) / 2)
+    return max(bound, wanted)
 
 
 # TFX span and date specs a data.path may contain (`{SPAN}`, `{SPAN:2}`, `{YYYY}{MM}{DD}`, `{VERSION}`).

@@ -154,10 +154,12 @@ class TextClassificationTask(Task):
         def metric(name):
             class_name, _ = METRICS[name]
             bound = bound_over_trivial(evaluation.lower_bound if name == evaluation.metric else 0.0,
-                                       trivial.get(name), evaluation.baseline_margin)
+                                       trivial.get(name), evaluation.baseline_margin, ceiling=1.0)
             if name == evaluation.metric:
                 threshold = blessing_threshold(bound, evaluation.max_regression)
-            elif name == "accuracy" and name in trivial:  # whatever the blessing metric: beat the majority class
+            elif name == "accuracy" and name in trivial and config.task.class_weight != "balanced":
+                # Whatever the blessing metric, beat the majority class (unless balanced class
+                # weights trade accuracy for the rare classes on purpose).
                 threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": bound}))
             else:
                 threshold = None
