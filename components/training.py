@@ -146,6 +146,9 @@ def declare_input_shapes(export_dir: str, shapes: dict[str, dict[str, list]]) ->
     for meta_graph in saved.meta_graphs:
         for signature, inputs in shapes.items():
             for name, dims in inputs.items():
+                # A protobuf map inserts what it is asked for: check first, so no input is made up.
+                if signature not in meta_graph.signature_def or name not in meta_graph.signature_def[signature].inputs:
+                    raise ValueError(f"{export_dir}: no input {name!r} in signature {signature!r} to declare a shape for")
                 shape = meta_graph.signature_def[signature].inputs[name].tensor_shape
                 shape.Clear()
                 for size in dims:
