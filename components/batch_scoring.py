@@ -284,11 +284,11 @@ class _Output:
         if path is None:
             self.file, self.temp = sys.stdout, None
         else:
+            directory = os.path.dirname(os.path.abspath(path))  # checked by predict_file
             try:
-                directory = os.path.dirname(check_output_file(path, "output"))
                 os.makedirs(directory, exist_ok=True)
-            except (OutputPathError, OSError) as e:
-                raise InputFileError(str(e)) from None
+            except OSError as e:
+                raise InputFileError(f"{path}: cannot create {directory}: {e.strerror or e}") from None
             fd, self.temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=directory)
             self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         if self.format == "csv":

@@ -24,8 +24,9 @@ import signal
 import threading
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Set by the handler, which Python runs on the main thread: no lock (a second signal arriving
+# while the first handler held one would deadlock).
 _requested: str | None = None
-_lock = threading.Lock()
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -41,15 +42,13 @@ def requested() -> str | None:
 def request(reason: str) -> None:
     """Records a stop request (the signal handler's first step; tests call it directly)."""
     global _requested
-    with _lock:
-        if _requested is None:
-            _requested = reason
+    if _requested is None:
+        _requested = reason
 
 
 def clear() -> None:
     global _requested
-    with _lock:
-        _requested = None
+    _requested = None
 
 
 def check(where: str) -> None:

@@ -49,7 +49,7 @@ class ReportingTuner(kt.Tuner):
         # The training section as the config gave it (auto fields unresolved): a trial that
         # searches a training field resolves the others for its values, as the Trainer will.
         self._raw_training = raw_training or config.training
-        self._data = self.trial_data = data  # the base TaskData; the current trial's
+        self._data = data  # the base TaskData; a trial's is `data_for(data, its config)`
         super().__init__(hypermodel=self._build, **kwargs)
 
     def trial_config(self, values: dict) -> PipelineConfig:
@@ -73,8 +73,8 @@ class ReportingTuner(kt.Tuner):
         early-stopping patience and seed, as the Trainer would train with them."""
         config = self.trial_config(trial.hyperparameters.values)
         searched = {k for k in self._config.tuning.search_space if k.startswith("training.")}
-        self.trial_data = data_for(self._data, config)
-        fit_kwargs.update(x=self.trial_data.train(), validation_data=self.trial_data.eval())
+        data = data_for(self._data, config)
+        fit_kwargs.update(x=data.train(), validation_data=data.eval())
         if "training.seed" in searched:
             keras.utils.set_random_seed(config.training.seed)
         if "training.epochs" in searched:

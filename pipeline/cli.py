@@ -150,12 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         return _schema(args.output_dir, args.output)
     if args.command == "predict":
         return _predict(args)
-    if args.command in task_commands():
+    task_command = task_commands().get(args.command)
+    if task_command is not None:
         from rnnflow.pipeline.runner import native_stderr_filtered
 
         # A task's own verb (`generate` for language models): TensorFlow's native chatter filtered.
         with native_stderr_filtered():
-            return task_commands()[args.command].run(args)
+            return task_command.run(args)
     if args.command == "serving-config":
         from rnnflow.pipeline.runner import native_stderr_filtered
 
@@ -203,15 +204,13 @@ def _compile(config, args) -> int:
     """Checks the spec's location, the pipeline root and every input path (the same rules as
     `schedule`), then compiles."""
     from rnnflow.pipeline.config import portable_path_notes
-    from rnnflow.pipeline.kubeflow import pipeline_root_for
+    from rnnflow.pipeline.kubeflow import pipeline_root_for, require_image
 
     if not args.output.endswith((".yaml", ".yml", ".json")):
         raise ConfigError(f"--output {args.output}: must end in .yaml (a PipelineSpec) or .json (a Vertex PipelineJob)")
     output = _check_output(args.output, "--output")
     pipeline_root = pipeline_root_for(config, args.pipeline_root)
-    if not config.runner.image:
-        raise ConfigError("runner.image: required to compile for Kubeflow; the pipeline image built "
-                          "by `make image` from the Dockerfile (README: \"Run it on Kubeflow / Vertex\")")
+    require_image(config)
     for note in portable_path_notes(config):
         print(f"note: {note}", file=sys.stderr)
     from rnnflow.pipeline.runner import native_stderr_filtered
@@ -315,8 +314,6 @@ EXIT_ROWS_NOT_SCORED = 3
 def _predict(args) -> int:
     from rnnflow.pipeline.runner import native_stderr_filtered
 
-    # TensorFlow's native chatter is filtered; the progress bar writes to the console itself
-    # (the filter passes whole lines only).
     if args.batch_size < 1:
         print(f"rnnflow: predict: --batch-size {args.batch_size}: must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -329,6 +326,8 @@ def _predict(args) -> int:
         except ConfigError as e:
             print(f"rnnflow: predict: {e}", file=sys.stderr)
             return EXIT_USAGE
+    # TensorFlow's native chatter is filtered; the progress bar writes to the console itself
+    # (the filter passes whole lines only).
     with native_stderr_filtered() as console, os.fdopen(os.dup(console), "w") as progress:
         from rnnflow.components.batch_scoring import predict_file
         from rnnflow.components.serving_client import ServingError

@@ -26,15 +26,20 @@ def pipeline_root_for(config: PipelineConfig, given: str | None) -> str:
     return portable_path(root, "--pipeline-root" if given else "runner.pipeline_root")
 
 
+def require_image(config: PipelineConfig) -> None:
+    """runner.image names the image every step of a compiled spec runs; a ConfigError without it."""
+    if not config.runner.image:
+        raise ConfigError("runner.image: required to compile for Kubeflow; the pipeline image built "
+                          "by `make image` from the Dockerfile (README: \"Run it on Kubeflow / Vertex\")")
+
+
 def compile_kubeflow_v2(config: PipelineConfig, pipeline_root: str, output_path: str) -> str:
     """Writes the pipeline spec JSON; the image must have rnnflow and tensorflow-text installed."""
     from tfx import v1 as tfx
 
     from rnnflow.pipeline.pipeline import create_pipeline
 
-    if not config.runner.image:
-        raise ConfigError("runner.image: required to compile for Kubeflow; the pipeline image built "
-                          "by `make image` from the Dockerfile (README: \"Run it on Kubeflow / Vertex\")")
+    require_image(config)
     # No input check here: the data may not be readable from this machine, and its facts
     # belong to each run; the ExampleGen checks the files of the span it ingests.
     pipeline = create_pipeline(config, pipeline_root, serving_dir(config, pipeline_root), portable=True)

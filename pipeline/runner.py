@@ -180,25 +180,23 @@ def _end_interrupted(summary, paths, config, node_ids, since_ms, progress, start
     summary["error"] = f"interrupted ({reason})"
     summary["seconds"] = round(time.time() - started, 1)
     if node_ids:
-        _collect_components(summary, paths, config, node_ids, since_ms,
-                            failed_node=progress.current if progress else None)
+        executions = _collect_components(summary, paths, config, node_ids, since_ms,
+                                         failed_node=progress.current if progress else None)
+        states = {}
         for record in summary["components"]:  # ML Metadata still says running: it was stopped
             if record["state"] in ("running", "failed") and record["name"] == (progress and progress.current):
                 record["state"] = INTERRUPTED
-        pushed = _pushed_before_the_stop(paths, config, node_ids, since_ms)
-        if pushed:  # the request came after the Pusher made a version visible: say so
-            summary["pushed_model"] = pushed
+            states[record["name"]] = record["state"]
+        if states.get("Pusher") == "complete":  # the request came after a version became visible: say so
+            summary["pushed_model"] = _pushed_model(paths, config, executions["Pusher"])
     write_json(paths.summary, summary)
     raise interrupts.RunInterrupted(reason)
 
 
-def _pushed_before_the_stop(paths, config, node_ids, since_ms) -> str | None:
-    """The version this run's Pusher completed before a stop request, if it did."""
+def _pushed_model(paths, config, pusher_execution) -> str | None:
+    """The version the Pusher completed before a stop request."""
     try:
-        execution = _reader(paths, config).latest_execution("Pusher", since_ms) if "Pusher" in node_ids else None
-        if execution is None or summary_lib.component_record(execution, "Pusher")["state"] != "complete":
-            return None
-        return summary_lib.read_pushed_model(_reader(paths, config).outputs(execution)["pushed_model"][0])
+        return summary_lib.read_pushed_model(_reader(paths, config).outputs(pusher_execution)["pushed_model"][0])
     except Exception:  # noqa: BLE001 (the summary of a stopped run is written whatever happens here)
         logging.getLogger(__name__).warning("could not read the Pusher's output:\n%s", traceback.format_exc())
         return None
