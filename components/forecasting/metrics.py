@@ -15,17 +15,14 @@ Definitions (averaged over targets and horizon steps; `_h<k>` is step k only):
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
-from tensorflow_model_analysis.metrics import metric_types
 
+from rnnflow.components import task_metrics
 from rnnflow.components.forecasting.schema import future_feature
 
-MODULE = __name__
 SKILL = "skill"
 PERSISTENCE = "baseline_persistence"
 SEASONAL_NAIVE = "baseline_seasonal_naive"
@@ -135,83 +132,42 @@ def window_arrays(features: dict, targets: list[str]) -> tuple[np.ndarray, np.nd
     return history, actual
 
 
-# ---------------------------------------------------------------------------
-# TFMA metrics. "ForecastSkill" carries the blessing thresholds (TFMA attaches a
-# threshold to the key named like the metric); "ForecastErrors" reports the rest.
-# ---------------------------------------------------------------------------
+class WindowErrors(task_metrics.Scores):
+    """`ForecastAccumulator` over the examples' raw lookback and future features and the forecast."""
+
+    def __init__(self, targets=(), horizon: int = 1, season: int | None = None):
+        self.targets = list(targets)
+        self.accumulator = ForecastAccumulator(horizon, len(self.targets), season)
+
+    @classmethod
+    def features(cls, targets=(), **_) -> list[str]:
+        return [*targets, *(future_feature(t) for t in targets)]
+
+    @classmethod
+    def names(cls, horizon: int = 1, **_) -> list[str]:
+        accumulator = ForecastAccumulator(horizon, 1, season=1)
+        accumulator.add(np.zeros((1, 1)), np.ones((horizon, 1)), np.ones((horizon, 1)))
+        return list(accumulator.metrics())
+
+    def add(self, features: dict, prediction: np.ndarray) -> None:
+        history, actual = window_arrays(features, self.targets)
+        self.accumulator.add(history, actual, prediction.astype(np.float64).reshape(actual.shape))
+
+    def merge(self, other: "WindowErrors") -> "WindowErrors":
+        self.accumulator.merge(other.accumulator)
+        return self
+
+    def scores(self) -> dict[str, float | None]:
+        return self.accumulator.metrics()
+
+
+class ForecastScores(task_metrics.TaskMetric):
+    SCORES = WindowErrors
+
 
 def metric_configs(config, report, skill_threshold) -> list:
-    import tensorflow_model_analysis as tfma
-
+    """`skill` carries the blessing threshold; the errors (model and baselines) are reported beside it."""
     details = report.details
-    settings = {"targets": details["targets"], "horizon": config.task.horizon, "season": details["season"]}
-    return [
-        tfma.MetricConfig(class_name="ForecastSkill", module=MODULE, threshold=skill_threshold,
-                          config=json.dumps(settings)),
-        tfma.MetricConfig(class_name="ForecastErrors", module=MODULE, config=json.dumps(settings)),
-    ]
-
-
-class ForecastSkill(metric_types.Metric):
-    def __init__(self, name: str = SKILL, targets=(), horizon: int = 1, season: int | None = None):
-        super().__init__(_computations, name=name, targets=list(targets), horizon=horizon, season=season,
-                         only_skill=True)
-
-
-class ForecastErrors(metric_types.Metric):
-    def __init__(self, name: str = "forecast_errors", targets=(), horizon: int = 1, season: int | None = None):
-        super().__init__(_computations, name=name, targets=list(targets), horizon=horizon, season=season,
-                         only_skill=False)
-
-
-def _computations(name=None, eval_config=None, model_names=None, output_names=None, targets=(),
-                  horizon=1, season=None, only_skill=False, **_):
-    feature_keys = [*targets, *(future_feature(t) for t in targets)]
-    names = [name] if only_skill else _error_names(horizon)
-    computations = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            computations.append(metric_types.MetricComputation(
-                keys=[metric_types.MetricKey(name=n, model_name=model_name, output_name=output_name)
-                      for n in names],
-                preprocessors=[metric_types.FeaturePreprocessor(feature_keys=feature_keys)],
-                combiner=_Combiner(name, model_name, output_name, list(targets), horizon, season, only_skill)))
-    return computations
-
-
-def _error_names(horizon: int) -> list[str]:
-    accumulator = ForecastAccumulator(horizon, 1, season=1)
-    accumulator.add(np.zeros((1, 1)), np.ones((horizon, 1)), np.ones((horizon, 1)))
-    return [k for k in accumulator.metrics() if k != SKILL]
-
-
-class _Combiner(beam.CombineFn):
-    def __init__(self, name, model_name, output_name, targets, horizon, season, only_skill):
-        self._name, self._model_name, self._output_name = name, model_name, output_name
-        self._targets, self._horizon, self._season = targets, horizon, season
-        self._only_skill = only_skill
-
-    def create_accumulator(self) -> ForecastAccumulator:
-        return ForecastAccumulator(self._horizon, len(self._targets), self._season)
-
-    def add_input(self, accumulator: ForecastAccumulator, element) -> ForecastAccumulator:
-        history, actual = window_arrays(element.features, self._targets)
-        forecast = element.get_predictions(self._model_name or None, self._output_name or None)
-        accumulator.add(history, actual, np.asarray(forecast, np.float64).reshape(actual.shape))
-        return accumulator
-
-    def merge_accumulators(self, accumulators) -> ForecastAccumulator:
-        accumulators = iter(accumulators)
-        result = next(accumulators)
-        for accumulator in accumulators:
-            result.merge(accumulator)
-        return result
-
-    def extract_output(self, accumulator: ForecastAccumulator) -> dict:
-        values = accumulator.metrics()
-        if self._only_skill:
-            values = {self._name: values.get(SKILL, float("nan"))}
-        else:
-            values.pop(SKILL, None)
-        return {metric_types.MetricKey(name=k, model_name=self._model_name, output_name=self._output_name):
-                (float("nan") if v is None else v) for k, v in values.items()}
+    return task_metrics.metric_configs(ForecastScores, SKILL, skill_threshold, "forecast_errors",
+                                       targets=details["targets"], horizon=config.task.horizon,
+                                       season=details["season"])

@@ -5,26 +5,17 @@ the blessing threshold (TFMA attaches it to the key named like the metric)."""
 
 from __future__ import annotations
 
-import json
 import math
 
-import apache_beam as beam
 import numpy as np
-from tensorflow_model_analysis.metrics import metric_types
 
+from rnnflow.components import task_metrics
 from rnnflow.components.language_model.schema import metric_names
-
-MODULE = __name__
 
 
 def metric_configs(tokenizer: str, threshold) -> list:
-    import tensorflow_model_analysis as tfma
-
-    names = metric_names(tokenizer)
-    return [tfma.MetricConfig(class_name="CrossEntropy", module=MODULE, threshold=threshold,
-                              config=json.dumps({"name": names["nats"], "tokenizer": tokenizer, "only_nats": True})),
-            tfma.MetricConfig(class_name="CrossEntropy", module=MODULE,
-                              config=json.dumps({"name": "cross_entropy", "tokenizer": tokenizer}))]
+    return task_metrics.metric_configs(CrossEntropy, metric_names(tokenizer)["nats"], threshold, "cross_entropy",
+                                       tokenizer=tokenizer)
 
 
 def cross_entropy(log_likelihood: float, tokens: float, tokenizer: str) -> dict[str, float]:
@@ -33,44 +24,26 @@ def cross_entropy(log_likelihood: float, tokens: float, tokenizer: str) -> dict[
     return {names["nats"]: nats, names["bits"]: nats / math.log(2), names["perplexity"]: math.exp(nats)}
 
 
-class CrossEntropy(metric_types.Metric):
-    def __init__(self, name: str = "cross_entropy", tokenizer: str = "char", only_nats: bool = False):
-        super().__init__(_computations, name=name, tokenizer=tokenizer, only_nats=only_nats)
+class LogLikelihood(task_metrics.Scores):
+    """Summed log-likelihood (nats) and predicted tokens of the examples' `scores` output."""
+
+    def __init__(self, tokenizer: str = "char"):
+        self.tokenizer = tokenizer
+        self.log_likelihood = self.tokens = 0.0
+
+    def add(self, features: dict, prediction: np.ndarray) -> None:
+        scores = prediction.astype(np.float64).reshape(-1)
+        self.log_likelihood += scores[0]
+        self.tokens += scores[1]
+
+    def merge(self, other: "LogLikelihood") -> "LogLikelihood":
+        self.log_likelihood += other.log_likelihood
+        self.tokens += other.tokens
+        return self
+
+    def scores(self) -> dict[str, float]:
+        return cross_entropy(self.log_likelihood, self.tokens, self.tokenizer)
 
 
-def _computations(name=None, eval_config=None, model_names=None, output_names=None, tokenizer="char",
-                  only_nats=False, **_):
-    names = metric_names(tokenizer)
-    keys = [names["nats"]] if only_nats else [names["bits"], names["perplexity"]]
-    return [metric_types.MetricComputation(
-        keys=[metric_types.MetricKey(name=k, model_name=model_name, output_name=output_name) for k in keys],
-        preprocessors=[metric_types.StandardMetricInputsPreprocessor()],
-        combiner=_Combiner(model_name, output_name, tokenizer, keys))
-        for model_name in model_names or [""] for output_name in output_names or [""]]
-
-
-class _Combiner(beam.CombineFn):
-    def __init__(self, model_name, output_name, tokenizer, keys):
-        self._model_name, self._output_name, self._tokenizer, self._keys = model_name, output_name, tokenizer, keys
-
-    def create_accumulator(self):
-        return [0.0, 0.0]
-
-    def add_input(self, accumulator, element):
-        scores = np.asarray(element.get_predictions(self._model_name or None, self._output_name or None),
-                            np.float64).reshape(-1)
-        accumulator[0] += scores[0]
-        accumulator[1] += scores[1]
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        total = [0.0, 0.0]
-        for accumulator in accumulators:
-            total[0] += accumulator[0]
-            total[1] += accumulator[1]
-        return total
-
-    def extract_output(self, accumulator):
-        values = cross_entropy(accumulator[0], accumulator[1], self._tokenizer)
-        return {metric_types.MetricKey(name=k, model_name=self._model_name, output_name=self._output_name): values[k]
-                for k in self._keys}
+class CrossEntropy(task_metrics.TaskMetric):
+    SCORES = LogLikelihood

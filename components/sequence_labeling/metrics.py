@@ -8,28 +8,17 @@ predictions are the evaluation signature's `predicted_tag_ids` (-1 past the sent
 
 from __future__ import annotations
 
-import json
-
-import apache_beam as beam
 import numpy as np
-from tensorflow_model_analysis.metrics import metric_types
 
+from rnnflow.components import task_metrics
 from rnnflow.components.sequence_labeling import conll
 from rnnflow.components.sequence_labeling.features import TAGS
 
-MODULE = __name__
 OVERALL = ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")
 
 
 def metric_configs(tag_names: list[str], blessing_metric: str, threshold) -> list:
-    """The metric carrying the blessing threshold (TFMA attaches it to the key named like the
-    metric), and one reporting every other score."""
-    import tensorflow_model_analysis as tfma
-
-    return [tfma.MetricConfig(class_name="EntityScores", module=MODULE, config=json.dumps(
-                {"tag_names": tag_names, "only": blessing_metric, "name": blessing_metric}), threshold=threshold),
-            tfma.MetricConfig(class_name="EntityScores", module=MODULE, config=json.dumps(
-                {"tag_names": tag_names, "exclude": blessing_metric, "name": "entity_scores"}))]
+    return task_metrics.metric_configs(EntityScores, blessing_metric, threshold, "entity_scores", tag_names=tag_names)
 
 
 class Counts:
@@ -74,59 +63,29 @@ class Counts:
         return result
 
 
-class EntityScores(metric_types.Metric):
-    def __init__(self, name: str = "entity_scores", tag_names=(), only: str | None = None,
-                 exclude: str | None = None):
-        super().__init__(_computations, name=name, tag_names=list(tag_names), only=only, exclude=exclude)
+class EntityCounts(task_metrics.Scores):
+    """`Counts` over the examples' true `tags` and the predicted tag ids (-1 past the sentence)."""
 
+    FEATURES = (TAGS,)
 
-def _names(tag_names: list[str], only: str | None, exclude: str | None) -> list[str]:
-    names = list(Counts().scores(_types(tag_names)))
-    return [only] if only else [n for n in names if n != exclude]
+    def __init__(self, tag_names=()):
+        self.tag_names = list(tag_names)
+        self.counts = Counts()
 
-
-def _types(tag_names: list[str]) -> list[str]:
-    return sorted({t[2:] for t in tag_names if t != conll.OUTSIDE})
-
-
-def _computations(name=None, eval_config=None, model_names=None, output_names=None, tag_names=(), only=None,
-                  exclude=None, **_):
-    computations = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            computations.append(metric_types.MetricComputation(
-                keys=[metric_types.MetricKey(name=n, model_name=model_name, output_name=output_name)
-                      for n in _names(list(tag_names), only, exclude)],
-                preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[TAGS])],
-                combiner=_Combiner(model_name, output_name, list(tag_names), only, exclude)))
-    return computations
-
-
-class _Combiner(beam.CombineFn):
-    def __init__(self, model_name, output_name, tag_names, only, exclude):
-        self._model_name, self._output_name = model_name, output_name
-        self._tag_names, self._only, self._exclude = tag_names, only, exclude
-
-    def create_accumulator(self) -> Counts:
-        return Counts()
-
-    def add_input(self, accumulator: Counts, element) -> Counts:
-        true = [t.decode("utf-8") if isinstance(t, bytes) else str(t)
-                for t in np.asarray(element.features[TAGS]).reshape(-1)]
-        ids = np.asarray(element.get_predictions(self._model_name or None, self._output_name or None)).reshape(-1)
-        predicted = [self._tag_names[int(i)] for i in ids[:len(true)] if i >= 0]
+    def add(self, features: dict, prediction: np.ndarray) -> None:
+        true = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in np.asarray(features[TAGS]).reshape(-1)]
+        ids = prediction.reshape(-1)
+        predicted = [self.tag_names[int(i)] for i in ids[:len(true)] if i >= 0]
         predicted += [conll.OUTSIDE] * (len(true) - len(predicted))
-        accumulator.add(true, predicted)
-        return accumulator
+        self.counts.add(true, predicted)
 
-    def merge_accumulators(self, accumulators) -> Counts:
-        accumulators = iter(accumulators)
-        result = next(accumulators)
-        for accumulator in accumulators:
-            result.merge(accumulator)
-        return result
+    def merge(self, other: "EntityCounts") -> "EntityCounts":
+        self.counts.merge(other.counts)
+        return self
 
-    def extract_output(self, accumulator: Counts) -> dict:
-        names = set(_names(self._tag_names, self._only, self._exclude))
-        return {metric_types.MetricKey(name=k, model_name=self._model_name, output_name=self._output_name): v
-                for k, v in accumulator.scores(_types(self._tag_names)).items() if k in names}
+    def scores(self) -> dict[str, float]:
+        return self.counts.scores(sorted({t[2:] for t in self.tag_names if t != conll.OUTSIDE}))
+
+
+class EntityScores(task_metrics.TaskMetric):
+    SCORES = EntityCounts
