@@ -22,23 +22,22 @@ import keras
 import tensorflow as tf
 
 from rnnflow.models.mingru import MinGRU
+from rnnflow.models.recurrent import recurrent_layers, recurrent_stack
+from rnnflow.pipeline.config import ModelConfig
 
 PAD_ID = 0
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "mingru": MinGRU}
 
 
-def build_language_model(vocab_size: int, *, embedding_dim: int = 64, units: int = 256, layers: int = 2,
-                         cell: str = "lstm", dropout: float = 0.0, input_name: str = "token_ids") -> keras.Model:
-    """[batch, steps] int64 token ids -> [batch, steps, vocab_size] next-token logits."""
-    if cell not in CELLS:
-        raise ValueError(f"cell {cell!r}: one of {', '.join(CELLS)}")
+def build_language_model(vocab_size: int, model: ModelConfig, *, input_name: str = "token_ids") -> keras.Model:
+    """[batch, steps] int64 token ids -> [batch, steps, vocab_size] next-token logits, through the
+    shared recurrent stack read left to right. Dropout sits on each layer's inputs as its own
+    layer, outside the recurrent cells, which the generator steps directly (and cuDNN keeps its
+    kernel)."""
+    if model.bidirectional:
+        raise ValueError("a language model reads left to right: model.bidirectional must be false")
     inputs = keras.Input((None,), dtype="int64", name=input_name)
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-    for i in range(layers):
-        # Dropout on each layer's inputs as its own layer, outside the recurrent cells, which the
-        # generator steps directly (and cuDNN keeps its kernel).
-        x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x) if dropout else x
-        x = CELLS[cell](units, return_sequences=True, name=f"rnn_{i}")(x)
+    x = keras.layers.Embedding(vocab_size, model.embedding_dim, mask_zero=True, name="embedding")(inputs)
+    x = recurrent_stack(x, model, input_dropout=model.dropout, final_dropout=False)
     logits = keras.layers.Dense(vocab_size, name="logits")(x)
     return keras.Model(inputs, logits, name="language_model")
 
@@ -50,7 +49,7 @@ class Generator(tf.Module):
         super().__init__()
         self.model = model
         self.embedding = model.get_layer("embedding")
-        self.layers = [layer for layer in model.layers if layer.name.startswith("rnn_")]
+        self.layers = recurrent_layers(model)
         self.logits = model.get_layer("logits")
         self.vocab_size = self.logits.units
         self.max_length_limit = max_length_limit

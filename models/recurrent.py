@@ -85,19 +85,30 @@ def recurrent_layer(model: ModelConfig, return_sequences: bool, name: str) -> ke
     return layer
 
 
-def encode_sequence(x, model: ModelConfig):
-    """Stacked recurrent layers, then the configured readout -> [batch, features]."""
-    x = keras.layers.Dropout(model.input_dropout, name="input_dropout")(x) if model.input_dropout else x
+def recurrent_stack(x, model: ModelConfig, *, last_sequences: bool = True, input_dropout: float = 0.0,
+                    final_dropout: bool = True):
+    """The configured stack, the one every model builder uses: `model.layers` layers of `model.cell`
+    (bidirectional if set), a residual connection where a layer keeps the width, layer
+    normalization if set, and `model.dropout` between layers (and after the last unless
+    `final_dropout` is False). `input_dropout` drops the stack's inputs first. The last layer
+    returns per-step outputs when `last_sequences`, else its final state."""
+    x = keras.layers.Dropout(input_dropout, name="input_dropout")(x) if input_dropout else x
     for depth in range(model.layers):
         last = depth == model.layers - 1
-        # "last" pooling takes the final state from the last layer (masks respected by Keras).
-        sequences = not (last and model.pooling == "last")
+        sequences = last_sequences or not last
         y = recurrent_layer(model, return_sequences=sequences, name=f"{model.cell}_{depth}")(x)
         if model.residual and sequences and x.shape[-1] == y.shape[-1]:
             y = keras.layers.Add(name=f"residual_{depth}")([x, y])
         if model.layer_norm:
             y = keras.layers.LayerNormalization(name=f"layer_norm_{depth}")(y)
-        x = keras.layers.Dropout(model.dropout, name=f"dropout_{depth}")(y)
+        x = keras.layers.Dropout(model.dropout, name=f"dropout_{depth}")(y) if final_dropout or not last else y
+    return x
+
+
+def encode_sequence(x, model: ModelConfig):
+    """The recurrent stack, then the configured readout -> [batch, features]. "last" pooling takes
+    the final state from the last layer (masks respected by Keras)."""
+    x = recurrent_stack(x, model, last_sequences=model.pooling != "last", input_dropout=model.input_dropout)
     if model.pooling != "last":
         x = POOLING[model.pooling](model)(x)
     return x

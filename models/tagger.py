@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.models import crf
-from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer, recurrent_layer
+from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer, recurrent_stack
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
 WORD_IDS = "word_ids"
@@ -159,14 +159,7 @@ def build_tagger(model: ModelConfig, training: TrainingConfig, *, vocab_size: in
         inputs[CHAR_IDS] = char_ids
         characters = CharEncoder(char_vocab_size, char_dim, char_units, char_encoder, name="char_encoder")(char_ids)
         x = WordFeatures(name="word_and_chars")([x, characters])
-    x = keras.layers.Dropout(model.input_dropout or model.dropout, name="input_dropout")(x)
-    for depth in range(model.layers):
-        y = recurrent_layer(model, return_sequences=True, name=f"{model.cell}_{depth}")(x)
-        if model.residual and x.shape[-1] == y.shape[-1]:
-            y = keras.layers.Add(name=f"residual_{depth}")([x, y])
-        if model.layer_norm:
-            y = keras.layers.LayerNormalization(name=f"layer_norm_{depth}")(y)
-        x = keras.layers.Dropout(model.dropout, name=f"dropout_{depth}")(y)
+    x = recurrent_stack(x, model, input_dropout=model.input_dropout or model.dropout)
     potentials = keras.layers.Dense(num_tags, dtype="float32", name="potentials")(x)
     scores = TagScores(num_tags, decoder == "crf", name="tag_scores")
     tagger = keras.Model(inputs, scores(potentials), name="sequence_tagger")

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from rnnflow.models.language_model import Generator, build_language_model
+from rnnflow.pipeline.config import ModelConfig
 
 VOCAB = 12
 
@@ -13,7 +14,8 @@ VOCAB = 12
 def generator(request):
     keras_seed = 3
     tf.keras.utils.set_random_seed(keras_seed)
-    model = build_language_model(VOCAB, embedding_dim=8, units=16, layers=2, cell=request.param)
+    model = build_language_model(VOCAB, ModelConfig(embedding_dim=8, units=16, layers=2, cell=request.param,
+                                                    bidirectional=False, dropout=0.0))
     return Generator(model)
 
 

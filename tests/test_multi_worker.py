@@ -49,11 +49,12 @@ WORKER = textwrap.dedent("""
             return build_tagger(config.model, config.training, vocab_size=50, num_tags=5, char_vocab_size=10,
                                 word_chars=4, char_encoder="none", decoder="crf")
     else:  # a language model: next-token logits at every step
+        import dataclasses
         from rnnflow.models.language_model import build_language_model
         config = load_config("charlm", small)
         inputs, labels = {"token_ids": tokens[:, :-1]}, tokens[:, 1:]
         def make():
-            model = build_language_model(50, embedding_dim=8, units=8, layers=1)
+            model = build_language_model(50, dataclasses.replace(config.model, layers=1, dropout=0.0))
             model.compile(optimizer=keras.optimizers.Adam(0.003),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             return model

@@ -40,10 +40,7 @@ class TrainingData(TaskData):
 
 
 def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
-    model_config = config.model
-    model = build_language_model(len(data.vocabulary), embedding_dim=model_config.embedding_dim,
-                                 units=model_config.units, layers=model_config.layers, cell=model_config.cell,
-                                 dropout=model_config.dropout)
+    model = build_language_model(len(data.vocabulary), config.model)
     model.compile(optimizer=make_optimizer(config.training, data.steps_per_epoch),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=JIT_COMPILE[config.training.jit_compile])
