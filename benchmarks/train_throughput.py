@@ -95,7 +95,7 @@ def resolve_config(config, rows: list[tuple[str, str]]):
     from rnnflow.pipeline.config import replace_fields, resolve_training
 
     texts = [text for text, _ in rows]
-    measured = data_scale.resolve(config.to_dict()["task"], [tf.constant(texts[i:i + 1024])
+    measured = data_scale.resolve(config.task, [tf.constant(texts[i:i + 1024])
                                                               for i in range(0, len(texts), 1024)])
     config = replace_fields(config, measured["values"]) if measured["values"] else config
     training, by_rows = resolve_training(config.training, len(rows))

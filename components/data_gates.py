@@ -29,9 +29,10 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
 from tfx.utils import io_utils
 
+from rnnflow.components import run_facts
+
 SCHEMA_FILE = "schema.pbtxt"  # in a Schema artifact (TFX's SchemaGen layout)
 STATS_FILE = "FeatureStats.pb"  # in each Split-<name> of an ExampleStatistics artifact
-DRIFT_FILE = "drift.json"  # the gate's findings, in its baseline output
 SPLIT = "train"  # compared split
 _MEASURES = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity distance",
              anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon divergence"}
@@ -179,8 +180,7 @@ def DriftGate(  # noqa: N802 (TFX component naming)
             + "\nInspect the new data; if the change is real, rerun with validation.drift.action: warn "
               "(or raise the thresholds) to accept it as the new baseline.")
     io_utils.copy_dir(statistics.uri, baseline.uri)
-    with tf.io.gfile.GFile(os.path.join(baseline.uri, DRIFT_FILE), "w") as f:
-        json.dump(report, f, indent=2)
+    run_facts.write_json(os.path.join(baseline.uri, run_facts.DRIFT_FILE), report)
 
 
 @component
@@ -195,6 +195,5 @@ def DriftBaselinePublish(  # noqa: N802 (TFX component naming)
 
 def read_drift(uri: str) -> dict:
     """The run summary's view of a DriftGate baseline output."""
-    with tf.io.gfile.GFile(os.path.join(uri, DRIFT_FILE)) as f:
-        return json.load(f)
+    return run_facts.read_json(os.path.join(uri, run_facts.DRIFT_FILE))
 

@@ -37,26 +37,17 @@ from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import path_utils, proto_utils
+from tfx.utils import proto_utils
 
-from rnnflow.components import csv_example_gen
+from rnnflow.components import csv_example_gen, run_facts
 from rnnflow.components.ingest_config import config_from, example_gen_custom_config
 from rnnflow.components.package_filesystem import local_path
 from rnnflow.components.tasks import InputReport, get_task
 from rnnflow.components.tasks.base import has_span, latest_spans, split_input_path
-from rnnflow.pipeline.config import PipelineConfig, parse_config
+from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
 
 REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
 SPANS_PROPERTY = "spans_read"  # custom property of ExampleGen's Examples (JSON list)
-REPORT_FILE = "input_report.json"  # in Transform's transform_graph
-RESOLVED_FILE = "resolved_config.json"  # in Transform's transform_graph: the task's auto fields
-FACTS_FILE = "rnnflow_facts.json"  # next to the Trainer's Format-Serving model
-WEIGHTS_FILE = "rnnflow_weights.weights.h5"  # Keras weights beside it, for warm starts
-# In the transform graph: the first `serving.validation_examples` raw eval examples, which the
-# Trainer scores with its in-memory model (REFERENCE_FILE, next to the model) for serving
-# validation's training/serving skew check.
-RAW_EVAL_SAMPLE_FILE = "raw_eval_sample.tfrecord.gz"
-REFERENCE_FILE = "serving_reference.json"
 REFERENCE_EXAMPLES_KEY = "reference_examples"  # Transform's custom_config: how many to keep
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
@@ -169,25 +160,24 @@ def reporting_example_gen(config: PipelineConfig, *, input_base: str, pattern: s
 class _TransformExecutor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
         custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
-        config = custom_config["config"]
-        task = get_task(config["task"]["type"])
+        config = parse_config(custom_config["config"])
+        task = get_task(config.task_type)
         examples = input_dict[standard_component_specs.EXAMPLES_KEY]
         report = report_of(examples, task)
         custom_config["input"] = report
         train_files = sorted(f for e in examples for f in fileio.glob(
             os.path.join(artifact_utils.get_split_uri([e], "train"), "*")))
         resolved = task.resolve_data_defaults(config, train_files)
-        for field, value in resolved["values"].items():
-            section, _, name = field.partition(".")
-            config[section][name] = value
         if resolved["values"]:
+            # preprocessing_fn parses the same config back (`config_of`), auto fields resolved.
+            custom_config["config"] = replace_fields(config, resolved["values"]).to_dict()
             log.info("auto: %s (measured: %s)", _fields_text(resolved["values"]), resolved["measured"])
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)})
         graph = artifact_utils.get_single_uri(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
-        _write_json(os.path.join(graph, REPORT_FILE), report)
-        _write_json(os.path.join(graph, RESOLVED_FILE), resolved)
-        _write_raw_eval_sample(examples[-1], os.path.join(graph, RAW_EVAL_SAMPLE_FILE),
+        run_facts.write_json(os.path.join(graph, run_facts.INPUT_REPORT_FILE), report)
+        run_facts.write_json(os.path.join(graph, run_facts.RESOLVED_FILE), resolved)
+        _write_raw_eval_sample(examples[-1], os.path.join(graph, run_facts.RAW_EVAL_SAMPLE_FILE),
                                custom_config.get(REFERENCE_EXAMPLES_KEY, 0))
 
 
@@ -207,7 +197,7 @@ def _write_raw_eval_sample(examples, path: str, count: int) -> None:
 def read_raw_eval_sample(transform_graph_path: str) -> list[bytes]:
     import tensorflow as tf
 
-    path = os.path.join(transform_graph_path, RAW_EVAL_SAMPLE_FILE)
+    path = os.path.join(transform_graph_path, run_facts.RAW_EVAL_SAMPLE_FILE)
     if not fileio.exists(path):
         return []
     return [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
@@ -218,27 +208,17 @@ def write_serving_reference(serving_model_dir: str, examples: list[bytes], outpu
     value per example) on the raw `examples`, next to the model."""
     import base64
 
-    _write_json(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), REFERENCE_FILE),
-                {"examples": [base64.b64encode(e).decode() for e in examples], "outputs": outputs})
+    run_facts.write_json(run_facts.beside_model(serving_model_dir, run_facts.REFERENCE_FILE),
+                         {"examples": [base64.b64encode(e).decode() for e in examples], "outputs": outputs})
 
 
 def serving_reference_path(model_uri: str) -> str:
-    return os.path.join(os.path.dirname(path_utils.serving_model_dir(model_uri)), REFERENCE_FILE)
+    return run_facts.of_model(model_uri, run_facts.REFERENCE_FILE)
 
 
 class Transform(tfx.components.Transform):
     """TFX's Transform; `preprocessing_fn` finds the input report in `custom_config["input"]`."""
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(_TransformExecutor)
-
-
-def read_transform_report(transform_graph_path: str) -> dict:
-    """The input report of the data a transform graph was analyzed on (for Tuner/Trainer)."""
-    return _read_json(os.path.join(transform_graph_path, REPORT_FILE))
-
-
-def read_resolved(transform_graph_path: str) -> dict:
-    """The task's `auto` fields as Transform resolved them: {"values": ..., "measured": ...}."""
-    return _read_json(os.path.join(transform_graph_path, RESOLVED_FILE))
 
 
 def _fields_text(values: dict) -> str:
@@ -252,12 +232,12 @@ def _fields_text(values: dict) -> str:
 def write_model_facts(serving_model_dir: str, config: dict, report: dict, compatibility: dict) -> None:
     """Called by run_fn: the config (tuned values applied), input report and the data facts a
     later warm start must match (`compatibility`: vocabulary, columns) of this model."""
-    _write_json(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), FACTS_FILE),
-                {"config": config, "input": report, "compatibility": compatibility})
+    run_facts.write_json(run_facts.beside_model(serving_model_dir, run_facts.FACTS_FILE),
+                         {"config": config, "input": report, "compatibility": compatibility})
 
 
 def read_model_facts(model_uri: str) -> tuple[PipelineConfig, InputReport]:
-    facts = _read_json(os.path.join(os.path.dirname(path_utils.serving_model_dir(model_uri)), FACTS_FILE))
+    facts = run_facts.read_facts(model_uri)
     return parse_config(facts["config"]), InputReport(**facts["input"])
 
 
@@ -275,13 +255,3 @@ class Evaluator(tfx.components.Evaluator):
     (`Task.eval_config`); the compiled eval_config holds the facts-free part only."""
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(_EvaluatorExecutor)
 
-
-def _write_json(path: str, value) -> None:
-    fileio.makedirs(os.path.dirname(path))
-    with fileio.open(path, "w") as f:
-        f.write(json.dumps(value, indent=2))
-
-
-def _read_json(path: str):
-    with fileio.open(path, "r") as f:
-        return json.loads(f.read())

@@ -49,11 +49,10 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from rnnflow.components.input_report import serving_reference_path
-from rnnflow.components.tasks.base import WARMUP_FILE
+from rnnflow.components import run_facts
+from rnnflow.components.run_facts import WARMUP_FILE
 from rnnflow.pipeline.config import tf_serving_release
 
-REPORT_FILE = "serving_validation.json"
-TEXT_REPORT_FILE = "report.txt"
 BLESSED_FILE, NOT_BLESSED_FILE = "INFRA_BLESSED", "INFRA_NOT_BLESSED"  # as TFX's InfraValidator writes
 # TF Text ops each stock TF Serving release lacks, among those tensorflow_text 2.16 registers.
 # 2.0-2.1 linked a subset (constrained sequence, sentence breaking, unicode script, whitespace
@@ -384,11 +383,8 @@ def describe(report: dict) -> str:
 
 
 def read_report(blessing_uri: str) -> dict | None:
-    path = os.path.join(blessing_uri, REPORT_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    path = os.path.join(blessing_uri, run_facts.SERVING_VALIDATION_FILE)
+    return run_facts.read_json(path) if run_facts.exists(path) else None
 
 
 @component
@@ -421,10 +417,8 @@ def ServingValidator(  # noqa: N802 (TFX component naming)
             report["model_server"] = model_server_round_trip(model_dir, report["round_trip"],
                                                              signature=served_signature)
             report["problems"] += report["model_server"].get("problems", [])
-    tf.io.gfile.makedirs(blessing.uri)
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, REPORT_FILE), "w") as f:
-        f.write(json.dumps(report, indent=2))
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, TEXT_REPORT_FILE), "w") as f:
+    run_facts.write_json(os.path.join(blessing.uri, run_facts.SERVING_VALIDATION_FILE), report)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, run_facts.SERVING_VALIDATION_TEXT_FILE), "w") as f:
         f.write(describe(report))
     servable = not report["problems"]
     with tf.io.gfile.GFile(os.path.join(blessing.uri, BLESSED_FILE if servable else NOT_BLESSED_FILE), "w") as f:

@@ -16,10 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnflow.components import interrupts
+from rnnflow.components import interrupts, run_facts
 from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.components.tasks import get_task
-from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import (
     TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields, resolve_training, unresolved)
@@ -39,10 +38,8 @@ class TaskData:
     def __init__(self, fn_args, config: PipelineConfig):
         import tensorflow_transform as tft
 
-        from rnnflow.components.input_report import read_transform_report
-
         self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-        self.input_report = read_transform_report(fn_args.transform_graph_path)
+        self.input_report = run_facts.read_input_report(fn_args.transform_graph_path)
         self.details = self.input_report["details"]
         self.fn_args = fn_args
         self.prepare(config)
@@ -104,7 +101,7 @@ def write_warmup_requests(export_dir: str, requests: list[dict] | dict[str, list
     Serving replays when it loads the version, so the first real request is not slow (PITFALLS 7.1)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    from rnnflow.components.tasks.base import WARMUP_FILE
+    from rnnflow.components.run_facts import WARMUP_FILE
 
     by_signature = requests if isinstance(requests, dict) else {"serving_default": requests}
     path = os.path.join(export_dir, WARMUP_FILE)
@@ -185,9 +182,7 @@ def resolve_auto(fn_args, config: PipelineConfig, train_examples: int) -> tuple[
     training data (its transform graph records them), then `training.*` for `train_examples`
     training examples (`resolve_training`). Prints the resolved values; returns the config and
     {"values": {dotted field: value}, "measured": what Transform measured}."""
-    from rnnflow.components.input_report import read_resolved
-
-    by_transform = read_resolved(fn_args.transform_graph_path)
+    by_transform = run_facts.read_resolved(fn_args.transform_graph_path)
     config = replace_fields(config, by_transform["values"]) if by_transform["values"] else config
     training, by_examples = resolve_training(config.training, train_examples)
     config = dataclasses.replace(config, training=training)
@@ -293,9 +288,7 @@ def history_summary(history) -> dict:
 
 def write_training_summary(run_dir: str, summary: dict) -> None:
     """Facts the run summary reports that only the Trainer knows."""
-    tf.io.gfile.makedirs(run_dir)
-    with tf.io.gfile.GFile(os.path.join(run_dir, TRAINING_SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
+    run_facts.write_json(os.path.join(run_dir, run_facts.TRAINING_SUMMARY_FILE), summary)
 
 
 class WarmStartError(ValueError):
@@ -306,8 +299,6 @@ def warm_start(model, fn_args, config: PipelineConfig, compatibility: dict) -> d
     """Loads the latest blessed model's weights into `model` when training.warm_start allows
     and the model, task settings and data compatibility facts (vocabulary, columns) match;
     returns what happened, for the run summary."""
-    from rnnflow.components.input_report import FACTS_FILE, WEIGHTS_FILE
-
     mode = config.training.warm_start
     if mode == "none":
         return {"mode": mode, "used": False}
@@ -315,14 +306,13 @@ def warm_start(model, fn_args, config: PipelineConfig, compatibility: dict) -> d
     reason = "there is no blessed model yet" if base is None else None
     if reason is None:
         try:
-            with tf.io.gfile.GFile(os.path.join(base, FACTS_FILE)) as f:
-                facts = json.load(f)
+            facts = run_facts.read_json(os.path.join(base, run_facts.FACTS_FILE))
         except tf.errors.NotFoundError:
             facts = None
         reason = incompatibility(facts, config, compatibility)
     if reason is None:
         try:
-            model.load_weights(os.path.join(base, WEIGHTS_FILE))
+            model.load_weights(os.path.join(base, run_facts.WEIGHTS_FILE))
         except (ValueError, OSError, tf.errors.OpError) as e:
             reason = f"its weights do not load into this model ({e})"
     if reason is None:
@@ -352,17 +342,15 @@ def incompatibility(facts: dict | None, config: PipelineConfig, compatibility: d
 
 def save_weights(model, serving_model_dir: str) -> None:
     """The Keras weights next to the exported model, for later warm starts."""
-    from rnnflow.components.input_report import WEIGHTS_FILE
-
-    path = os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), WEIGHTS_FILE)
+    path = run_facts.beside_model(serving_model_dir, run_facts.WEIGHTS_FILE)
     if "://" not in path:
         model.save_weights(path)
         return
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:  # Keras writes h5 files locally only
-        model.save_weights(os.path.join(scratch, WEIGHTS_FILE))
-        tf.io.gfile.copy(os.path.join(scratch, WEIGHTS_FILE), path, overwrite=True)
+        model.save_weights(os.path.join(scratch, run_facts.WEIGHTS_FILE))
+        tf.io.gfile.copy(os.path.join(scratch, run_facts.WEIGHTS_FILE), path, overwrite=True)
 
 
 def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):

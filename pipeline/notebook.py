@@ -19,10 +19,11 @@ from typing import Any
 
 import keras
 
+from rnnflow.components import run_facts
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import parse_config, replace_fields
 
-SUMMARY_FILE = "run_summary.json"
+SUMMARY_FILE = run_facts.RUN_SUMMARY_FILE
 
 
 class FinishedRun:

@@ -19,6 +19,7 @@ import os
 import socket
 from typing import Any
 
+from rnnflow.components import run_facts
 from rnnflow.components.file_checks import OutputPathError, check_output_dir
 
 RUNNING, SUCCEEDED, FAILED, NOT_BLESSED, INTERRUPTED = (
@@ -31,8 +32,8 @@ EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, NOT_BLESSED: 3, INTERRUPTED: 130}
 EXIT_RUNNING = 4
 # `rnnflow status` exits with this when run_summary.json cannot be read: the run's state is unknown.
 EXIT_UNREADABLE = 5
-SUMMARY_FILE = "run_summary.json"
-PREVIOUS_SUMMARY_FILE = "run_summary.previous.json"
+SUMMARY_FILE = run_facts.RUN_SUMMARY_FILE
+PREVIOUS_SUMMARY_FILE = run_facts.PREVIOUS_RUN_SUMMARY_FILE
 
 
 class OutputDirError(ValueError):

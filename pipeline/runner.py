@@ -18,16 +18,14 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from rnnflow.components import interrupts
+from rnnflow.components import interrupts, run_facts
 from rnnflow.components.tasks import DataError, get_task
-from rnnflow.components.tasks.base import TRAINING_SUMMARY_FILE
 from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
 from rnnflow.pipeline.run_state import (
     FAILED, INTERRUPTED, NOT_BLESSED, RUNNING, SUCCEEDED, RunPaths, begin_run, mark_interrupted, prepare_output_dir,
     write_json)
 
-TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner
 # Lines native TensorFlow/XLA code prints to stderr on import that look like errors but are not
 # (CUDA plugin factories registered twice by the libraries TFX loads, and the start-up notes of
 # processes that TensorFlow starts without TF_CPP_MIN_LOG_LEVEL, and oneDNN's notes that ops of a dtype
@@ -268,7 +266,7 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
                                for span in json.loads(summary_lib.custom_property(artifact, SPANS_PROPERTY) or "[]")})
 
     trainer_outputs = reader.outputs(executions["Trainer"])
-    training = _read_training_summary(trainer_outputs["model_run"][0].uri) or {}
+    training = run_facts.read_training_summary(trainer_outputs["model_run"][0].uri) or {}
     summary["model"] = training.pop("model", None)
     summary["hyperparameters"] = training.pop("hyperparameters", {})
     # The `auto` config fields as this run resolved them, and what they were measured on.
@@ -280,7 +278,7 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
         summary["drift"] = read_drift(reader.outputs(executions["DriftGate"])["baseline"][0].uri)
     if executions.get("Tuner") is not None:
         results = reader.outputs(executions["Tuner"])["tuner_results"][0].uri
-        with open(os.path.join(results, TUNER_RESULTS_FILE), encoding="utf-8") as f:
+        with open(os.path.join(results, run_facts.TUNER_RESULTS_FILE), encoding="utf-8") as f:
             summary["trials"] = json.load(f)
 
     task = get_task(config.task_type)
@@ -348,14 +346,6 @@ def _write_plot(task, summary: dict, path: str) -> None:
         summary["plot"] = path
     except Exception:  # noqa: BLE001
         logging.getLogger(__name__).warning("could not draw %s:\n%s", path, traceback.format_exc())
-
-
-def _read_training_summary(model_run_uri: str) -> dict | None:
-    path = os.path.join(model_run_uri, TRAINING_SUMMARY_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _attach_log_file(paths: RunPaths) -> str:

@@ -2,8 +2,10 @@
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.request
 from importlib import resources
+from typing import Callable, NamedTuple
 
 import pytest
 
@@ -89,19 +92,11 @@ def run_forecast(output_dir, *overrides):
 
 
 @pytest.fixture(scope="session")
-def weather(tmp_path_factory):
-    """One `rnnflow run --config forecast` (Seattle weather, few epochs): (dir, result, summary)."""
-    output_dir = tmp_path_factory.mktemp("forecast_run")
-    result, summary = run_forecast(output_dir, *WEATHER_OVERRIDES)
-    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return output_dir, result, summary
-
-
-@pytest.fixture(scope="session")
 def weather_config():
     from rnnflow.pipeline.config import load_config
 
-    return load_config("forecast", WEATHER_OVERRIDES)
+    harness = HARNESS["forecasting"]
+    return load_config(harness.config, list(harness.overrides))
 
 
 def last_window_request(config) -> dict:
@@ -114,32 +109,7 @@ def last_window_request(config) -> dict:
     return request
 
 
-@pytest.fixture(scope="session")
-def sentiment_run(tmp_path_factory):
-    """One full `rnnflow run --config sentiment` into a fresh output dir."""
-    output_dir = tmp_path_factory.mktemp("sentiment_run")
-    args = ["run", "--config", "sentiment", "--output-dir", str(output_dir)]
-    for override in FAST_OVERRIDES:
-        args += ["--set", override]
-    result = run_cli(args)
-    return output_dir, result
-
-
 NER_OVERRIDES = ["training.epochs=15"]
-
-
-@pytest.fixture(scope="session")
-def ner_run(tmp_path_factory):
-    """One `rnnflow run --config ner` on CoNLL-2003's first 400 training sentences:
-    (dir, result, summary)."""
-    output_dir = tmp_path_factory.mktemp("ner_run")
-    data = conll_sample(output_dir / "conll_sample.txt")
-    args = ["run", "--config", "ner", "--output-dir", str(output_dir), "--set", f"data.path={data}"]
-    for override in NER_OVERRIDES:
-        args += ["--set", override]
-    result = run_cli(args)
-    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return output_dir, result, json.loads((output_dir / "run_summary.json").read_text())
 
 
 # Small and short: the tests check plumbing and the serving contract, not the model's quality.
@@ -147,16 +117,82 @@ CHARLM_OVERRIDES = ["training.epochs=2", "model.units=64", "model.layers=1", "ev
                     "evaluation.baseline_margin=-1"]
 
 
+# ---------------------------------------------------------------------------
+# The test harness, keyed by the task registry: one row per registered task. Its finished run
+# (one per session, shared by every test that asks) feeds the task's own end-to-end tests, the
+# conformance tests and its notebook test.
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Harness:
+    config: str  # the built-in config the run starts from
+    overrides: tuple[str, ...] = ()  # what makes it short: plumbing and contract, not quality
+    notebook: str = ""  # notebooks/<name>, executed on the finished run
+    data: Callable[[pathlib.Path], list[str]] | None = None  # prepares data in the run dir -> overrides
+
+
+def _conll_data(output_dir: pathlib.Path) -> list[str]:
+    return [f"data.path={conll_sample(output_dir / 'conll_sample.txt')}"]
+
+
+HARNESS = {
+    "text_classification": Harness("sentiment", tuple(FAST_OVERRIDES), "quickstart.ipynb"),
+    "forecasting": Harness("forecast", tuple(WEATHER_OVERRIDES), "forecasting.ipynb"),
+    # CoNLL-2003's first 400 training sentences
+    "sequence_labeling": Harness("ner", tuple(NER_OVERRIDES), "ner.ipynb", data=_conll_data),
+    "language_model": Harness("charlm", tuple(CHARLM_OVERRIDES), "charlm.ipynb"),
+}
+
+
+class Run(NamedTuple):
+    output_dir: pathlib.Path
+    result: subprocess.CompletedProcess
+    summary: dict
+
+
 @pytest.fixture(scope="session")
-def charlm_run(tmp_path_factory):
-    """One `rnnflow run --config charlm` (the IMDB sample's reviews as text): (dir, result, summary)."""
-    output_dir = tmp_path_factory.mktemp("charlm_run")
-    args = ["run", "--config", "charlm", "--output-dir", str(output_dir)]
-    for override in CHARLM_OVERRIDES:
-        args += ["--set", override]
-    result = run_cli(args)
-    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return output_dir, result, json.loads((output_dir / "run_summary.json").read_text())
+def task_run(tmp_path_factory) -> Callable[[str], Run]:
+    """task type -> its harness row's finished `rnnflow run` (run once per session, on first use)."""
+    runs: dict[str, Run] = {}
+
+    def finished(task_type: str) -> Run:
+        if task_type not in runs:
+            harness = HARNESS[task_type]
+            output_dir = tmp_path_factory.mktemp(f"{task_type}_run")
+            overrides = [*harness.overrides, *(harness.data(output_dir) if harness.data else [])]
+            result = run_cli(["run", "--config", harness.config, "--output-dir", str(output_dir),
+                              *[a for o in overrides for a in ("--set", o)]])
+            summary_path = output_dir / "run_summary.json"
+            runs[task_type] = Run(output_dir, result,
+                                  json.loads(summary_path.read_text()) if summary_path.exists() else {})
+        run = runs[task_type]
+        assert run.result.returncode == 0, \
+            f"rnnflow run failed:\n{run.result.stdout[-4000:]}\n{run.result.stderr[-4000:]}"
+        return run
+
+    return finished
+
+
+@pytest.fixture(scope="session")
+def sentiment_run(task_run) -> Run:
+    return task_run("text_classification")
+
+
+@pytest.fixture(scope="session")
+def weather(task_run) -> Run:
+    """Seattle weather, few epochs."""
+    return task_run("forecasting")
+
+
+@pytest.fixture(scope="session")
+def ner_run(task_run) -> Run:
+    return task_run("sequence_labeling")
+
+
+@pytest.fixture(scope="session")
+def charlm_run(task_run) -> Run:
+    """The IMDB sample's reviews as text."""
+    return task_run("language_model")
 
 
 def free_port() -> int:

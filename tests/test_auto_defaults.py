@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from rnnflow.components.text_classification import data_scale
+from rnnflow.components.text_classification.schema import TextClassificationConfig
 from rnnflow.pipeline.config import (AUTO, ConfigError, TrainingConfig, load_config, resolve_training,
                                      unresolved)
 
@@ -68,8 +69,8 @@ def test_a_numeric_range_can_tune_a_field_that_may_be_auto():
 # -- task fields, measured on texts -----------------------------------------------------------
 
 def _task(**fields):
-    return {"type": "text_classification", "tokenizer": "word", "max_tokens": AUTO, "vocab_size": AUTO,
-            "oov_buckets": 10, "min_frequency": AUTO, **fields}
+    return TextClassificationConfig(**{"type": "text_classification", "tokenizer": "word", "max_tokens": AUTO, "vocab_size": AUTO,
+                                       "oov_buckets": 10, "min_frequency": AUTO, **fields})
 
 
 def _batches(texts, size=3):

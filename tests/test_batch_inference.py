@@ -36,7 +36,7 @@ def scored_run(sentiment_run, tmp_path_factory):
     """The session's sentiment run again (cached up to the Trainer) with inference.path set."""
     import shutil
 
-    output_dir, _ = sentiment_run
+    output_dir = sentiment_run.output_dir
     root = tmp_path_factory.mktemp("inference")
     copy = root / "run"
     shutil.copytree(output_dir, copy)
@@ -91,7 +91,7 @@ def test_forecast_windows_become_examples_the_forecast_signature_reads(weather, 
 
 
 def test_an_inference_file_without_the_input_column_or_any_usable_row_is_an_error(sentiment_run, tmp_path):
-    output_dir, _ = sentiment_run
+    output_dir = sentiment_run.output_dir
     model_dir = json.loads((output_dir / "run_summary.json").read_text())["pushed_model"]
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("review\nfine\n")

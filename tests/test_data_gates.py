@@ -131,7 +131,7 @@ def test_warm_start_loads_weights_or_says_why_not(tmp_path):
     import keras
     import numpy as np
 
-    from rnnflow.components.input_report import FACTS_FILE
+    from rnnflow.components.run_facts import FACTS_FILE
     from rnnflow.components.training import WarmStartError, save_weights, warm_start
 
     def model():

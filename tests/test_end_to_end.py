@@ -29,10 +29,7 @@ SERVING_SAFE_TEXT_OPS = {"NormalizeUTF8", "CaseFoldUTF8", "UnicodeScriptTokenize
 
 @pytest.fixture(scope="module")
 def run(sentiment_run):
-    output_dir, result = sentiment_run
-    assert result.returncode == 0, f"rnnflow run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    summary = json.loads((output_dir / "run_summary.json").read_text())
-    return output_dir, result, summary
+    return sentiment_run
 
 
 def test_summary_reports_a_succeeded_blessed_pushed_run(run):

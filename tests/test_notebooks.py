@@ -8,10 +8,11 @@ import os
 
 import pytest
 
+from conftest import HARNESS
+
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
-# notebook -> the session fixture holding a finished run of its config
-RUNS = {"quickstart.ipynb": "sentiment_run", "forecasting.ipynb": "weather", "ner.ipynb": "ner_run",
-        "charlm.ipynb": "charlm_run"}
+# notebook -> its task, whose harness row's finished run it reads
+RUNS = {harness.notebook: task_type for task_type, harness in HARNESS.items()}
 
 
 def test_there_is_one_notebook_per_task_and_each_is_stored_without_outputs():
@@ -29,11 +30,11 @@ def test_there_is_one_notebook_per_task_and_each_is_stored_without_outputs():
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_each_notebook_runs_end_to_end_on_a_finished_run(name, request, monkeypatch):
+def test_each_notebook_runs_end_to_end_on_a_finished_run(name, task_run, monkeypatch):
     import nbclient
     import nbformat
 
-    run = request.getfixturevalue(RUNS[name])
+    run = task_run(RUNS[name])
     monkeypatch.setenv("RNNFLOW_NOTEBOOK_RUN", str(run[0]))
     monkeypatch.setenv("RNNFLOW_NOTEBOOK_STEPS", "4")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -30,7 +30,7 @@ def serving_dir(summary) -> str:
 
 @pytest.fixture(scope="module")
 def sentiment_servers(sentiment_run):
-    output_dir, result = sentiment_run
+    output_dir, result, _ = sentiment_run
     summary = json.loads((output_dir / "run_summary.json").read_text())
     with ModelServerDouble("sentiment", serving_dir(summary)) as server:
         yield summary, {"local": serving_dir(summary), "rest": server.rest_url, "grpc": f"grpc://{server.grpc_address}"}

@@ -133,7 +133,7 @@ def test_a_pruned_stable_version_falls_back_to_the_newest(tmp_path):
 
 @pytest.mark.e2e
 def test_serving_config_cli_serves_the_pushed_model_and_promote_alone_reuses_the_last_call(sentiment_run, tmp_path):
-    output_dir, _ = sentiment_run
+    output_dir = sentiment_run.output_dir
     summary = json.loads((output_dir / "run_summary.json").read_text())
     version = int(os.path.basename(summary["pushed_model"]))
     out = tmp_path / "deploy"

@@ -60,13 +60,13 @@ def fake_model_server(tmp_path) -> str:
 
 @pytest.fixture(scope="module")
 def validated(sentiment_run):
-    output_dir, _ = sentiment_run
+    output_dir = sentiment_run.output_dir
     summary = json.loads((output_dir / "run_summary.json").read_text())
     return summary["pushed_model"], summary["serving_validation"]
 
 
 def artifact_file(sentiment_run, pattern):
-    output_dir, _ = sentiment_run
+    output_dir = sentiment_run.output_dir
     [path] = glob.glob(str(output_dir / "pipeline_root" / pattern))
     return path
 

@@ -5,8 +5,8 @@ Each task is checked for what the pipeline asks of it (config sections, dotted u
 its serving signature), its built-in config round trip, and one finished run of that config:
 summary fields, a pushed model that serving validation passed without skew, and the export
 contract in a fresh process that imports only tensorflow and tensorflow_text. The runs are the
-session runs other tests share (`sentiment_run`, `weather`); a task without one gets a short run
-of its built-in config here.
+session runs of the harness table (conftest `HARNESS`, one row per registered task), which the
+task's own tests and its notebook test share.
 """
 
 import dataclasses
@@ -19,19 +19,16 @@ import textwrap
 
 import pytest
 
-from conftest import run_cli
+from conftest import HARNESS
 from rnnflow.components.tasks import get_task, task_names
 from rnnflow.pipeline.config import builtin_config_names, load_config, parse_config, read_raw_config
 
-SHARED_RUNS = {"text_classification": "sentiment_run", "forecasting": "weather", "sequence_labeling": "ner_run",
-               "language_model": "charlm_run"}
-QUICK = ["training.epochs=1"]
-
-
-def builtin_config_of(task_type: str) -> str:
-    names = [n for n in builtin_config_names() if read_raw_config(n)["task"]["type"] == task_type]
-    assert names, f"task {task_type} has no built-in config in pipeline/configs"
-    return names[0]
+def test_the_harness_has_one_row_per_registered_task_and_each_runs_a_builtin_config_of_it():
+    assert sorted(HARNESS) == sorted(task_names())
+    for task_type, harness in HARNESS.items():
+        assert harness.config in builtin_config_names(), harness.config
+        assert read_raw_config(harness.config)["task"]["type"] == task_type
+        assert load_config(harness.config, list(harness.overrides)).task_type == task_type
 
 
 @pytest.mark.parametrize("task_type", task_names())
@@ -49,26 +46,15 @@ def test_each_task_declares_what_the_pipeline_asks_of_it(task_type):
 
 @pytest.mark.parametrize("task_type", task_names())
 def test_each_builtin_config_round_trips(task_type):
-    config = load_config(builtin_config_of(task_type))
+    config = load_config(HARNESS[task_type].config)
     assert config.task_type == task_type
     assert parse_config(config.to_dict()).to_dict() == config.to_dict()
     assert isinstance(config.task, get_task(task_type).task_config_cls)
 
 
 @pytest.fixture(scope="module", params=task_names())
-def finished_run(request, tmp_path_factory):
-    task_type = request.param
-    if task_type in SHARED_RUNS:
-        run = request.getfixturevalue(SHARED_RUNS[task_type])
-        output_dir = run[0]
-    else:
-        output_dir = tmp_path_factory.mktemp(task_type)
-        args = ["run", "--config", builtin_config_of(task_type), "--output-dir", str(output_dir)]
-        for override in QUICK:
-            args += ["--set", override]
-        result = run_cli(args)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return task_type, json.loads((output_dir / "run_summary.json").read_text())
+def finished_run(request, task_run):
+    return request.param, task_run(request.param).summary
 
 
 @pytest.mark.e2e

@@ -21,10 +21,11 @@ OOV_BUCKETS = 2
 
 def _config(tokenizer="word", vocab_size=100, min_frequency=1, label_values=("neg", "pos")):
     return {
-        "config": {
+        "config": {  # the data-shaping sections Transform sees (`data_only`)
+            "name": "preprocessing-test",
             "task": {"type": "text_classification", "tokenizer": tokenizer, "max_tokens": MAX_TOKENS,
                      "vocab_size": vocab_size, "oov_buckets": OOV_BUCKETS, "min_frequency": min_frequency},
-            "data": {"text_column": "review", "label_column": "sentiment"},
+            "data": {"path": "reviews.csv", "text_column": "review", "label_column": "sentiment"},
         },
         "input": {"details": {"label_values": list(label_values)}},
     }

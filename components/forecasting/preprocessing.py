@@ -15,6 +15,7 @@ import tensorflow_transform as tft
 
 from rnnflow.components.forecasting.schema import (
     OWNED_ROWS, TARGET, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME, future_feature)
+from rnnflow.pipeline.config import parse_config
 
 _DAY = 86400
 _WEEK = 7 * _DAY
@@ -37,9 +38,9 @@ def input_width(details: dict, calendar_features: bool) -> int:
 
 def preprocessing_fn(inputs, custom_config):
     """Raw windows -> {window [lookback, width], target [horizon, targets], target_mean/std [targets]}."""
-    config, details = custom_config["config"], custom_config["input"]["details"]
-    task = config["task"]
-    lookback, horizon = task["lookback"], task["horizon"]
+    details = custom_config["input"]["details"]
+    task = parse_config(custom_config["config"]).task
+    lookback, horizon = task.lookback, task.horizon
     owned = tf.reshape(inputs[OWNED_ROWS], [-1])
 
     mean, std, steps = {}, {}, []
@@ -47,11 +48,11 @@ def preprocessing_fn(inputs, custom_config):
         values = _dense(inputs[column], lookback)
         mean[column], std[column] = train_statistics(values, owned)
         steps.append((values - mean[column]) / std[column])
-    if task["calendar_features"]:
+    if task.calendar_features:
         end_time = tf.reshape(inputs[WINDOW_END_TIME], [-1])
         steps += calendar_features(end_time, lookback, details["frequency_seconds"])
     window = tf.stack(steps, axis=-1)
-    window.set_shape([None, lookback, input_width(details, task["calendar_features"])])
+    window.set_shape([None, lookback, input_width(details, task.calendar_features)])
 
     ones = tf.ones_like(window[:, 0, :1])  # [batch, 1]
     targets = details["targets"]

@@ -12,6 +12,7 @@ import tensorflow_transform as tft
 
 from rnnflow.components.language_model.features import TEXT
 from rnnflow.components.language_model.schema import FIRST_ID, TOKEN_IDS, TOKEN_VOCABULARY
+from rnnflow.pipeline.config import parse_config
 
 OOV_BUCKETS = 1
 # TFT's text vocabulary files cannot hold tokens with line breaks (it drops them), so the
@@ -21,7 +22,7 @@ LINE_BREAKS = {"\n": "\u2424", "\r": "\u240d"}
 
 
 def preprocessing_fn(inputs, custom_config):
-    task = custom_config["config"]["task"]
+    task = parse_config(custom_config["config"]).task
     return {TOKEN_IDS: encode(dense_text(inputs[TEXT]), task)}
 
 
@@ -44,7 +45,7 @@ def tokenize(text: tf.Tensor, tokenizer: str) -> tf.RaggedTensor:
 
 def encode(text: tf.Tensor, task: dict) -> tf.RaggedTensor:
     return tft.compute_and_apply_vocabulary(
-        tokenize(text, task["tokenizer"]), top_k=task["vocab_size"], frequency_threshold=task["min_frequency"],
+        tokenize(text, task.tokenizer), top_k=task.vocab_size, frequency_threshold=task.min_frequency,
         num_oov_buckets=OOV_BUCKETS, vocab_filename=TOKEN_VOCABULARY) + FIRST_ID
 
 

@@ -34,7 +34,7 @@ from rnnflow.components.sequence_labeling import conll
 from rnnflow.components.sequence_labeling.features import SENTENCE, TOKENS, feature_spec
 from rnnflow.components.sequence_labeling.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PREDICTED_TAG_IDS,
                                                        TAG_SCORES, TOKENS_SIGNATURE)
-from rnnflow.components.tasks.base import EXAMPLES_INPUT
+from rnnflow.components.run_facts import EXAMPLES_INPUT
 from rnnflow.components.training import save_serving_model
 from rnnflow.models.tagger import CHAR_IDS, WORD_IDS, decode
 

@@ -19,13 +19,14 @@ from rnnflow.components.sequence_labeling.features import TAGS, TOKENS
 from rnnflow.components.sequence_labeling.schema import (CHAR_VOCABULARY, FIRST_ID, TAG_IDS, TAG_LIST, TAG_VOCABULARY,
                                                        WORD_VOCABULARY)
 from rnnflow.models.tagger import CHAR_IDS, WORD_IDS
+from rnnflow.pipeline.config import parse_config
 
 
 def preprocessing_fn(inputs, custom_config):
-    task = custom_config["config"]["task"]
-    tokens = as_ragged(inputs[TOKENS])[:, :task["max_tokens"]]
+    task = parse_config(custom_config["config"]).task
+    tokens = as_ragged(inputs[TOKENS])[:, :task.max_tokens]
     outputs = encode_tokens(tokens, task)
-    tags = as_ragged(inputs[TAGS])[:, :task["max_tokens"]]
+    tags = as_ragged(inputs[TAGS])[:, :task.max_tokens]
     outputs[TAG_IDS] = tft.compute_and_apply_vocabulary(
         tags, reserved_tokens=custom_config["input"]["details"][TAG_LIST], vocab_filename=TAG_VOCABULARY,
         default_value=-1)
@@ -52,13 +53,13 @@ def word_form(tokens: tf.RaggedTensor, lowercase: bool) -> tf.RaggedTensor:
 def encode_tokens(tokens: tf.RaggedTensor, task: dict) -> dict:
     """{word_ids, char_ids} of [batch, (tokens)] token strings (see the module docstring)."""
     word_ids = tft.compute_and_apply_vocabulary(
-        word_form(tokens, task["lowercase"]), top_k=task["vocab_size"], frequency_threshold=task["min_frequency"],
-        num_oov_buckets=task["oov_buckets"], vocab_filename=WORD_VOCABULARY) + FIRST_ID
-    width = task["max_word_chars"]
+        word_form(tokens, task.lowercase), top_k=task.vocab_size, frequency_threshold=task.min_frequency,
+        num_oov_buckets=task.oov_buckets, vocab_filename=WORD_VOCABULARY) + FIRST_ID
+    width = task.max_word_chars
     valid = tf.strings.unicode_transcode(tokens.flat_values, "UTF-8", "UTF-8", errors="replace")
     chars = tf.strings.unicode_split(valid, "UTF-8")[:, :width]  # [all tokens, (chars)]
     char_ids = tft.compute_and_apply_vocabulary(
-        chars.flat_values, frequency_threshold=task["min_frequency"], num_oov_buckets=task["oov_buckets"],
+        chars.flat_values, frequency_threshold=task.min_frequency, num_oov_buckets=task.oov_buckets,
         vocab_filename=CHAR_VOCABULARY) + FIRST_ID
     padded = chars.with_flat_values(char_ids).to_tensor(default_value=0, shape=[None, width])
     char_rows = tf.RaggedTensor.from_row_lengths(tf.reshape(padded, [-1]), tokens.row_lengths() * width)

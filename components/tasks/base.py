@@ -13,15 +13,6 @@ from typing import Any, Callable
 from rnnflow.pipeline import config as config_lib
 
 
-# Written by every task's Trainer into its model_run directory; read into the run summary.
-TRAINING_SUMMARY_FILE = "training_summary.json"
-# Where every exported SavedModel keeps the requests TF Serving replays when it loads a version.
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-# Signature and input names every task's export shares: serialized tf.Examples in (`examples`),
-# answered as serving answers them, and for TFMA.
-EXAMPLES_INPUT = "examples"
-SERVING_EXAMPLES_SIGNATURE = "serving_examples"
-EVALUATION_EXAMPLES_SIGNATURE = "evaluation_examples"
 
 
 class DataError(ValueError):
@@ -177,11 +168,12 @@ class Task(abc.ABC):
         (`validation.schema: previous`) gives them no value domain."""
         return []
 
-    def resolve_data_defaults(self, config: dict[str, Any], train_files: list[str]) -> dict[str, Any]:
+    def resolve_data_defaults(self, config: config_lib.PipelineConfig, train_files: list[str]) -> dict[str, Any]:
         """The task's `auto` fields resolved on the training data, which Transform reads before
         it analyzes: {"values": {dotted field: value}, "measured": {what they came from}}.
-        `config` holds the data-shaping sections (plain dict); `train_files` are the train
-        split's gzipped tf.Example TFRecords. Tasks without such fields resolve nothing."""
+        `config` is the run's config as Transform parsed it; `train_files` are the train
+        split's gzipped tf.Example TFRecords. Tasks without such fields resolve nothing.
+        `config_lib.replace_fields` applies the values, in Transform and in the Trainer alike."""
         return {"values": {}, "measured": {}}
 
     # TFMA metric names -> the names the run summary and console use.

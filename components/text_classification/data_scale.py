@@ -50,11 +50,11 @@ def read_texts(train_files: list[str], text_column: str, limit: int = SAMPLE_ROW
         yield tf.sparse.to_dense(texts, default_value="")[:, 0]
 
 
-def resolve(task: dict, text_batches: Iterable[tf.Tensor]) -> dict:
+def resolve(task, text_batches: Iterable[tf.Tensor]) -> dict:
     """{"values": resolved dotted fields, "measured": rows, percentile length, coverage}."""
     from rnnflow.components.text_classification.preprocessing import normalize_text, tokenize
 
-    tokenized = [tokenize(normalize_text(texts), task["tokenizer"]) for texts in text_batches]
+    tokenized = [tokenize(normalize_text(texts), task.tokenizer) for texts in text_batches]
     lengths = np.concatenate([t.row_lengths().numpy() for t in tokenized]) if tokenized else np.zeros(0, int)
     if lengths.size == 0:
         raise ValueError("task: cannot resolve auto fields: the train split has no texts")
@@ -62,20 +62,20 @@ def resolve(task: dict, text_batches: Iterable[tf.Tensor]) -> dict:
     measured: dict = {"train_texts_measured": int(lengths.size),
                       f"p{LENGTH_PERCENTILE}_tokens": float(np.percentile(np.maximum(lengths, 1), LENGTH_PERCENTILE)),
                       "mean_tokens": round(float(lengths.mean()), 1)}
-    max_tokens = task["max_tokens"]
+    max_tokens = task.max_tokens
     if max_tokens == AUTO:
         max_tokens = resolve_max_tokens(lengths)
         values["task.max_tokens"] = max_tokens
-    if AUTO in (task["vocab_size"], task["min_frequency"]):
+    if AUTO in (task.vocab_size, task.min_frequency):
         counts: collections.Counter = collections.Counter()
         for tokens in tokenized:
             unique, _, count = tf.unique_with_counts(tokens[:, :max_tokens].flat_values)
             counts.update(dict(zip(unique.numpy(), count.numpy().tolist())))
         vocab_size, min_frequency, coverage = resolve_vocabulary(
-            sorted(counts.values(), reverse=True), task["vocab_size"], task["min_frequency"])
-        if task["vocab_size"] == AUTO:
+            sorted(counts.values(), reverse=True), task.vocab_size, task.min_frequency)
+        if task.vocab_size == AUTO:
             values["task.vocab_size"] = vocab_size
-        if task["min_frequency"] == AUTO:
+        if task.min_frequency == AUTO:
             values["task.min_frequency"] = min_frequency
         measured.update({"distinct_tokens": len(counts), "token_coverage": round(coverage, 4)})
     return {"values": values, "measured": measured}

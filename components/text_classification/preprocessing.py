@@ -15,17 +15,17 @@ import tensorflow_transform as tft
 
 from rnnflow.components.text_classification.schema import (
     EMPTY_TEXT_ID, FIRST_VOCAB_ID, LABEL_ID, LABEL_VALUES, LABEL_VOCABULARY, PAD_ID, TOKEN_IDS, TOKEN_VOCABULARY)
+from rnnflow.pipeline.config import parse_config
 
 _HTML_LINE_BREAK = r"<br\s*/?>"
 
 
 def preprocessing_fn(inputs, custom_config):
     """Raw {text, label} -> {token_ids [batch, (tokens)] ragged int64, label_id [batch] int64}."""
-    config = custom_config["config"]
-    task, data = config["task"], config["data"]
-    outputs = {TOKEN_IDS: encode_text(_dense(inputs[data["text_column"]], ""), task)}
+    config = parse_config(custom_config["config"])
+    outputs = {TOKEN_IDS: encode_text(_dense(inputs[config.data.text_column], ""), config.task)}
     outputs[LABEL_ID] = tft.compute_and_apply_vocabulary(
-        label_text(_dense(inputs[data["label_column"]], "")),
+        label_text(_dense(inputs[config.data.label_column], "")),
         # Reserving the sorted class names fixes class id i to the i-th sorted class,
         # whatever the class frequencies; the evaluation config relies on it.
         reserved_tokens=custom_config["input"]["details"][LABEL_VALUES],
@@ -48,7 +48,7 @@ def tokenize(text: tf.Tensor, tokenizer: str) -> tf.RaggedTensor:
     return tf_text.UnicodeScriptTokenizer().tokenize(text)
 
 
-def encode_text(text: tf.Tensor, task: dict) -> tf.RaggedTensor:
+def encode_text(text: tf.Tensor, task) -> tf.RaggedTensor:
     """Normalize, tokenize, truncate to max_tokens and map through the vocabulary: one row of
     token ids per text, as long as the text (no padding; batches are padded on the right to
     their own longest row by the Trainer's input pipeline and by the serving graph).
@@ -56,10 +56,10 @@ def encode_text(text: tf.Tensor, task: dict) -> tf.RaggedTensor:
     An empty text becomes a single EMPTY_TEXT_ID token, so no row is fully masked (a fully
     masked row breaks cuDNN and makes the prediction depend only on the bias).
     """
-    tokens = tokenize(normalize_text(text), task["tokenizer"])[:, :task["max_tokens"]]
+    tokens = tokenize(normalize_text(text), task.tokenizer)[:, :task.max_tokens]
     ids = tft.compute_and_apply_vocabulary(
-        tokens, top_k=task["vocab_size"], frequency_threshold=task["min_frequency"],
-        num_oov_buckets=task["oov_buckets"], vocab_filename=TOKEN_VOCABULARY) + FIRST_VOCAB_ID
+        tokens, top_k=task.vocab_size, frequency_threshold=task.min_frequency,
+        num_oov_buckets=task.oov_buckets, vocab_filename=TOKEN_VOCABULARY) + FIRST_VOCAB_ID
     is_empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
     empty_marker = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.reduce_sum(is_empty)], tf.constant(EMPTY_TEXT_ID, tf.int64)), is_empty)

@@ -127,13 +127,13 @@ class TextClassificationTask(Task):
     def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]
 
-    def resolve_data_defaults(self, config: dict, train_files: list[str]) -> dict:
-        if not any(config["task"][f] == AUTO for f in ("max_tokens", "vocab_size", "min_frequency")):
+    def resolve_data_defaults(self, config, train_files: list[str]) -> dict:
+        if not any(getattr(config.task, f) == AUTO for f in ("max_tokens", "vocab_size", "min_frequency")):
             return {"values": {}, "measured": {}}
         from rnnflow.components.text_classification import data_scale
 
-        texts = data_scale.read_texts(train_files, config["data"]["text_column"])
-        return data_scale.resolve(config["task"], texts)
+        texts = data_scale.read_texts(train_files, config.data.text_column)
+        return data_scale.resolve(config.task, texts)
 
     trivial_predictor = "the most frequent class"
 
