@@ -49,7 +49,7 @@ class _ReadRecords(beam.DoFn):
 @beam.typehints.with_output_types(tf.train.Example)
 def _CsvToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):  # noqa: N802
     data = config_from(exec_properties).data
-    options = CsvOptions(data.encoding, data.delimiter)
+    options = CsvOptions.of(data)
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     files = sorted(fileio.glob(pattern))
     if not files:

@@ -9,7 +9,7 @@ naming the file and line. What it does beyond TFX's CsvExampleGen:
   them and names the first file, line and byte offset).
 - A UTF-8 byte-order mark before the header is dropped.
 - `data.delimiter` (one character), with a hint when the header looks separated
-  by another one.
+  by another one; `data.quote_char` (one character, `"` by default).
 - Quoted fields may span lines; the record then starts on the line where the
   quote opens, and an unclosed quote is reported on that line.
 """
@@ -38,19 +38,28 @@ class CsvFormatError(ValueError):
 class CsvOptions:
     encoding: str = "utf-8"
     delimiter: str = ","
+    quote_char: str = '"'
+
+    @classmethod
+    def of(cls, data) -> "CsvOptions":
+        """The options of a `data` section (`rnnflow.pipeline.config.CsvFields`)."""
+        return cls(data.encoding, data.delimiter, data.quote_char)
 
 
-def check_options(encoding: str, delimiter: str) -> str | None:
+def check_options(options: CsvOptions) -> str | None:
     """Why these options cannot read a CSV file, or None."""
+    encoding, delimiter, quote = options.encoding, options.delimiter, options.quote_char
     try:
         codecs.lookup(encoding)
     except LookupError:
         return f"data.encoding: unknown encoding '{encoding}' (e.g. utf-8, latin-1, cp1252)"
-    if "a,;\t|\n\"".encode(encoding, errors="replace") != b"a,;\t|\n\"":
+    if "a,;\t|\n\"'".encode(encoding, errors="replace") != b"a,;\t|\n\"'":
         return (f"data.encoding: '{encoding}' is not ASCII-compatible; convert the file to UTF-8 "
                 "(e.g. iconv -f UTF-16 -t UTF-8)")
-    if len(delimiter) != 1 or delimiter in "\"\r\n":
-        return f"data.delimiter: {delimiter!r} must be one character other than a quote or a line break"
+    if len(quote) != 1 or quote in "\r\n":
+        return f"data.quote_char: {quote!r} must be one character other than a line break"
+    if len(delimiter) != 1 or delimiter in f"{quote}\r\n":
+        return f"data.delimiter: {delimiter!r} must be one character other than the quote or a line break"
     return None
 
 
@@ -105,7 +114,7 @@ def parse_header(path: str, line: bytes, options: CsvOptions) -> list[str]:
         text = text[len(BOM):]
     if not text.strip():
         raise CsvFormatError(f"{path}: empty CSV file (no header row)")
-    return [name.strip() for name in _split(text, options.delimiter)]
+    return [name.strip() for name in _split(text, options)]
 
 
 def delimiter_hint(path: str, header_line: bytes, options: CsvOptions) -> str:
@@ -148,7 +157,7 @@ def _records(path, stream, options, names, offset, header_line) -> Iterator[Reco
 
     # Python's csv reader decides where records end (quoted fields may hold line breaks);
     # strict: text after a closing quote is an error, not silently glued to the field.
-    reader = csv.reader(lines(), delimiter=options.delimiter, strict=True)
+    reader = csv.reader(lines(), delimiter=options.delimiter, quotechar=options.quote_char, strict=True)
     end = 1  # the header's line
     while True:
         start = end + 1
@@ -193,6 +202,6 @@ def _field_count_message(path, start, end, count, names, header_line, options) -
     return message
 
 
-def _split(text: str, delimiter: str) -> list[str]:
+def _split(text: str, options: CsvOptions) -> list[str]:
     """One CSV record (which may hold line breaks inside quotes) -> its fields."""
-    return next(csv.reader([text], delimiter=delimiter), [])
+    return next(csv.reader([text], delimiter=options.delimiter, quotechar=options.quote_char), [])

@@ -60,6 +60,16 @@ def constraint(default: Any, *, min: float | None = None, max: float | None = No
 # Sections shared by every task.
 # ---------------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CsvFields:
+    """How every task that reads CSV reads it (`rnnflow.components.csv_input`), shared by their
+    `data` sections: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...),
+    the field delimiter and the quote character (one character each)."""
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    quote_char: str = '"'
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Recurrent encoder and head; see `rnnflow.models.recurrent`."""

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rnnflow.components.forecasting import metrics, series as series_lib
 from rnnflow.components.forecasting.schema import OWNED_ROWS, WINDOW_END_TIME, future_feature
-from rnnflow.components.tasks import DataError
+from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline.config import ConfigError, load_config
 
 
@@ -34,7 +34,7 @@ def config_for(path, *overrides):
 
 
 def test_windows_of_a_tiny_series_are_hand_checkable(tmp_path):
-    from rnnflow.components.forecasting.windowing import window_example
+    from rnnflow.components.forecasting.ingest import window_example
 
     config = config_for(write_csv(tmp_path, hourly(20)))
     series = series_lib.read_series(config)
@@ -189,10 +189,10 @@ def test_split_too_short_for_a_window_is_named(tmp_path):
         series_lib.plan_windows(series_lib.read_series(config), config)
 
 
-def test_malformed_csv_row_names_the_file(tmp_path):
+def test_malformed_csv_row_names_the_file_and_line(tmp_path):
     rows = hourly(20)
     rows[2] += ",1,2,3"
-    with pytest.raises(DataError, match=r"series.csv: cannot read as csv"):
+    with pytest.raises(DataError, match=r"series.csv line 4: malformed row with 6 fields; the header has 3"):
         series_lib.read_series(config_for(write_csv(tmp_path, rows)))
 
 
@@ -268,7 +268,7 @@ def test_parquet_with_native_datetime_and_float_columns(tmp_path):
     series = series_lib.read_series(config)
     assert series.frequency_seconds == 900 and series.column("a").tolist() == list(range(30))
     assert series.times[0] == pd.Timestamp("2024-02-29 23:00")  # UTC
-    assert series_lib.preflight(config).details["season"] is None  # 96 steps > lookback 3
+    assert get_task("forecasting").preflight(config).details["season"] is None  # 96 steps > lookback 3
 
 
 ETTH1 = os.path.join(os.environ.get("RNNFLOW_DATASETS", os.path.join(os.path.dirname(__file__), "..", "..",
@@ -279,7 +279,7 @@ ETTH1 = os.path.join(os.environ.get("RNNFLOW_DATASETS", os.path.join(os.path.dir
 def test_the_documented_etth1_command_passes_preflight():
     config = load_config("forecast", [f"data.path={ETTH1}", "data.time_column=date", "data.target_columns=[OT]",
                                       "task.lookback=96", "task.horizon=24"])
-    report = series_lib.preflight(config)
+    report = get_task("forecasting").preflight(config)
     details = report.details
     assert details["frequency"] == "1h" and details["season"] == 24
     assert details["columns"] == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]

@@ -290,7 +290,7 @@ def test_package_builds_with_configs_for_beam_workers(tmp_path):
     names = zipfile.ZipFile(tmp_path / wheel).namelist()
     for required in ("rnnflow/pipeline/cli.py", "rnnflow/pipeline/configs/sentiment.yaml",
                      "rnnflow/components/text_classification/preprocessing.py", "rnnflow/models/recurrent.py",
-                     "rnnflow/pipeline/configs/forecast.yaml", "rnnflow/components/forecasting/windowing.py"):
+                     "rnnflow/pipeline/configs/forecast.yaml", "rnnflow/components/forecasting/ingest.py"):
         assert required in names
     assert imdb_sample_path()  # the default config's data ships with tfx
     # Every module of the source tree is in the wheel: packages are discovered, not listed.

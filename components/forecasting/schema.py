@@ -13,7 +13,7 @@ from typing import Literal, Optional
 import pandas as pd
 
 from rnnflow.components.run_facts import SERVING_EXAMPLES_SIGNATURE
-from rnnflow.pipeline.config import ConfigError, constraint
+from rnnflow.pipeline.config import ConfigError, CsvFields, constraint
 
 # Feature names of the windowed examples and of Transform's outputs, named once here.
 WINDOW_END_TIME = "window_end_time"  # int64 seconds since the epoch (UTC) of the last lookback step
@@ -46,13 +46,9 @@ class TimeSplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SeriesDataConfig:
+class SeriesDataConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
     path: str
     format: Literal["csv", "parquet"] = "csv"
-    # CSV only: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...) and
-    # field delimiter.
-    encoding: str = "utf-8"
-    delimiter: str = ","
     time_column: str = "date"
     # Empty: every numeric column. Target columns are always used as features too.
     feature_columns: tuple[str, ...] = ()

@@ -7,7 +7,6 @@ same cleaned series. Rows are named by file and line in every message.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import os
 
@@ -16,7 +15,8 @@ import pandas as pd
 
 from rnnflow.components.forecasting.schema import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
-from rnnflow.components.csv_input import CsvOptions, delimiter_hint, format_hint, not_csv_message, read_head
+from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, delimiter_hint, format_hint, not_csv_message,
+                                         read_head, read_records)
 from rnnflow.components.tasks.base import DataError, InputReport, open_input, resolve_input_files
 
 _SHOWN = 5  # rows named per problem in an error message
@@ -64,7 +64,7 @@ def read_series(config, files: list[str] | None = None) -> Series:
             hint = ""
             if data.format == "csv":
                 with open_input(files[0]) as f:
-                    hint = delimiter_hint(files[0], f.readline(), CsvOptions(data.encoding, data.delimiter))
+                    hint = delimiter_hint(files[0], f.readline(), CsvOptions.of(data))
             raise DataError(f"column '{column}' (named in data) is not in {_where(frame)}; "
                             f"columns: {', '.join(c for c in frame.columns if not c.startswith('_'))}{hint}")
     warnings: list[str] = []
@@ -161,11 +161,6 @@ def split_summary(series: Series, config, plan: dict[str, list[Window]]) -> dict
     return summary
 
 
-def preflight(config, files: list[str] | None = None) -> InputReport:
-    series = read_series(config, files)
-    return report_for(series, plan_windows(series, config), config)
-
-
 def report_for(series: Series, plan: dict[str, list[Window]], config) -> InputReport:
     """The input report of a read series and its window plan."""
     season = season_steps(config, series.frequency_seconds)
@@ -211,23 +206,21 @@ def _read_file(path: str, data) -> pd.DataFrame:
         if fmt == "parquet":
             with open_input(path) as f:
                 frame = pd.read_parquet(f)
-            first_line = 1
+            frame = frame.assign(_line=np.arange(len(frame)) + 1)
         else:
-            # Strings first: a bad cell is reported as written, not silently coerced.
+            # The one CSV reader every task uses; strings first: a bad cell is reported as
+            # written, not silently coerced.
             with open_input(path) as f:
-                frame = pd.read_csv(f, dtype=str, keep_default_na=False, sep=data.delimiter,
-                                    encoding=_with_bom(data.encoding), encoding_errors="replace",
-                                    skipinitialspace=True)
-            first_line = 2  # after the header
+                names, records = read_records(path, f, CsvOptions.of(data))
+                rows = [([field.strip() for field in record.fields], record.line) for record in records]
+            frame = pd.DataFrame([fields for fields, _ in rows], columns=names, dtype=str)
+            frame = frame.assign(_line=[line for _, line in rows])
+    except CsvFormatError as e:
+        raise DataError(f"{e}{hint}") from e
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as e:
         raise DataError(f"{path}: cannot read as {fmt}: {e}{hint}") from e
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.assign(_file=os.path.basename(path), _line=np.arange(len(frame)) + first_line)
-
-
-def _with_bom(encoding: str) -> str:
-    """UTF-8 with an optional byte-order mark, which pandas then drops."""
-    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return frame.assign(_file=os.path.basename(path))
 
 
 def _feature_columns(frame: pd.DataFrame, data, notes: list[str]) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 
-from rnnflow.components.csv_input import check_options
 from rnnflow.components.forecasting.schema import (EVAL_SIGNATURE, FORECAST, RESERVED_NAMES, SPLITS,
                                                    ForecastEvaluationConfig, ForecastingConfig, SeriesDataConfig,
                                                    parse_timestamp, frequency_seconds)
@@ -34,6 +33,7 @@ class ForecastingTask(Task):
     run_fn = "rnnflow.components.forecasting.trainer.run_fn"
     tuner_fn = "rnnflow.components.forecasting.trainer.tuner_fn"
     examples_signature = EVAL_SIGNATURE
+    ingest_class = "rnnflow.components.forecasting.ingest.TimeSeriesIngest"
 
     def headline_metrics(self, metrics: dict) -> dict:
         """Overall metrics; per-horizon-step ones ("mae_h3") stay in run_summary.json."""
@@ -41,9 +41,6 @@ class ForecastingTask(Task):
 
     def validate_config(self, config) -> None:
         data, split = config.data, config.data.split
-        problem = check_options(data.encoding, data.delimiter)
-        if problem:
-            raise ConfigError(problem)
         if not data.target_columns:
             raise ConfigError("data.target_columns: name at least one column to forecast, e.g. [OT]")
         for field in ("feature_columns", "target_columns"):
@@ -66,17 +63,6 @@ class ForecastingTask(Task):
                               f"{split.train_fraction + split.eval_fraction:g} leaves no test split")
         if data.frequency is not None:
             frequency_seconds(data.frequency)
-
-    def preflight(self, config) -> InputReport:
-        from rnnflow.components.forecasting import series
-
-        return series.preflight(config)
-
-    def example_gen(self, config, data_path: str):
-        from rnnflow.components.forecasting.windowing import time_series_example_gen
-        from rnnflow.components.tasks.base import split_input_path
-
-        return time_series_example_gen(config, *split_input_path(data_path))
 
     def unbounded_features(self, config) -> list[str]:
         return list(RESERVED_NAMES)

@@ -11,17 +11,16 @@ Formats (`data.format`):
 
 Tokens are characters (Unicode code points) or, with `task.tokenizer: word`, whitespace-separated
 words. Windows hold `window + 1` tokens and start every `window` tokens, so every token but the
-first of a split is predicted exactly once; a split's last partial window is dropped. Invalid
-UTF-8 is an error naming the file, line and byte.
+first of a split is predicted exactly once; a split's last partial window is dropped. Bytes
+invalid in the encoding (UTF-8; `data.encoding` for CSV, read by the one CSV reader every task
+uses, with `data.delimiter` and `data.quote_char`) are an error naming the file, line and byte.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import sys
 
+from rnnflow.components.csv_input import CsvFormatError, CsvOptions, delimiter_hint, read_records
 from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 NEWLINE = "\n"
@@ -35,27 +34,40 @@ class Splits:
 
 
 def read_texts(data, path: str) -> list[str]:
+    if data.format == "csv":
+        return _read_csv_column(data, path)
     with open_input(path) as f:
         text = decode_text(path, f.read())
     if data.format == "text":
         return [text] if text.strip() else []
-    if data.format == "lines":
-        return [line for line in text.splitlines() if line.strip()]
-    csv.field_size_limit(sys.maxsize)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        return []
-    if data.text_column not in header:
-        raise DataError(f"{path}: column '{data.text_column}' not found; columns: {', '.join(header)}")
-    index = header.index(data.text_column)
-    texts = []
-    for number, row in enumerate(reader, start=2):
-        if len(row) != len(header):
-            raise DataError(f"{path}: row {number} has {len(row)} fields, the header {len(header)}")
-        if row[index].strip():
-            texts.append(row[index])
-    return texts
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _read_csv_column(data, path: str) -> list[str]:
+    """The non-blank `data.text_column` cells, by the one CSV reader every task uses."""
+    options = CsvOptions.of(data)
+    with open_input(path) as f:
+        if not f.read(1):
+            return []
+        f.seek(0)
+        try:
+            header, records = read_records(path, f, options)
+            if data.text_column not in header:
+                f.seek(0)
+                raise DataError(f"{path}: column '{data.text_column}' not found; columns: {', '.join(header)}"
+                                f"{delimiter_hint(path, f.readline(), options)}")
+            index = header.index(data.text_column)
+            texts = []
+            for record in records:
+                if record.invalid_at:  # a model of text learns no stray replacement characters
+                    line, offset = record.invalid_at
+                    raise DataError(f"{path}: line {line}: invalid {options.encoding} (at byte {offset} of the "
+                                    "file); re-encode the file or set data.encoding")
+                if record.fields[index].strip():
+                    texts.append(record.fields[index])
+            return texts
+        except CsvFormatError as e:
+            raise DataError(str(e)) from None
 
 
 def tokenize(text: str, tokenizer: str) -> list[str]:

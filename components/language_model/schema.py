@@ -12,7 +12,7 @@ import math
 from typing import Literal
 
 from rnnflow.components.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
-from rnnflow.pipeline.config import constraint
+from rnnflow.pipeline.config import CsvFields, constraint
 
 TOKEN_IDS = "token_ids"  # Transform: [batch, (tokens)] ids, 0 pads, then the vocabulary, then OOV
 TOKEN_VOCABULARY = "tokens"
@@ -32,7 +32,7 @@ class ContiguousSplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TextCorpusConfig:
+class TextCorpusConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
     path: str
     # text: each file one document; lines: one text per line; csv: one text per row of text_column.
     format: Literal["text", "lines", "csv"] = "text"

@@ -17,10 +17,8 @@ import math
 from rnnflow.components.language_model.commands import GENERATE
 from rnnflow.components.language_model.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, SCORES, SCORE_SIGNATURE,
                                                       SPLITS, UNIGRAM_NATS, LanguageModelConfig,
-                                                      LanguageModelEvaluationConfig, TextCorpusConfig, metric_names,
-                                                      unigram_nats_per_token)
-from rnnflow.components.tasks.base import (InputReport, Task, blessing_threshold, bound_over_trivial, resolve_input_files,
-                                           split_input_path)
+                                                      LanguageModelEvaluationConfig, TextCorpusConfig, metric_names)
+from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold, bound_over_trivial
 from rnnflow.pipeline.config import ConfigError
 
 
@@ -35,6 +33,7 @@ class LanguageModelTask(Task):
     tuner_fn = "rnnflow.components.language_model.trainer.tuner_fn"
     examples_signature = EXAMPLES_SIGNATURE
     served_signature = SCORE_SIGNATURE
+    ingest_class = "rnnflow.components.language_model.ingest.TextWindowIngest"
     section_defaults = {"model": {"bidirectional": False}}
     # A plain stack read left to right (bidirectional must stay false: validate_config says why).
     honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "embedding_dim", "dropout"),
@@ -47,36 +46,9 @@ class LanguageModelTask(Task):
             raise ConfigError(f"model.cell: '{config.model.cell}' cannot generate step by step; use lstm, gru "
                               "or mingru")
 
-    def preflight(self, config, files=None) -> InputReport:
-        from rnnflow.components.language_model.reading import split_texts
-
-        files = files or resolve_input_files(config.data)
-        return self.report(config, files, split_texts(config, files))
-
-    def report(self, config, files: list[str], splits) -> InputReport:
-        distinct = len(set(splits.tokens["train"]))
-        warnings = []
-        if distinct > config.task.vocab_size:
-            warnings.append(f"the train split has {distinct} distinct {config.task.tokenizer} tokens; the "
-                            f"{distinct - config.task.vocab_size} rarest beyond task.vocab_size="
-                            f"{config.task.vocab_size} share the out-of-vocabulary id")
-        unseen = set(splits.tokens["eval"]) - set(splits.tokens["train"])
-        notes = [f"{len(unseen)} tokens of the eval split never occur in train (out of vocabulary)"] if unseen else []
-        return InputReport(files=files, rows=sum(len(w) for w in splits.windows.values()), warnings=warnings,
-                           notes=notes, details={
-                               "characters": splits.characters, "distinct_tokens": distinct,
-                               UNIGRAM_NATS: unigram_nats_per_token(splits.tokens["train"], splits.tokens["eval"]),
-                               **{f"{split}_tokens": len(t) for split, t in splits.tokens.items()},
-                               **{f"{split}_windows": len(w) for split, w in splits.windows.items()}})
-
     def merge_details(self, details: list[dict]) -> dict:
         return {**details[-1], **{k: sum(d.get(k, 0) for d in details) for k in details[-1]
                                   if k.endswith(("_tokens", "_windows")) or k == "characters"}}
-
-    def example_gen(self, config, data_path: str):
-        from rnnflow.components.language_model.example_gen import text_window_example_gen
-
-        return text_window_example_gen(config, *split_input_path(data_path))
 
     def unbounded_features(self, config) -> list[str]:
         from rnnflow.components.language_model.features import TEXT

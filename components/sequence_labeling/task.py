@@ -16,11 +16,9 @@ from rnnflow.components.sequence_labeling.schema import (ENTITY_TYPES, EVAL_SIGN
                                                          PREDICTED_TAG_IDS, SPLITS, TAG_COUNTS, TAG_LIST,
                                                          SequenceDataConfig, SequenceLabelingConfig,
                                                          TaggingEvaluationConfig)
-from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
-                                           resolve_input_files, split_input_path)
+from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold, bound_over_trivial
 
 
-_SHOWN = 3
 class SequenceLabelingTask(Task):
     name = "sequence_labeling"
     task_config_cls = SequenceLabelingConfig
@@ -31,41 +29,11 @@ class SequenceLabelingTask(Task):
     run_fn = "rnnflow.components.sequence_labeling.trainer.run_fn"
     tuner_fn = "rnnflow.components.sequence_labeling.trainer.tuner_fn"
     examples_signature = EXAMPLES_SIGNATURE
+    ingest_class = "rnnflow.components.sequence_labeling.ingest.SentenceIngest"
     # Many-to-many: a tag per step, no pooling; sentences in, no missing-text policy.
     honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "embedding_dim", "residual", "layer_norm",
                                  "input_dropout", "dropout"),
                        "serving": ("base_dir", "model_name", "keep_versions", "tf_serving_version", "validation_examples")}
-
-    def preflight(self, config, files=None) -> InputReport:
-        from rnnflow.components.sequence_labeling.reading import read_sentences
-
-        files = files or resolve_input_files(config.data)
-        return self.report(config, files, read_sentences(config.data, files))
-
-    def report(self, config, files: list[str], read) -> InputReport:
-        """The input report of sentences read from `files` (`reading.ReadResult`)."""
-        if not read.sentences:
-            raise DataError(f"{', '.join(files)}: no sentence")
-        counts = collections.Counter(tag for s in read.sentences for tag in s.tags)
-        types = sorted({tag[2:] for tag in counts if tag != conll.OUTSIDE})
-        if not types:
-            raise DataError(f"{', '.join(files)}: every tag is O; a tagger needs at least one entity type")
-        _check_split_sizes(config, files, read.sentences)
-        limit = config.task.max_tokens
-        long = [(len(s.tokens), w) for s, w in zip(read.sentences, read.where) if len(s.tokens) > limit]
-        rows = len(read.sentences)
-        warnings, notes = [], []
-        if long:
-            shown = ", ".join(f"{w} ({n} tokens)" for n, w in sorted(long, reverse=True)[:_SHOWN])
-            warnings.append(f"{len(long)} of {rows} sentences are longer than task.max_tokens={limit} and are "
-                            f"truncated to it (longest: {shown})")
-        if read.repaired:
-            notes.append(f"{read.repaired} I- tags followed nothing of their type and were read as the start of "
-                         "an entity, as IOB1 reads them (in an IOB1 file that is how entities start)")
-        tags = sorted(counts)
-        return InputReport(files=files, rows=rows, warnings=warnings, notes=notes, details={
-            TAG_LIST: tags, TAG_COUNTS: dict(sorted(counts.items())), ENTITY_TYPES: types,
-            "tokens": sum(counts.values()), "truncated_sentences": len(long), "repaired_tags": read.repaired})
 
     def merge_details(self, details: list[dict]) -> dict:
         counts: dict[str, int] = collections.Counter()
@@ -74,11 +42,6 @@ class SequenceLabelingTask(Task):
         return {**details[-1], TAG_LIST: sorted(counts), TAG_COUNTS: dict(sorted(counts.items())),
                 ENTITY_TYPES: sorted({t[2:] for t in counts if t != conll.OUTSIDE}),
                 **{k: sum(d.get(k, 0) for d in details) for k in ("tokens", "truncated_sentences", "repaired_tags")}}
-
-    def example_gen(self, config, data_path: str):
-        from rnnflow.components.sequence_labeling.example_gen import sentence_example_gen
-
-        return sentence_example_gen(config, *split_input_path(data_path))
 
     def unbounded_features(self, config) -> list[str]:
         from rnnflow.components.sequence_labeling.features import SENTENCE, TOKENS
@@ -136,19 +99,3 @@ class SequenceLabelingTask(Task):
 TASK = SequenceLabelingTask()
 
 
-# The fewest sentences per split a run is worth starting with: fewer cannot train a tagger or
-# measure one, and end, minutes later, not blessed.
-MIN_SENTENCES = {"train": 20, "eval": 5}
-
-
-def _check_split_sizes(config, files: list[str], sentences) -> None:
-    from rnnflow.components.sequence_labeling.reading import split_of
-
-    percent = config.data.split.eval_percent
-    sizes = collections.Counter(split_of(s.tokens, percent) for s in sentences)
-    short = [split for split, least in MIN_SENTENCES.items() if sizes[split] < least]
-    if short:
-        raise DataError(
-            f"{', '.join(files)}: {len(sentences)} sentences give the train split {sizes['train']} and the eval split "
-            f"{sizes['eval']} (data.split.eval_percent={percent}); a tagger needs at least "
-            f"{MIN_SENTENCES['train']} train and {MIN_SENTENCES['eval']} eval sentences: add sentences")

@@ -98,6 +98,12 @@ class Task(abc.ABC):
             raise config_lib.ConfigError(
                 f"data.rolling_spans: {config.data.rolling_spans} needs spans, but data.path has no "
                 f"{{SPAN}} or {{YYYY}}{{MM}}{{DD}} spec: {config.data.path}")
+        if isinstance(config.data, config_lib.CsvFields):
+            from rnnflow.components.csv_input import CsvOptions, check_options
+
+            problem = check_options(CsvOptions.of(config.data))
+            if problem:
+                raise config_lib.ConfigError(problem)
         self.check_capabilities(config)
         self.validate_config(config)
 
@@ -137,7 +143,16 @@ class Task(abc.ABC):
         """The task details of several spans' reports, oldest first (default: the newest's)."""
         return details[-1]
 
-    @abc.abstractmethod
+    # Dotted path of the task's `Ingest` (`rnnflow.components.task_example_gen`) when it reads its
+    # own input format; the ingest scaffold then owns its ExampleGen and its pre-flight check.
+    ingest_class: str | None = None
+
+    def ingest(self):
+        if self.ingest_class is None:
+            raise NotImplementedError(f"the {self.name} task has no Ingest (it overrides example_gen and preflight)")
+        module, _, name = self.ingest_class.rpartition(".")
+        return getattr(importlib.import_module(module), name)()
+
     def preflight(self, config: config_lib.PipelineConfig, files: list[str] | None = None) -> InputReport:
         """Reads the input once (`files`, or those `data.path` names) and raises DataError.
 
@@ -145,6 +160,7 @@ class Task(abc.ABC):
         the pipeline's ExampleGen on the files of the span it ingests, whose report the
         later components read (`rnnflow.components.input_report`).
         """
+        return self.ingest().preflight(config, files)
 
     @abc.abstractmethod
     def eval_config(self, config: config_lib.PipelineConfig, report: InputReport | None):
@@ -152,11 +168,13 @@ class Task(abc.ABC):
         it at run time from the report; `report` is None when compiling, where only the
         facts-free parts matter."""
 
-    @abc.abstractmethod
     def example_gen(self, config: config_lib.PipelineConfig, data_path: str):
         """The ExampleGen reading `data_path` (`data.path` as the pipeline's components see it)
         into the task's `splits`; it also runs `preflight` on the files it ingests and attaches the
-        report (`rnnflow.components.input_report`)."""
+        report (`rnnflow.components.input_report`). Default: the ingest scaffold's."""
+        from rnnflow.components.task_example_gen import task_example_gen
+
+        return task_example_gen(config, *split_input_path(data_path))
 
     def after_evaluation(self, config: config_lib.PipelineConfig, *, examples, model, blessing) -> list:
         """Extra components that run once the model is evaluated (e.g. a held-out test report)."""

@@ -10,7 +10,7 @@ import dataclasses
 from typing import Literal
 
 from rnnflow.components.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
-from rnnflow.pipeline.config import AUTO, Auto, constraint
+from rnnflow.pipeline.config import AUTO, Auto, CsvFields, constraint
 
 # Feature names produced by Transform, named once here.
 TOKEN_IDS = "token_ids"
@@ -50,13 +50,9 @@ class SplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TextDataConfig:
+class TextDataConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
     path: str
     format: DataFormat = "csv"
-    # CSV only: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...) and
-    # field delimiter.
-    encoding: str = "utf-8"
-    delimiter: str = ","
     text_column: str = "text"
     label_column: str = "label"
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)

@@ -7,7 +7,7 @@ import collections
 import dataclasses
 import math
 
-from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, check_options, delimiter_hint,
+from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, delimiter_hint,
                                          format_hint, read_head, read_records)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
                                            is_candidate, open_input, resolve_input_files, split_input_path)
@@ -54,9 +54,6 @@ class TextClassificationTask(Task):
 
     def validate_config(self, config) -> None:
         data = config.data
-        problem = check_options(data.encoding, data.delimiter)
-        if problem:
-            raise ConfigError(problem)
         if data.text_column == data.label_column:
             raise ConfigError(f"data.label_column: '{data.label_column}' is also data.text_column")
         if config.evaluation.slice_feature == data.text_column:
@@ -262,7 +259,7 @@ def _label_text(value) -> str | None:
 
 
 def _scan_csv(path: str, columns: list[str], data):
-    options = CsvOptions(data.encoding, data.delimiter)
+    options = CsvOptions.of(data)
     with open_input(path) as f:
         try:
             header, records = read_records(path, f, options)

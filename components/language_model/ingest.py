@@ -1,0 +1,42 @@
+"""TextWindowExampleGen's reading: text files -> one tf.Example per window (`features.py`), split
+into train and eval by contiguous blocks (`reading.py`). The ingest scaffold
+(`rnnflow.components.task_example_gen`) does the rest."""
+
+from __future__ import annotations
+
+from rnnflow.components.language_model import features
+from rnnflow.components.language_model.reading import split_texts
+from rnnflow.components.language_model.schema import SPLITS, UNIGRAM_NATS, unigram_nats_per_token
+from rnnflow.components.task_example_gen import Ingest
+from rnnflow.components.tasks.base import InputReport
+
+
+class TextWindowIngest(Ingest):
+    node_id = "TextWindowExampleGen"
+    splits = SPLITS
+    unit = "windows"
+
+    def read(self, config, files):
+        return split_texts(config, files)
+
+    def report(self, config, files: list[str], splits) -> InputReport:
+        distinct = len(set(splits.tokens["train"]))
+        warnings = []
+        if distinct > config.task.vocab_size:
+            warnings.append(f"the train split has {distinct} distinct {config.task.tokenizer} tokens; the "
+                            f"{distinct - config.task.vocab_size} rarest beyond task.vocab_size="
+                            f"{config.task.vocab_size} share the out-of-vocabulary id")
+        unseen = set(splits.tokens["eval"]) - set(splits.tokens["train"])
+        notes = [f"{len(unseen)} tokens of the eval split never occur in train (out of vocabulary)"] if unseen else []
+        return InputReport(files=files, rows=sum(len(w) for w in splits.windows.values()), warnings=warnings,
+                           notes=notes, details={
+                               "characters": splits.characters, "distinct_tokens": distinct,
+                               UNIGRAM_NATS: unigram_nats_per_token(splits.tokens["train"], splits.tokens["eval"]),
+                               **{f"{split}_tokens": len(t) for split, t in splits.tokens.items()},
+                               **{f"{split}_windows": len(w) for split, w in splits.windows.items()}})
+
+    def split(self, config, read) -> dict[str, list]:
+        return {split: read.windows[split] for split in SPLITS}
+
+    def to_example(self, config, read):
+        return features.window_example
