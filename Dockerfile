@@ -24,7 +24,7 @@ RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
     && python -c "import rnnflow.pipeline.cli, tensorflow_text, tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 # pkg:// data paths are read where each step runs, by TFX's own ExampleGen driver too, which
 # never imports rnnflow: every interpreter in the image registers the pkg:// filesystem.
-RUN echo "import rnnflow.components.package_filesystem" \
+RUN echo "import rnnflow.components.ingest.package_filesystem" \
       > "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/rnnflow_pkg_filesystem.pth" \
     && python -c "from tfx.dsl.io import fileio; assert fileio.exists('pkg://tfx/examples/imdb/data')"
 

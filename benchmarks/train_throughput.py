@@ -107,9 +107,9 @@ def measure(ids, labels, vocab_size: int, classes: int, config, epochs: int) -> 
     import numpy as np
     import tensorflow as tf
 
-    from rnnflow.components.progress import TrainingProgress
+    from rnnflow.components.training.progress import TrainingProgress
     from rnnflow.components.text_classification.schema import TOKEN_IDS
-    from rnnflow.components.training import batched_by_length
+    from rnnflow.components.training.trainer import batched_by_length
     from rnnflow.models.recurrent import build_text_classifier
 
     batch, max_tokens = config.training.batch_size, config.task.max_tokens

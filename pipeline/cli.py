@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_output(path: str, flag: str, inputs: tuple[str, ...] = ()) -> str:
     """check_output_file, its error as a ConfigError (a usage error, exit 2)."""
-    from rnnflow.components.file_checks import OutputPathError, check_output_file
+    from rnnflow.components.common.file_checks import OutputPathError, check_output_file
 
     try:
         return check_output_file(path, flag, inputs=inputs)
@@ -272,12 +272,12 @@ def _remote(config, args) -> int:
 
 
 def _run(config, output_dir: str, strict_data: bool) -> int:
-    from rnnflow.components import interrupts
+    from rnnflow.components.common import interrupts
     from rnnflow.pipeline.runner import run_local
 
     print(f"rnnflow: running pipeline '{config.name}' ({config.task_type}) into {output_dir}")
     # A scheduler's SIGTERM ends the run like Ctrl-C: recorded, honoured at the next safe point
-    # (never a push after it), and the summary says "interrupted" (components/interrupts.py).
+    # (never a push after it), and the summary says "interrupted" (components/common/interrupts.py).
     try:
         with interrupts.stop_on_signals():
             summary = run_local(config, output_dir, strict_data=strict_data)
@@ -329,8 +329,8 @@ def _predict(args) -> int:
     # TensorFlow's native chatter is filtered; the progress bar writes to the console itself
     # (the filter passes whole lines only).
     with native_stderr_filtered() as console, os.fdopen(os.dup(console), "w") as progress:
-        from rnnflow.components.batch_scoring import predict_file
-        from rnnflow.components.serving_client import ServingError
+        from rnnflow.components.serving.batch_scoring import predict_file
+        from rnnflow.components.serving.serving_client import ServingError
 
         try:
             report = predict_file(args.model, args.input, args.output, model_name=args.model_name,

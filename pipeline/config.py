@@ -62,7 +62,7 @@ def constraint(default: Any, *, min: float | None = None, max: float | None = No
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CsvFields:
-    """How every task that reads CSV reads it (`rnnflow.components.csv_input`), shared by their
+    """How every task that reads CSV reads it (`rnnflow.components.ingest.csv_input`), shared by their
     `data` sections: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...),
     the field delimiter and the quote character (one character each)."""
     encoding: str = "utf-8"
@@ -163,7 +163,7 @@ TUNABLE_SECTIONS = ("model", "training")
 # Fields of those sections a trial could not honour, and why. Every other field changes what a
 # trial does: model.* and the optimizer fields through the model each trial builds;
 # training.batch_size (the trial's datasets), epochs (how long it trains), early_stopping_patience
-# (its early stopping) and seed (its initial weights and shuffling) in components/tuning.py.
+# (its early stopping) and seed (its initial weights and shuffling) in components/training/tuning.py.
 UNTUNABLE_FIELDS = {
     "training.max_minutes": "the budget is the whole Trainer's, not a trial's",
     "training.progress_seconds": "it changes what is printed, not what is trained",
@@ -449,7 +449,7 @@ def _validate_model_size(model: "ModelConfig") -> None:
             f"most that trains on one machine is {MAX_RECURRENT_PARAMETERS / 1e6:,.0f}M: use fewer units or layers")
 
 
-# TF Serving releases whose bundled TF Text ops rnnflow knows (components/serving_validation.py).
+# TF Serving releases whose bundled TF Text ops rnnflow knows (components/serving/serving_validation.py).
 SUPPORTED_TF_SERVING = "2.0, 2.1, 2.12 to 2.19, 2.20 and later"
 
 

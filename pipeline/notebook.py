@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from rnnflow.components import run_facts
+from rnnflow.components.common import run_facts
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import parse_config, replace_fields
 
@@ -74,7 +74,7 @@ class FinishedRun:
         return build(data.config, data)
 
     def open_pushed_model(self, signature: str = "serving_default"):
-        from rnnflow.components.serving_client import open_model
+        from rnnflow.components.serving.serving_client import open_model
 
         if not self.summary.get("pushed_model"):
             raise FileNotFoundError(f"{self.output_dir}: this run pushed no model (status {self.summary['status']})")

@@ -8,15 +8,15 @@ import os
 
 from tfx import v1 as tfx
 
-from rnnflow.components.anomaly_gate import AnomalyGate
-from rnnflow.components.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
-from rnnflow.components.data_gates import (AcceptedSchema, DriftBaselinePublish, DriftGate, PublishedDriftBaseline,
+from rnnflow.components.gates.anomaly_gate import AnomalyGate
+from rnnflow.components.serving.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
+from rnnflow.components.gates.data_gates import (AcceptedSchema, DriftBaselinePublish, DriftGate, PublishedDriftBaseline,
                                            SchemaChoice)
-from rnnflow.components.input_report import REFERENCE_EXAMPLES_KEY, Evaluator, Transform
-from rnnflow.components.batch_inference import SPLIT as INFERENCE_SPLIT
-from rnnflow.components.batch_inference import BulkInferrer, InferenceExamples
-from rnnflow.components.serving_validation import ServingValidator
-from rnnflow.components.span_window import rolling_spans_resolver
+from rnnflow.components.ingest.input_report import REFERENCE_EXAMPLES_KEY, Evaluator, Transform
+from rnnflow.components.serving.batch_inference import SPLIT as INFERENCE_SPLIT
+from rnnflow.components.serving.batch_inference import BulkInferrer, InferenceExamples
+from rnnflow.components.serving.serving_validation import ServingValidator
+from rnnflow.components.ingest.span_window import rolling_spans_resolver
 from rnnflow.components.tasks import get_task
 from rnnflow.pipeline.config import (
     DATA_SECTIONS, SCHEMA_MODES, ConfigError, PipelineConfig, code_version, pipeline_path, portable_path)
@@ -120,7 +120,7 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
         examples_signature=task.examples_signature, served_signature=task.served_signature,
         sample=config.serving.validation_examples).with_id("ServingValidator")
 
-    pusher = Pusher(  # atomic, strictly increasing versions (components/atomic_pusher.py)
+    pusher = Pusher(  # atomic, strictly increasing versions (components/serving/atomic_pusher.py)
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_validator.outputs["blessing"],

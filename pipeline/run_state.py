@@ -19,8 +19,8 @@ import os
 import socket
 from typing import Any
 
-from rnnflow.components import run_facts
-from rnnflow.components.file_checks import OutputPathError, check_output_dir
+from rnnflow.components.common import run_facts
+from rnnflow.components.common.file_checks import OutputPathError, check_output_dir
 
 RUNNING, SUCCEEDED, FAILED, NOT_BLESSED, INTERRUPTED = (
     "running", "succeeded", "failed", "not_blessed", "interrupted")

@@ -18,7 +18,9 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from rnnflow.components import interrupts, run_facts
+from rnnflow.components.common import interrupts
+
+from rnnflow.components.common import run_facts
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
@@ -257,7 +259,7 @@ def _collect_components(summary, paths, config, node_ids, since_ms, failed_node=
 def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     executions = _collect_components(summary, paths, config, node_ids, since_ms)
     reader = _reader(paths, config)
-    from rnnflow.components.input_report import SPANS_PROPERTY
+    from rnnflow.components.ingest.input_report import SPANS_PROPERTY
 
     # The spans Transform (and so the Trainer) learned from: the one the ExampleGen ingested, or
     # the latest data.rolling_spans spans.
@@ -273,7 +275,7 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     summary["resolved"] = training.pop("resolved", {})
     summary["training"] = training
     if executions.get("DriftGate") is not None:
-        from rnnflow.components.data_gates import read_drift
+        from rnnflow.components.gates.data_gates import read_drift
 
         summary["drift"] = read_drift(reader.outputs(executions["DriftGate"])["baseline"][0].uri)
     if executions.get("Tuner") is not None:
@@ -295,12 +297,12 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
         node: reader.outputs(execution) for node, execution in executions.items() if execution is not None})
 
     if executions.get("ServingValidator") is not None:
-        from rnnflow.components.serving_validation import read_report
+        from rnnflow.components.serving.serving_validation import read_report
 
         summary["serving_validation"] = read_report(
             reader.outputs(executions["ServingValidator"])["blessing"][0].uri)
     if executions.get("BulkInferrer") is not None:
-        from rnnflow.components import batch_inference
+        from rnnflow.components.serving import batch_inference
 
         examples = reader.outputs(executions["InferenceExamples"])["examples"][0]
         result = reader.outputs(executions["BulkInferrer"]).get("inference_result", [None])[0]

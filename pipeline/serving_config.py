@@ -42,7 +42,7 @@ from typing import Optional
 import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 
-from rnnflow.components.serving_client import complete_versions
+from rnnflow.components.serving.serving_client import complete_versions
 from rnnflow.pipeline.config import ConfigError, PipelineConfig
 
 MODELS_CONFIG, BATCHING_FILE, MONITORING_FILE = "models.config", "batching_parameters.txt", "monitoring.config"

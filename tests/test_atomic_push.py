@@ -1,5 +1,5 @@
 """Pushes into the serving directory are atomic, strictly ordered, never overwrite, and prune safely
-(components/atomic_pusher.py)."""
+(components/serving/atomic_pusher.py)."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from rnnflow.components import atomic_pusher
-from rnnflow.components.atomic_pusher import push, prune, versions
+from rnnflow.components.serving import atomic_pusher
+from rnnflow.components.serving.atomic_pusher import push, prune, versions
 
 SIZES = {"saved_model.pb": 1 << 20, "variables/variables.data-00000-of-00001": 12 << 20,
          "variables/variables.index": 4096, "assets/tokens": 65536}

@@ -17,9 +17,9 @@ import apache_beam as beam
 import pytest
 
 from conftest import run_cli, write_csv
-from rnnflow.components.csv_example_gen import _CsvToExample
-from rnnflow.components.csv_input import CsvOptions
-from rnnflow.components.input_report import reporting_example_gen
+from rnnflow.components.ingest.csv_example_gen import _CsvToExample
+from rnnflow.components.ingest.csv_input import CsvOptions
+from rnnflow.components.ingest.input_report import reporting_example_gen
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline import run_state
 from rnnflow.pipeline.config import ConfigError, load_config

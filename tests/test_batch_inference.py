@@ -13,8 +13,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from conftest import FAST_OVERRIDES, last_window_request, run_cli
-from rnnflow.components.batch_inference import SKIPPED_FILE, write_examples
-from rnnflow.components.batch_scoring import InputFileError, predict_file
+from rnnflow.components.serving.batch_inference import SKIPPED_FILE, write_examples
+from rnnflow.components.serving.batch_scoring import InputFileError, predict_file
 
 pytestmark = pytest.mark.e2e
 

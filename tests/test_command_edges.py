@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import run_cli
-from rnnflow.components.batch_scoring import InputFileError, _Output, predict_file
-from rnnflow.components.file_checks import OutputPathError, check_output_dir, check_output_file
+from rnnflow.components.serving.batch_scoring import InputFileError, _Output, predict_file
+from rnnflow.components.common.file_checks import OutputPathError, check_output_dir, check_output_file
 from rnnflow.pipeline import run_state
 from rnnflow.pipeline import serving_config as deploy
 from rnnflow.pipeline.config import ConfigError, load_config, portable_path_notes
@@ -205,7 +205,7 @@ def test_serving_config_says_when_the_canary_label_goes_and_refuses_an_unknown_m
 
 
 def test_a_file_read_in_the_wrong_format_gets_a_format_hint_not_a_line_per_row(tmp_path):
-    from rnnflow.components.batch_scoring import read_rows
+    from rnnflow.components.serving.batch_scoring import read_rows
 
     records = tmp_path / "rows.csv"  # JSON lines under a .csv name
     records.write_text('{"text": "good"}\n{"text": "bad"}\n')

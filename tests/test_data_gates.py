@@ -9,8 +9,8 @@ import pytest
 import tensorflow_data_validation as tfdv
 
 from conftest import run_cli
-from rnnflow.components.data_gates import describe_drift, measure_drift, without_value_domains
-from rnnflow.components.training import incompatibility
+from rnnflow.components.gates.data_gates import describe_drift, measure_drift, without_value_domains
+from rnnflow.components.training.trainer import incompatibility
 from rnnflow.pipeline.config import load_config
 
 
@@ -131,8 +131,8 @@ def test_warm_start_loads_weights_or_says_why_not(tmp_path):
     import keras
     import numpy as np
 
-    from rnnflow.components.run_facts import FACTS_FILE
-    from rnnflow.components.training import WarmStartError, save_weights, warm_start
+    from rnnflow.components.common.run_facts import FACTS_FILE
+    from rnnflow.components.training.trainer import WarmStartError, save_weights, warm_start
 
     def model():
         return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

@@ -57,7 +57,7 @@ def test_the_trainers_lines_reach_the_run_log_and_the_summary_reports_training_k
     _, _, summary = run
     with open(summary["log_file"], encoding="utf-8") as f:
         log = f.read()
-    assert "rnnflow.components.training: cuDNN: " in log  # per-layer eligibility
+    assert "rnnflow.components.training.trainer: cuDNN: " in log  # per-layer eligibility
     assert "Total params" in log  # the model summary
     # Eligibility as trained, not as exported (export switches to the portable kernel).
     layers = summary["model"]["cudnn"]

@@ -4,7 +4,7 @@ CSV honours `data.encoding`, `data.delimiter` and `data.quote_char` through `csv
 
 import pytest
 
-from rnnflow.components import task_example_gen
+from rnnflow.components.ingest import task_example_gen
 from rnnflow.components.language_model.reading import read_texts
 from rnnflow.components.tasks import DataError, get_task, task_names
 from rnnflow.pipeline.config import ConfigError, CsvFields, load_config

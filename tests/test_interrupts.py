@@ -14,7 +14,7 @@ import weakref
 import pytest
 
 from conftest import FAST_OVERRIDES
-from rnnflow.components import interrupts
+from rnnflow.components.common import interrupts
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +74,7 @@ def test_the_handlers_are_restored_and_the_request_cleared_on_the_next_use():
 
 
 def test_the_pusher_makes_no_version_visible_after_a_request(tmp_path):
-    from rnnflow.components import atomic_pusher
+    from rnnflow.components.serving import atomic_pusher
 
     model = tmp_path / "model"
     model.mkdir()
@@ -92,7 +92,7 @@ def test_training_stops_at_the_next_step_after_a_request():
     import keras
     import numpy as np
 
-    from rnnflow.components.progress import TrainingProgress
+    from rnnflow.components.training.progress import TrainingProgress
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd")

@@ -165,7 +165,7 @@ def test_optimizers_and_schedules(optimizer, schedule):
 
 def test_balanced_class_weights_and_default_strategy():
     from rnnflow.components.text_classification.trainer import class_weights
-    from rnnflow.components.training import distribution_strategy
+    from rnnflow.components.training.trainer import distribution_strategy
 
     balanced = type("Task", (), {"class_weight": "balanced"})()
     weights = class_weights(type("C", (), {"task": balanced})(), {"neg": 30, "pos": 10}, ["neg", "pos"])

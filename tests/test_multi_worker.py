@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnflow.components.training import distribution_strategy, worker_count
+from rnnflow.components.training.trainer import distribution_strategy, worker_count
 
 WORKER = textwrap.dedent("""
     import json, logging, sys, types
     import keras
     import numpy as np
     import tensorflow as tf
-    from rnnflow.components.training import distribution_strategy, fit
+    from rnnflow.components.training.trainer import distribution_strategy, fit
     from rnnflow.pipeline.config import load_config
 
     logging.basicConfig(level=logging.INFO)

@@ -11,7 +11,7 @@ import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from conftest import imdb_sample_path, run_cli, write_csv
-from rnnflow.components.anomaly_gate import describe_anomalies
+from rnnflow.components.gates.anomaly_gate import describe_anomalies
 from rnnflow.pipeline.config import ConfigError, load_config
 from rnnflow.pipeline.pipeline import create_pipeline
 from rnnflow.pipeline.run_state import RunPaths

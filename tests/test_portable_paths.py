@@ -8,7 +8,7 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from conftest import IMDB_SAMPLE, imdb_sample_path
-from rnnflow.components import package_filesystem  # noqa: F401 (registers pkg://)
+from rnnflow.components.ingest import package_filesystem  # noqa: F401 (registers pkg://)
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline.config import ConfigError, load_config, pipeline_path, portable_path, resolve_path
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from conftest import last_window_request, real_model_server, run_cli, write_csv
-from rnnflow.components.batch_scoring import InputFileError, predict_file
-from rnnflow.components.serving_client import ServingError, open_model
+from rnnflow.components.serving.batch_scoring import InputFileError, predict_file
+from rnnflow.components.serving.serving_client import ServingError, open_model
 from tf_serving_double import ModelServerDouble
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""Live training progress and the training time budget (components/progress.py), on a tiny
+"""Live training progress and the training time budget (components/training/progress.py), on a tiny
 model with a fake clock: every call to the clock advances it 7 seconds."""
 
 import itertools
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnflow.components.progress import TrainingProgress
+from rnnflow.components.training.progress import TrainingProgress
 from rnnflow.models.recurrent import build_text_classifier
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig, load_config, resolve_training
 

@@ -11,7 +11,7 @@ from tfx.types import standard_artifacts
 
 from conftest import write_csv
 from rnnflow.components.forecasting import series as series_lib
-from rnnflow.components.span_window import RESOLVER_ID, LatestSpansStrategy
+from rnnflow.components.ingest.span_window import RESOLVER_ID, LatestSpansStrategy
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.components.tasks.base import latest_spans
 from rnnflow.pipeline.config import ConfigError, load_config

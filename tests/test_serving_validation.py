@@ -1,4 +1,4 @@
-"""Serving validation's knowledge of TF Serving releases (components/serving_validation.py); the
+"""Serving validation's knowledge of TF Serving releases (components/serving/serving_validation.py); the
 checks on real pushed models run in the end-to-end tests."""
 
 import glob
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from rnnflow.components import serving_validation
-from rnnflow.components.serving_validation import check, describe, missing_text_ops, model_server_round_trip
+from rnnflow.components.serving import serving_validation
+from rnnflow.components.serving.serving_validation import check, describe, missing_text_ops, model_server_round_trip
 from rnnflow.pipeline.config import ConfigError, load_config
 
 OURS = {"NormalizeUTF8", "CaseFoldUTF8", "UnicodeScriptTokenizeWithOffsets"}

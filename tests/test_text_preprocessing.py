@@ -77,7 +77,7 @@ def test_batches_are_padded_on_the_right_to_their_longest_row():
     import tensorflow as tf
 
     from rnnflow.components.text_classification.preprocessing import pad_to_longest
-    from rnnflow.components.training import batched_by_length, length_buckets
+    from rnnflow.components.training.trainer import batched_by_length, length_buckets
 
     assert length_buckets(64) == [8, 16, 32] and length_buckets(8) == [] and length_buckets(9) == [8]
     rows = tf.ragged.constant([[5, 6, 7], [8], [9, 10], [1] * 20, [2] * 30], dtype=tf.int64)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnflow.components.tuning import ReportingTuner, make_oracle
+from rnnflow.components.training.tuning import ReportingTuner, make_oracle
 from rnnflow.pipeline.config import ConfigError, load_config
 
 ROWS = 48

@@ -28,8 +28,8 @@ import tensorflow as tf
 from rnnflow.components.forecasting.schema import (
     EVAL_SIGNATURE, FORECAST, TARGET_MEAN, TARGET_STD, WINDOW, WINDOW_END_TIME)
 from rnnflow.components.forecasting.features import window_feature_spec
-from rnnflow.components.run_facts import EXAMPLES_INPUT
-from rnnflow.components.training import save_serving_model
+from rnnflow.components.common.run_facts import EXAMPLES_INPUT
+from rnnflow.components.training.trainer import save_serving_model
 
 
 

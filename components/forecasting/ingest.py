@@ -7,7 +7,7 @@ Cleaning and sorting need the whole series, so the span's files (with
 `data.rolling_spans: K`, the latest K spans' files: consecutive stretches of one series,
 windowed and split as one) are read once in the executor; Beam then builds, serializes
 and writes the windows in parallel (the series travels to the workers inside the pickled
-function). The ingest scaffold (`rnnflow.components.task_example_gen`) owns the component: TFX's
+function). The ingest scaffold (`rnnflow.components.ingest.task_example_gen`) owns the component: TFX's
 FileBasedExampleGen, so its driver resolves spans and fingerprints the input.
 """
 
@@ -20,8 +20,8 @@ import tensorflow as tf
 from rnnflow.components.forecasting import features
 from rnnflow.components.forecasting import series as series_lib
 from rnnflow.components.forecasting.schema import SPLITS
-from rnnflow.components.input_report import window_input
-from rnnflow.components.task_example_gen import Ingest
+from rnnflow.components.ingest.input_report import window_input
+from rnnflow.components.ingest.task_example_gen import Ingest
 from rnnflow.components.tasks.base import InputReport, resolve_input_files
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnflow.components import task_metrics
+from rnnflow.components.evaluation import task_metrics
 from rnnflow.components.forecasting.schema import future_feature
 
 SKILL = "skill"

@@ -19,7 +19,7 @@ from tfx.utils import path_utils
 from rnnflow.components.forecasting.features import window_feature_spec
 from rnnflow.components.forecasting.metrics import ForecastAccumulator, persistence_forecast, window_arrays
 from rnnflow.components.forecasting.schema import EVAL_SIGNATURE, FORECAST, WINDOW_END_TIME
-from rnnflow.components.input_report import read_model_facts
+from rnnflow.components.ingest.input_report import read_model_facts
 
 METRICS_FILE = "test_metrics.json"
 PLOT_FILE = "forecast_test.png"

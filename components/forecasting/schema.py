@@ -12,7 +12,7 @@ from typing import Literal, Optional
 
 import pandas as pd
 
-from rnnflow.components.run_facts import SERVING_EXAMPLES_SIGNATURE
+from rnnflow.components.common.run_facts import SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import ConfigError, CsvFields, constraint
 
 # Feature names of the windowed examples and of Transform's outputs, named once here.

@@ -15,7 +15,7 @@ import pandas as pd
 
 from rnnflow.components.forecasting.schema import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
-from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, delimiter_hint, format_hint, not_csv_message,
+from rnnflow.components.ingest.csv_input import (CsvFormatError, CsvOptions, delimiter_hint, format_hint, not_csv_message,
                                          read_head, read_records)
 from rnnflow.components.tasks.base import DataError, InputReport, open_input, resolve_input_files
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rnnflow.components.forecasting import export
 from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.schema import FORECAST, TARGET, TARGET_MEAN, TARGET_STD, WINDOW
-from rnnflow.components.training import TaskData, train_and_export, transformed_dataset
+from rnnflow.components.training.trainer import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_forecaster
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -57,6 +57,6 @@ def run_fn(fn_args) -> None:
 
 
 def tuner_fn(fn_args):
-    from rnnflow.components.tuning import tuner_result
+    from rnnflow.components.training.tuning import tuner_result
 
     return tuner_result(fn_args, TrainingData, build_model)

@@ -34,7 +34,7 @@ def generate(args) -> int:
         for error in errors:
             print(f"rnnflow: generate: {error}", file=sys.stderr)
         return EXIT_USAGE
-    from rnnflow.components.serving_client import ServingError, open_model
+    from rnnflow.components.serving.serving_client import ServingError, open_model
 
     try:
         with open_model(args.model, args.model_name) as model:

@@ -29,8 +29,8 @@ from rnnflow.components.language_model import preprocessing
 from rnnflow.components.language_model.features import TEXT, feature_spec
 from rnnflow.components.language_model.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, LOG_LIKELIHOOD,
                                                     SCORE_SIGNATURE, SCORES, TOKEN_IDS)
-from rnnflow.components.run_facts import EXAMPLES_INPUT
-from rnnflow.components.training import as_raw_feature, save_serving_model
+from rnnflow.components.common.run_facts import EXAMPLES_INPUT
+from rnnflow.components.training.trainer import as_raw_feature, save_serving_model
 from rnnflow.models.language_model import Generator
 
 

@@ -1,13 +1,13 @@
 """TextWindowExampleGen's reading: text files -> one tf.Example per window (`features.py`), split
 into train and eval by contiguous blocks (`reading.py`). The ingest scaffold
-(`rnnflow.components.task_example_gen`) does the rest."""
+(`rnnflow.components.ingest.task_example_gen`) does the rest."""
 
 from __future__ import annotations
 
 from rnnflow.components.language_model import features
 from rnnflow.components.language_model.reading import split_texts
 from rnnflow.components.language_model.schema import SPLITS, UNIGRAM_NATS, unigram_nats_per_token
-from rnnflow.components.task_example_gen import Ingest
+from rnnflow.components.ingest.task_example_gen import Ingest
 from rnnflow.components.tasks.base import InputReport
 
 

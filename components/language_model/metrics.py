@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from rnnflow.components import task_metrics
+from rnnflow.components.evaluation import task_metrics
 from rnnflow.components.language_model.schema import metric_names
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rnnflow.components.csv_input import CsvFormatError, CsvOptions, delimiter_hint, read_records
+from rnnflow.components.ingest.csv_input import CsvFormatError, CsvOptions, delimiter_hint, read_records
 from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 NEWLINE = "\n"

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Literal
 
-from rnnflow.components.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
+from rnnflow.components.common.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import CsvFields, constraint
 
 TOKEN_IDS = "token_ids"  # Transform: [batch, (tokens)] ids, 0 pads, then the vocabulary, then OOV

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from rnnflow.components.language_model import export, preprocessing
 from rnnflow.components.language_model.schema import LOG_LIKELIHOOD, TOKEN_IDS, TOKEN_VOCABULARY
-from rnnflow.components.training import TaskData, train_and_export, transformed_dataset
+from rnnflow.components.training.trainer import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.language_model import build_language_model
 from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer
 from rnnflow.pipeline.config import PipelineConfig
@@ -67,6 +67,6 @@ def run_fn(fn_args) -> None:
 
 
 def tuner_fn(fn_args):
-    from rnnflow.components.tuning import tuner_result
+    from rnnflow.components.training.tuning import tuner_result
 
     return tuner_result(fn_args, TrainingData, build_model)

@@ -34,8 +34,8 @@ from rnnflow.components.sequence_labeling import conll
 from rnnflow.components.sequence_labeling.features import SENTENCE, TOKENS, feature_spec
 from rnnflow.components.sequence_labeling.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PREDICTED_TAG_IDS,
                                                        TAG_SCORES, TOKENS_SIGNATURE)
-from rnnflow.components.run_facts import EXAMPLES_INPUT
-from rnnflow.components.training import save_serving_model
+from rnnflow.components.common.run_facts import EXAMPLES_INPUT
+from rnnflow.components.training.trainer import save_serving_model
 from rnnflow.models.tagger import CHAR_IDS, WORD_IDS, decode
 
 OUTPUTS = ("tokens", "tags", TAG_SCORES, "lengths", "token_counts", "entity_starts", "entity_ends", "entity_types",

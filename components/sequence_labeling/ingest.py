@@ -1,7 +1,7 @@
 """SentenceExampleGen's reading: CoNLL or JSONL files -> one tf.Example per sentence
 (`features.py`), split into train and eval by a hash of the sentence's tokens
 (`data.split.eval_percent`), so a repeated sentence never sits in both. The ingest scaffold
-(`rnnflow.components.task_example_gen`) does the rest."""
+(`rnnflow.components.ingest.task_example_gen`) does the rest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import collections
 from rnnflow.components.sequence_labeling import conll, features
 from rnnflow.components.sequence_labeling.reading import read_sentences, split_of
 from rnnflow.components.sequence_labeling.schema import ENTITY_TYPES, SPLITS, TAG_COUNTS, TAG_LIST
-from rnnflow.components.task_example_gen import Ingest
+from rnnflow.components.ingest.task_example_gen import Ingest
 from rnnflow.components.tasks.base import DataError, InputReport
 
 

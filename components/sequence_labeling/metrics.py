@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnflow.components import task_metrics
+from rnnflow.components.evaluation import task_metrics
 from rnnflow.components.sequence_labeling import conll
 from rnnflow.components.sequence_labeling.features import TAGS
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from rnnflow.components.sequence_labeling import export, preprocessing
 from rnnflow.components.sequence_labeling.schema import (CHAR_VOCABULARY, TAG_IDS, TAG_LIST, TAG_SCORES,
                                                        WORD_VOCABULARY)
-from rnnflow.components.training import TaskData, batched_by_length, train_and_export, transformed_dataset
+from rnnflow.components.training.trainer import TaskData, batched_by_length, train_and_export, transformed_dataset
 from rnnflow.models.tagger import CHAR_IDS, PAD_LABEL, WORD_IDS, build_tagger
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -79,6 +79,6 @@ def run_fn(fn_args) -> None:
 
 
 def tuner_fn(fn_args):
-    from rnnflow.components.tuning import tuner_result
+    from rnnflow.components.training.tuning import tuner_result
 
     return tuner_result(fn_args, TrainingData, build_model)

@@ -99,7 +99,7 @@ class Task(abc.ABC):
                 f"data.rolling_spans: {config.data.rolling_spans} needs spans, but data.path has no "
                 f"{{SPAN}} or {{YYYY}}{{MM}}{{DD}} spec: {config.data.path}")
         if isinstance(config.data, config_lib.CsvFields):
-            from rnnflow.components.csv_input import CsvOptions, check_options
+            from rnnflow.components.ingest.csv_input import CsvOptions, check_options
 
             problem = check_options(CsvOptions.of(config.data))
             if problem:
@@ -143,7 +143,7 @@ class Task(abc.ABC):
         """The task details of several spans' reports, oldest first (default: the newest's)."""
         return details[-1]
 
-    # Dotted path of the task's `Ingest` (`rnnflow.components.task_example_gen`) when it reads its
+    # Dotted path of the task's `Ingest` (`rnnflow.components.ingest.task_example_gen`) when it reads its
     # own input format; the ingest scaffold then owns its ExampleGen and its pre-flight check.
     ingest_class: str | None = None
 
@@ -158,7 +158,7 @@ class Task(abc.ABC):
 
         It runs twice with the same code: before any component on a local run, and inside
         the pipeline's ExampleGen on the files of the span it ingests, whose report the
-        later components read (`rnnflow.components.input_report`).
+        later components read (`rnnflow.components.ingest.input_report`).
         """
         return self.ingest().preflight(config, files)
 
@@ -171,8 +171,8 @@ class Task(abc.ABC):
     def example_gen(self, config: config_lib.PipelineConfig, data_path: str):
         """The ExampleGen reading `data_path` (`data.path` as the pipeline's components see it)
         into the task's `splits`; it also runs `preflight` on the files it ingests and attaches the
-        report (`rnnflow.components.input_report`). Default: the ingest scaffold's."""
-        from rnnflow.components.task_example_gen import task_example_gen
+        report (`rnnflow.components.ingest.input_report`). Default: the ingest scaffold's."""
+        from rnnflow.components.ingest.task_example_gen import task_example_gen
 
         return task_example_gen(config, *split_input_path(data_path))
 
@@ -236,7 +236,7 @@ class Task(abc.ABC):
 
     def custom_config(self, config: config_lib.PipelineConfig) -> dict[str, Any]:
         """JSON passed to Transform (its name/task/data sections only) and Trainer; the input
-        report is added at run time (`rnnflow.components.input_report`)."""
+        report is added at run time (`rnnflow.components.ingest.input_report`)."""
         return {"config": config.to_dict()}
 
 
@@ -321,7 +321,7 @@ def latest_spans(path: str, count: int, last: int | None = None) -> list[tuple[i
     from tfx.dsl.io import fileio
     from tfx.proto import example_gen_pb2, range_config_pb2
 
-    from rnnflow.components import package_filesystem  # noqa: F401 (pkg:// for fileio)
+    from rnnflow.components.ingest import package_filesystem  # noqa: F401 (pkg:// for fileio)
 
     input_base, pattern = split_input_path(path)
 

@@ -28,8 +28,8 @@ import tensorflow_text  # noqa: F401  (registers the text ops the transform grap
 from rnnflow.components.text_classification.preprocessing import pad_to_longest
 from rnnflow.components.text_classification.schema import (
     EVAL_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES, TOKEN_IDS, TRANSFORM_SIGNATURE)
-from rnnflow.components.run_facts import EXAMPLES_INPUT
-from rnnflow.components.training import as_raw_feature, save_serving_model
+from rnnflow.components.common.run_facts import EXAMPLES_INPUT
+from rnnflow.components.training.trainer import as_raw_feature, save_serving_model
 
 LABEL_OUTPUT = "label"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from rnnflow.components.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
+from rnnflow.components.common.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
 from rnnflow.pipeline.config import AUTO, Auto, CsvFields, constraint
 
 # Feature names produced by Transform, named once here.

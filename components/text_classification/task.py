@@ -7,7 +7,7 @@ import collections
 import dataclasses
 import math
 
-from rnnflow.components.csv_input import (CsvFormatError, CsvOptions, delimiter_hint,
+from rnnflow.components.ingest.csv_input import (CsvFormatError, CsvOptions, delimiter_hint,
                                          format_hint, read_head, read_records)
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
                                            is_candidate, open_input, resolve_input_files, split_input_path)
@@ -115,7 +115,7 @@ class TextClassificationTask(Task):
     def example_gen(self, config, data_path: str):
         """TFX's ExampleGen for `data.format` (csv with `data.encoding`/`data.delimiter`, tfrecord,
         parquet) with a hash split into `data.split`'s buckets; it runs the input check too."""
-        from rnnflow.components.input_report import reporting_example_gen
+        from rnnflow.components.ingest.input_report import reporting_example_gen
 
         input_base, pattern = split_input_path(data_path)
         return reporting_example_gen(config, input_base=input_base, pattern=pattern, splits={

@@ -10,7 +10,7 @@ import tensorflow as tf
 from rnnflow.components.text_classification import export, preprocessing
 from rnnflow.components.text_classification.schema import (
     LABEL_COUNTS, LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY)
-from rnnflow.components.training import TaskData, batched_by_length, train_and_export, transformed_dataset
+from rnnflow.components.training.trainer import TaskData, batched_by_length, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_text_classifier
 from rnnflow.pipeline.config import PipelineConfig
 
@@ -81,6 +81,6 @@ def run_fn(fn_args) -> None:
 
 
 def tuner_fn(fn_args):
-    from rnnflow.components.tuning import tuner_result
+    from rnnflow.components.training.tuning import tuner_result
 
     return tuner_result(fn_args, TrainingData, build_model)

@@ -29,7 +29,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
 from tfx.utils import io_utils
 
-from rnnflow.components import run_facts
+from rnnflow.components.common import run_facts
 
 SCHEMA_FILE = "schema.pbtxt"  # in a Schema artifact (TFX's SchemaGen layout)
 STATS_FILE = "FeatureStats.pb"  # in each Split-<name> of an ExampleStatistics artifact

@@ -36,7 +36,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from rnnflow.components import interrupts
+from rnnflow.components.common import interrupts
 
 STAGING_PREFIX = ".staging-"  # not an integer: TF Serving's version scan skips it
 REMOVING_PREFIX = ".removing-"

@@ -1,7 +1,7 @@
 """One client for a pushed model wherever it is served: a SavedModel directory on this machine,
 a TF Serving REST endpoint, or a TF Serving gRPC address.
 
-    from rnnflow.components.serving_client import open_model
+    from rnnflow.components.serving.serving_client import open_model
     model = open_model("http://localhost:8501/v1/models/sentiment")   # or "localhost:8500", or a dir
     model.predict({"text": ["a fine film", "dull"]})   # {"probabilities": array, "label": array}
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 import keras
 
-from rnnflow.components import interrupts
+from rnnflow.components.common import interrupts
 
 log = logging.getLogger(__name__)
 PROGRESS_PREFIX = "      "  # training lines sit under the runner's Trainer / Tuner line

@@ -48,9 +48,9 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from rnnflow.components.input_report import serving_reference_path
-from rnnflow.components import run_facts
-from rnnflow.components.run_facts import WARMUP_FILE
+from rnnflow.components.ingest.input_report import serving_reference_path
+from rnnflow.components.common import run_facts
+from rnnflow.components.common.run_facts import WARMUP_FILE
 from rnnflow.pipeline.config import tf_serving_release
 
 BLESSED_FILE, NOT_BLESSED_FILE = "INFRA_BLESSED", "INFRA_NOT_BLESSED"  # as TFX's InfraValidator writes
@@ -324,7 +324,7 @@ def _wait_until_available(server: subprocess.Popen, rest_port: int, log_path: st
 def _round_trips(binary: str, rest_port: int, grpc_port: int, round_trip: dict, signature: str) -> dict:
     import numpy as np
 
-    from rnnflow.components.serving_client import GrpcModel, RestModel, ServingError
+    from rnnflow.components.serving.serving_client import GrpcModel, RestModel, ServingError
 
     result, problems = {"binary": binary}, []
     for transport, connect in (

@@ -4,7 +4,7 @@ and servable, writing PredictionLogs (the `inference_result` artifact). BulkInfe
 a TF2 model loader (`TF2Model`; tfx_bsl's own TF1 loader cannot run these models).
 
 The input file is what `rnnflow predict` reads (CSV, JSONL or Parquet; rows with the columns of
-the model's `serving_default` inputs, read as `components/batch_scoring.py` documents), so a file
+the model's `serving_default` inputs, read as `components/serving/batch_scoring.py` documents), so a file
 scored by hand and the same file scored by the pipeline give the same predictions. Each input
 becomes the feature of the same name, typed by the signature (text: bytes; numbers: floats;
 integers: int64), which is what the task's tf.Example signature parses; the id column, when
@@ -28,8 +28,8 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
-from rnnflow.components import package_filesystem
-from rnnflow.components.serving_client import INTEGER_DTYPES, load_saved_model
+from rnnflow.components.ingest import package_filesystem
+from rnnflow.components.serving.serving_client import INTEGER_DTYPES, load_saved_model
 
 SPLIT = "inference"
 EXAMPLES_FILE = "data_tfrecord-00000-of-00001.gz"
@@ -79,7 +79,7 @@ def write_examples(path: str, model_dir: str, output_dir: str, *, input_format: 
     """Converts `path` into `output_dir`/Split-inference; returns (rows written, skipped rows)."""
     import tensorflow as tf
 
-    from rnnflow.components.batch_scoring import InputFileError, check_columns, read_rows, row_inputs
+    from rnnflow.components.serving.batch_scoring import InputFileError, check_columns, read_rows, row_inputs
 
     inputs = signature_inputs(model_dir, signature)
     with tempfile.TemporaryDirectory(prefix="rnnflow-inference-") as scratch:

@@ -20,8 +20,8 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
-from rnnflow.components.csv_input import CsvFormatError, CsvOptions, read_records
-from rnnflow.components.ingest_config import config_from
+from rnnflow.components.ingest.csv_input import CsvFormatError, CsvOptions, read_records
+from rnnflow.components.ingest.ingest_config import config_from
 
 
 class _ReadRecords(beam.DoFn):

@@ -1,6 +1,6 @@
 """Scoring a file of inputs with a served model: `rnnflow predict`, and the same from Python.
 
-    from rnnflow.components.batch_scoring import predict_file
+    from rnnflow.components.serving.batch_scoring import predict_file
     report = predict_file("serving/sentiment", "new_reviews.csv", "scored.jsonl")
 
 Input: CSV (a header row), JSONL (one object per line) or Parquet, or stdin ("-"). Columns are
@@ -35,8 +35,8 @@ import tempfile
 import time
 from typing import Any, Iterator, Optional
 
-from rnnflow.components.file_checks import OutputPathError, check_output_file
-from rnnflow.components.serving_client import (
+from rnnflow.components.common.file_checks import OutputPathError, check_output_file
+from rnnflow.components.serving.serving_client import (
     INTEGER_DTYPES, Model, RequestRefused, ServingError, open_model, to_jsonable)
 
 DEFAULT_BATCH_SIZE = 64

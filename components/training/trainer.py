@@ -1,6 +1,6 @@
 """The trainer scaffolding every task shares: its run_fn is `train_and_export` with the task's
 `TaskData` subclass, model builder, export and reference outputs; its tuner_fn is
-`components.tuning.tuner_result` with the same data class and builder. Also here: tuned config,
+`components.training.tuning.tuner_result` with the same data class and builder. Also here: tuned config,
 device strategy, warm starts, fitting, length bucketing, summaries."""
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnflow.components import interrupts, run_facts
-from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
+from rnnflow.components.common import interrupts
+
+from rnnflow.components.common import run_facts
+from rnnflow.components.training.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.components.tasks import get_task
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import (
@@ -74,7 +76,7 @@ def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, ref
     transformed batch, data)`),
     the model's facts and the training summary (plus `summary_fields(data)`).
     `class_weight(config, data)`: Keras class weights, or None."""
-    from rnnflow.components.input_report import write_model_facts
+    from rnnflow.components.ingest.input_report import write_model_facts
     from rnnflow.models.recurrent import describe_model
 
     distribution_strategy()  # before any TensorFlow op (multi-worker collectives need it)
@@ -101,7 +103,7 @@ def write_warmup_requests(export_dir: str, requests: list[dict] | dict[str, list
     Serving replays when it loads the version, so the first real request is not slow (PITFALLS 7.1)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    from rnnflow.components.run_facts import WARMUP_FILE
+    from rnnflow.components.common.run_facts import WARMUP_FILE
 
     by_signature = requests if isinstance(requests, dict) else {"serving_default": requests}
     path = os.path.join(export_dir, WARMUP_FILE)
@@ -239,7 +241,7 @@ def serving_reference(model, tf_transform_output, transform_graph_path: str, ser
     no padding beyond its own length) and records the predictions next to the model, for serving
     validation's skew check. `outputs_fn(model, transformed_batch) -> {serving output: array}`
     is the task's; the transform is TFT's own graph on the raw examples."""
-    from rnnflow.components.input_report import read_raw_eval_sample, write_serving_reference
+    from rnnflow.components.ingest.input_report import read_raw_eval_sample, write_serving_reference
 
     examples = read_raw_eval_sample(transform_graph_path)
     if not examples:

@@ -10,7 +10,7 @@ import keras
 import keras_tuner as kt
 from tfx import v1 as tfx
 
-from rnnflow.components.progress import PROGRESS_PREFIX, TrainingProgress
+from rnnflow.components.training.progress import PROGRESS_PREFIX, TrainingProgress
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields, resolve_training
 
 OBJECTIVE_DIRECTIONS = {"val_loss": "min", "val_accuracy": "max"}

@@ -39,9 +39,11 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from rnnflow.components import csv_example_gen, run_facts
-from rnnflow.components.ingest_config import config_from, example_gen_custom_config
-from rnnflow.components.package_filesystem import local_path
+from rnnflow.components.ingest import csv_example_gen
+
+from rnnflow.components.common import run_facts
+from rnnflow.components.ingest.ingest_config import config_from, example_gen_custom_config
+from rnnflow.components.ingest.package_filesystem import local_path
 from rnnflow.components.tasks import InputReport, get_task
 from rnnflow.components.tasks.base import has_span, latest_spans, split_input_path
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields

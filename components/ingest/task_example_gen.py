@@ -21,8 +21,8 @@ from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
-from rnnflow.components.ingest_config import config_from, example_gen_custom_config
-from rnnflow.components.input_report import driver_span, set_report, span_input
+from rnnflow.components.ingest.ingest_config import config_from, example_gen_custom_config
+from rnnflow.components.ingest.input_report import driver_span, set_report, span_input
 from rnnflow.components.tasks import get_task
 from rnnflow.components.tasks.base import InputReport, resolve_input_files
 

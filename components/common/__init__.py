@@ -1,0 +1,1 @@
+"""Run-wide plumbing every stage uses: side files, stop requests, output-path checks."""

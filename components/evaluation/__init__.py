@@ -1,0 +1,1 @@
+"""Evaluation: the one TFMA metric scaffold the tasks' metrics use."""

@@ -1,0 +1,1 @@
+"""Gates: schema anomalies and data drift, before anything trains."""

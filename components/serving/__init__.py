@@ -1,0 +1,1 @@
+"""Serving: validation against the model server, clients, batch scoring, the atomic Pusher."""

@@ -1,0 +1,1 @@
+"""Training: the Trainer scaffold every task's run_fn uses, the Tuner, progress."""
