@@ -61,7 +61,17 @@ def constraint(default: Any, *, min: float | None = None, max: float | None = No
 # ---------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CsvFields:
+class DataFields:
+    """The fields every task's `data` section has (its own config subclasses this)."""
+    # A file or glob, local or any URI tf.io.gfile reads; a {SPAN} or date spec reads spans.
+    path: str
+    # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
+    # ingests and validates the newest one).
+    rolling_spans: int = constraint(1, min=1)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CsvFields(DataFields):
     """How every task that reads CSV reads it (`rnnflow.components.ingest.csv_input`), shared by their
     `data` sections: the file's text encoding (ASCII-compatible: utf-8, latin-1, cp1252, ...),
     the field delimiter and the quote character (one character each)."""

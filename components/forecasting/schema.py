@@ -46,8 +46,7 @@ class TimeSplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SeriesDataConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
-    path: str
+class SeriesDataConfig(CsvFields):  # path, rolling_spans; CSV only: encoding, delimiter, quote_char
     format: Literal["csv", "parquet"] = "csv"
     time_column: str = "date"
     # Empty: every numeric column. Target columns are always used as features too.
@@ -60,9 +59,6 @@ class SeriesDataConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
     # Duplicate timestamps fail, or keep their first row under any other policy.
     on_bad_rows: Literal["fail", "ffill", "interpolate", "drop"] = "fail"
     split: TimeSplitConfig = dataclasses.field(default_factory=TimeSplitConfig)
-    # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
-    # ingests and validates the newest one).
-    rolling_spans: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,13 +32,11 @@ class ContiguousSplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TextCorpusConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
-    path: str
+class TextCorpusConfig(CsvFields):  # path, rolling_spans; CSV only: encoding, delimiter, quote_char
     # text: each file one document; lines: one text per line; csv: one text per row of text_column.
     format: Literal["text", "lines", "csv"] = "text"
     text_column: str = "text"
     split: ContiguousSplitConfig = dataclasses.field(default_factory=ContiguousSplitConfig)
-    rolling_spans: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)

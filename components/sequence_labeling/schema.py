@@ -10,7 +10,7 @@ import dataclasses
 from typing import Literal
 
 from rnnflow.components.common.run_facts import EVALUATION_EXAMPLES_SIGNATURE, SERVING_EXAMPLES_SIGNATURE
-from rnnflow.pipeline.config import constraint
+from rnnflow.pipeline.config import DataFields, constraint
 
 # Transform's outputs, named once here (the model's input names come from the tagger).
 TAG_IDS = "tag_ids"
@@ -37,8 +37,7 @@ class SentenceSplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SequenceDataConfig:
-    path: str
+class SequenceDataConfig(DataFields):  # path, rolling_spans
     # conll: one token per line, whitespace-separated columns, a blank line between sentences,
     # -DOCSTART- lines skipped; jsonl: one {"tokens": [...], "tags": [...]} object per line.
     format: Literal["conll", "jsonl"] = "conll"
@@ -47,7 +46,6 @@ class SequenceDataConfig:
     tokens_field: str = "tokens"
     tags_field: str = "tags"
     split: SentenceSplitConfig = dataclasses.field(default_factory=SentenceSplitConfig)
-    rolling_spans: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,15 +50,11 @@ class SplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TextDataConfig(CsvFields):  # CSV only: encoding, delimiter, quote_char
-    path: str
+class TextDataConfig(CsvFields):  # path, rolling_spans; CSV only: encoding, delimiter, quote_char
     format: DataFormat = "csv"
     text_column: str = "text"
     label_column: str = "label"
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
-    # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
-    # ingests and validates the newest one).
-    rolling_spans: int = constraint(1, min=1)
 
 
 @dataclasses.dataclass(frozen=True)
