@@ -26,8 +26,12 @@ $(STAMP): requirements/lock.txt setup.py
 run: setup
 	$(BIN)/rnnflow run --config sentiment --output-dir $(OUTPUT_DIR)
 
+# Two workers on a 2-core machine; tests that read one shared run go to the same worker
+# (tests/conftest.py groups them), so each run happens once.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Recompile the lock after editing requirements/requirements.in (needs `uv`).
 lock:

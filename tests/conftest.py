@@ -284,3 +284,30 @@ def nights(tmp_path_factory):
         results.append((result, json.loads((output_dir / "run_summary.json").read_text())))
     return output_dir, rows, results
 
+
+
+# ---------------------------------------------------------------------------
+# Two workers (`make test` runs pytest-xdist with --dist loadgroup): every test that reads one
+# harness run (or the nights) goes to the worker that holds it, so each run happens once; other
+# tests stay with their module, so a module's fixtures are built once.
+# ---------------------------------------------------------------------------
+
+RUN_FIXTURES = {"sentiment_run": "text_classification", "weather": "forecasting", "ner_run": "sequence_labeling",
+                "charlm_run": "language_model", "nights": "nights"}
+NOTEBOOK_TASKS = {harness.notebook: task_type for task_type, harness in HARNESS.items()}
+
+
+def run_group(item) -> str | None:
+    """The shared run a test reads, by fixture or by its task parameter (conformance, notebooks)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for value in params.values():
+        if value in HARNESS:
+            return value
+        if value in NOTEBOOK_TASKS:
+            return NOTEBOOK_TASKS[value]
+    return next((group for name, group in RUN_FIXTURES.items() if name in item.fixturenames), None)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(run_group(item) or item.module.__name__))
