@@ -66,12 +66,10 @@ class FinishedRun:
                                        data_view_decode_fn=None),
             serving_model_dir=os.path.join(scratch, "serving"), model_run_dir=os.path.join(scratch, "run"),
             custom_config={"config": self.config.to_dict()}, hyperparameters=None, base_model=None)
-        data_cls, _ = self.task.trainer()
-        return data_cls(fn_args, self.config)
+        return self.task.training_data()(fn_args, self.config)
 
     def build_model(self, data):
-        _, build = self.task.trainer()
-        return build(data.config, data)
+        return data.build_model(data.config)
 
     def open_pushed_model(self, signature: str = "serving_default"):
         from rnnflow.components.serving.serving_client import open_model

@@ -30,6 +30,11 @@ class FakeData:
         x, y = rng.normal(size=(ROWS, 3)).astype("float32"), rng.normal(size=(ROWS, 1)).astype("float32")
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(self.config.training.batch_size)
 
+    def build_model(self, config):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
     def train(self):
         return self.dataset([], True)
 
@@ -49,16 +54,15 @@ def search(tmp_path, *overrides):
         def on_train_batch_begin(self, batch, logs=None):
             seen[-1]["batches"].append(batch)
 
-    def build(trial, trial_data):
-        # The model sees the trial's data (its steps per epoch size the learning-rate schedule).
-        assert trial_data.config.training.batch_size == trial.training.batch_size
-        assert trial_data.steps_per_epoch == ROWS // trial.training.batch_size
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
-        return model
+    class CheckedData(FakeData):
+        def build_model(self, trial):
+            # The model sees the trial's data (its steps per epoch size the learning-rate schedule).
+            assert self.config.training.batch_size == trial.training.batch_size
+            assert self.steps_per_epoch == ROWS // trial.training.batch_size
+            return super().build_model(trial)
 
-    data = FakeData(config)
-    tuner = ReportingTuner(config, data, build, oracle=make_oracle(config), directory=str(tmp_path),
+    data = CheckedData(config)
+    tuner = ReportingTuner(config, data, oracle=make_oracle(config), directory=str(tmp_path),
                            project_name="t", overwrite=True)
     tuner.search(x=data.train(), validation_data=data.eval(), epochs=1, verbose=0, callbacks=[Recorder()])
     trials = [t.hyperparameters.values for t in tuner.oracle.trials.values()]
@@ -94,9 +98,7 @@ def test_a_trial_resolves_its_auto_training_fields_for_its_own_batch_size(tmp_pa
                                    "tuning.search_space.training.batch_size=[16, 64]"])
     resolved_training, _ = resolve_training(raw.training, ROWS)
     config = raw.__class__(**{**raw.__dict__, "training": resolved_training})
-    tuner = ReportingTuner(config, FakeData(config), lambda c, d: keras.Sequential([keras.Input((3,)),
-                                                                                     keras.layers.Dense(1)]),
-                           raw_training=raw.training, oracle=make_oracle(config), directory=str(tmp_path),
+    tuner = ReportingTuner(config, FakeData(config), raw_training=raw.training, oracle=make_oracle(config), directory=str(tmp_path),
                            project_name="t", overwrite=True)
     small, large = (tuner.trial_config({"training.batch_size": b}).training for b in (16, 64))
     assert (small.batch_size, large.batch_size) == (16, 64)

@@ -28,35 +28,32 @@ class TrainingData(TaskData):
                                       shuffle)
         return dataset.map(lambda features, target: ({WINDOW: features[WINDOW]}, target))
 
+    def build_model(self, config: PipelineConfig):
+        task, columns = config.task, self.details["columns"]
+        return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=self.input_width,
+                                horizon=task.horizon, target_indices=[columns.index(t) for t in self.details["targets"]],
+                                series_channels=len(columns), anchor=task.anchor, loss=task.loss,
+                                input_name=WINDOW, steps_per_epoch=self.steps_per_epoch)
 
-def build_model(config: PipelineConfig, data: TrainingData):
-    task, columns = config.task, data.details["columns"]
-    return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=data.input_width,
-                            horizon=task.horizon, target_indices=[columns.index(t) for t in data.details["targets"]],
-                            series_channels=len(columns), anchor=task.anchor, loss=task.loss,
-                            input_name=WINDOW, steps_per_epoch=data.steps_per_epoch)
+    def reference_outputs(self, model, transformed) -> dict:
+        """The in-memory model's forecast for a transformed batch, in the targets' original units
+        (the model itself predicts z-scores of the train split's statistics)."""
+        normalized = model({WINDOW: transformed[WINDOW]}, training=False).numpy()
+        scale, location = transformed[TARGET_STD].numpy()[:, None, :], transformed[TARGET_MEAN].numpy()[:, None, :]
+        return {FORECAST: normalized * scale + location}
 
-
-def reference_outputs(model, transformed, data) -> dict:
-    """The in-memory model's forecast for a transformed batch, in the targets' original units
-    (the model itself predicts z-scores of the train split's statistics)."""
-    normalized = model({WINDOW: transformed[WINDOW]}, training=False).numpy()
-    scale, location = transformed[TARGET_STD].numpy()[:, None, :], transformed[TARGET_MEAN].numpy()[:, None, :]
-    return {FORECAST: normalized * scale + location}
-
-
-def export_model(model, data: TrainingData, serving_dir: str) -> None:
-    export.export_serving_model(model, data.tf_transform_output, config=data.config, details=data.details,
-                                export_dir=serving_dir)
+    def export(self, model, serving_dir: str) -> None:
+        export.export_serving_model(model, self.tf_transform_output, config=self.config, details=self.details,
+                                    export_dir=serving_dir)
 
 
 def run_fn(fn_args) -> None:
     """Trains on normalized windows with early stopping on eval, exports a model that
     answers in original units."""
-    train_and_export(fn_args, TrainingData, build_model, export_model, reference_outputs)
+    train_and_export(fn_args, TrainingData)
 
 
 def tuner_fn(fn_args):
     from rnnflow.components.training.tuning import tuner_result
 
-    return tuner_result(fn_args, TrainingData, build_model)
+    return tuner_result(fn_args, TrainingData)

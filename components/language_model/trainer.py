@@ -38,35 +38,34 @@ class TrainingData(TaskData):
 
         return dataset.map(shifted)
 
+    def build_model(self, config: PipelineConfig) -> keras.Model:
+        model = build_language_model(len(self.vocabulary), config.model)
+        model.compile(optimizer=make_optimizer(config.training, self.steps_per_epoch),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=JIT_COMPILE[config.training.jit_compile])
+        return model
 
-def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
-    model = build_language_model(len(data.vocabulary), config.model)
-    model.compile(optimizer=make_optimizer(config.training, data.steps_per_epoch),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=JIT_COMPILE[config.training.jit_compile])
-    return model
+    def reference_outputs(self, model, transformed) -> dict:
+        """The in-memory model's log-likelihood of a transformed window, as `score` computes it."""
+        ids = transformed[TOKEN_IDS]
+        log_likelihood, tokens = export.score_ids(model, ids.to_tensor(0) if isinstance(ids, tf.RaggedTensor) else ids)
+        outputs = export.score_outputs(log_likelihood, tokens)
+        return {LOG_LIKELIHOOD: outputs[LOG_LIKELIHOOD].numpy(), "nats_per_token": outputs["nats_per_token"].numpy()}
 
+    def export(self, model, serving_dir: str) -> None:
+        task = self.config.task
+        export.export_serving_model(model, self.tf_transform_output, tokenizer=task.tokenizer,
+                                    max_generate=task.max_generate, window=task.window, export_dir=serving_dir)
 
-def reference_outputs(model, transformed, data: TrainingData) -> dict:
-    """The in-memory model's log-likelihood of a transformed window, as `score` computes it."""
-    ids = transformed[TOKEN_IDS]
-    log_likelihood, tokens = export.score_ids(model, ids.to_tensor(0) if isinstance(ids, tf.RaggedTensor) else ids)
-    outputs = export.score_outputs(log_likelihood, tokens)
-    return {LOG_LIKELIHOOD: outputs[LOG_LIKELIHOOD].numpy(), "nats_per_token": outputs["nats_per_token"].numpy()}
-
-
-def export_model(model, data: TrainingData, serving_dir: str) -> None:
-    task = data.config.task
-    export.export_serving_model(model, data.tf_transform_output, tokenizer=task.tokenizer,
-                                max_generate=task.max_generate, window=task.window, export_dir=serving_dir)
+    def summary_fields(self) -> dict:
+        return {"vocabulary_size": len(self.vocabulary)}
 
 
 def run_fn(fn_args) -> None:
-    train_and_export(fn_args, TrainingData, build_model, export_model, reference_outputs,
-                     summary_fields=lambda data: {"vocabulary_size": len(data.vocabulary)})
+    train_and_export(fn_args, TrainingData)
 
 
 def tuner_fn(fn_args):
     from rnnflow.components.training.tuning import tuner_result
 
-    return tuner_result(fn_args, TrainingData, build_model)
+    return tuner_result(fn_args, TrainingData)

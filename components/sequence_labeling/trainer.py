@@ -49,36 +49,35 @@ class TrainingData(TaskData):
 
         return dataset.map(shaped)
 
+    def build_model(self, config: PipelineConfig) -> keras.Model:
+        task = config.task
+        return build_tagger(config.model, config.training, vocab_size=self.vocab_size, num_tags=len(self.tag_names),
+                            char_vocab_size=self.char_vocab_size, word_chars=task.max_word_chars,
+                            char_encoder=task.char_encoder, char_dim=task.char_dim, char_units=task.char_units,
+                            decoder=task.decoder, steps_per_epoch=self.steps_per_epoch)
 
-def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
-    task = config.task
-    return build_tagger(config.model, config.training, vocab_size=data.vocab_size, num_tags=len(data.tag_names),
-                        char_vocab_size=data.char_vocab_size, word_chars=task.max_word_chars,
-                        char_encoder=task.char_encoder, char_dim=task.char_dim, char_units=task.char_units,
-                        decoder=task.decoder, steps_per_epoch=data.steps_per_epoch)
+    def reference_outputs(self, model, transformed) -> dict:
+        """The in-memory tagger's tag scores for a transformed batch, as serving computes them."""
+        task = self.config.task
+        _, scores, _ = export.tag_batch(model, transformed, task.max_tokens, task.max_word_chars,
+                                        task.char_encoder != "none")
+        return {TAG_SCORES: scores.numpy()}
 
+    def export(self, model, serving_dir: str) -> None:
+        task = self.config.task
+        export.export_serving_model(model, self.tf_transform_output, tag_names=self.tag_names,
+                                    max_tokens=task.max_tokens, width=task.max_word_chars,
+                                    use_chars=task.char_encoder != "none", export_dir=serving_dir)
 
-def reference_outputs(model, transformed, data: TrainingData) -> dict:
-    """The in-memory tagger's tag scores for a transformed batch, as serving computes them."""
-    task = data.config.task
-    _, scores, _ = export.tag_batch(model, transformed, task.max_tokens, task.max_word_chars,
-                                    task.char_encoder != "none")
-    return {TAG_SCORES: scores.numpy()}
-
-
-def export_model(model, data: TrainingData, serving_dir: str) -> None:
-    task = data.config.task
-    export.export_serving_model(model, data.tf_transform_output, tag_names=data.tag_names,
-                                max_tokens=task.max_tokens, width=task.max_word_chars,
-                                use_chars=task.char_encoder != "none", export_dir=serving_dir)
+    def summary_fields(self) -> dict:
+        return {"tags": self.tag_names}
 
 
 def run_fn(fn_args) -> None:
-    train_and_export(fn_args, TrainingData, build_model, export_model, reference_outputs,
-                     summary_fields=lambda data: {"tags": data.tag_names})
+    train_and_export(fn_args, TrainingData)
 
 
 def tuner_fn(fn_args):
     from rnnflow.components.training.tuning import tuner_result
 
-    return tuner_result(fn_args, TrainingData, build_model)
+    return tuner_result(fn_args, TrainingData)

@@ -228,11 +228,10 @@ class Task(abc.ABC):
         """A matplotlib Figure of the run's results (the notebooks show the same), or None."""
         return None
 
-    def trainer(self):
-        """(TaskData subclass, build_model(config, data)) of the module holding `run_fn`, for
-        notebooks and benchmarks that train as the Trainer does."""
-        module = importlib.import_module(self.run_fn.rpartition(".")[0])
-        return module.TrainingData, module.build_model
+    def training_data(self):
+        """The TaskData subclass of the module holding `run_fn`, for notebooks and benchmarks
+        that train as the Trainer does."""
+        return importlib.import_module(self.run_fn.rpartition(".")[0]).TrainingData
 
     def custom_config(self, config: config_lib.PipelineConfig) -> dict[str, Any]:
         """JSON passed to Transform (its name/task/data sections only) and Trainer; the input

@@ -42,18 +42,29 @@ class TrainingData(TaskData):
         depth = len(self.class_names)
         return dataset.map(lambda features, label: (features, tf.one_hot(tf.reshape(label, [-1]), depth)))
 
+    def build_model(self, config: PipelineConfig) -> keras.Model:
+        return build_text_classifier(config.model, config.training, vocab_size=self.vocab_size,
+                                     num_classes=len(self.class_names), label_smoothing=config.task.label_smoothing,
+                                     input_name=TOKEN_IDS, steps_per_epoch=self.steps_per_epoch)
 
-def build_model(config: PipelineConfig, data: TrainingData) -> keras.Model:
-    return build_text_classifier(config.model, config.training, vocab_size=data.vocab_size,
-                                 num_classes=len(data.class_names), label_smoothing=config.task.label_smoothing,
-                                 input_name=TOKEN_IDS, steps_per_epoch=data.steps_per_epoch)
+    def reference_outputs(self, model, transformed) -> dict:
+        """The in-memory model's class probabilities for a transformed batch, as training feeds it."""
+        token_ids = transformed[TOKEN_IDS]
+        dense = token_ids.to_tensor() if isinstance(token_ids, tf.RaggedTensor) else token_ids
+        return {export.PROBABILITIES: model({TOKEN_IDS: dense}, training=False).numpy()}
 
+    def export(self, model, serving_dir: str) -> None:
+        config = self.config
+        export.export_serving_model(
+            model, self.tf_transform_output, text_column=config.data.text_column, class_names=self.class_names,
+            export_dir=serving_dir, missing_text=config.serving.missing_text,
+            warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
 
-def reference_outputs(model, transformed, data) -> dict:
-    """The in-memory model's class probabilities for a transformed batch, as training feeds it."""
-    token_ids = transformed[TOKEN_IDS]
-    dense = token_ids.to_tensor() if isinstance(token_ids, tf.RaggedTensor) else token_ids
-    return {export.PROBABILITIES: model({TOKEN_IDS: dense}, training=False).numpy()}
+    def class_weight(self, config: PipelineConfig):
+        return class_weights(config, self.details[LABEL_COUNTS], self.class_names)
+
+    def summary_fields(self) -> dict:
+        return {"classes": self.class_names}
 
 
 def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_names: list[str]):
@@ -64,23 +75,12 @@ def class_weights(config: PipelineConfig, label_counts: dict[str, int], class_na
     return {i: total / (len(class_names) * label_counts[name]) for i, name in enumerate(class_names)}
 
 
-def export_model(model, data: TrainingData, serving_dir: str) -> None:
-    config = data.config
-    export.export_serving_model(
-        model, data.tf_transform_output, text_column=config.data.text_column, class_names=data.class_names,
-        export_dir=serving_dir, missing_text=config.serving.missing_text,
-        warmup_texts=["", "a short text", " ".join(["word"] * config.task.max_tokens)])
-
-
 def run_fn(fn_args) -> None:
     """Trains with early stopping on the eval split, then exports the serving SavedModel."""
-    train_and_export(
-        fn_args, TrainingData, build_model, export_model, reference_outputs,
-        class_weight=lambda config, data: class_weights(config, data.details[LABEL_COUNTS], data.class_names),
-        summary_fields=lambda data: {"classes": data.class_names})
+    train_and_export(fn_args, TrainingData)
 
 
 def tuner_fn(fn_args):
     from rnnflow.components.training.tuning import tuner_result
 
-    return tuner_result(fn_args, TrainingData, build_model)
+    return tuner_result(fn_args, TrainingData)

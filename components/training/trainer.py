@@ -1,7 +1,7 @@
 """The trainer scaffolding every task shares: its run_fn is `train_and_export` with the task's
-`TaskData` subclass, model builder, export and reference outputs; its tuner_fn is
-`components.training.tuning.tuner_result` with the same data class and builder. Also here: tuned config,
-device strategy, warm starts, fitting, length bucketing, summaries."""
+`TaskData` subclass (its data, model builder, export and reference outputs as methods); its
+tuner_fn is `components.training.tuning.tuner_result` with the same class. Also here: tuned
+config, device strategy, warm starts, fitting, length bucketing, summaries."""
 
 from __future__ import annotations
 
@@ -30,12 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class TaskData:
-    """Transformed train/eval datasets and what a task's model needs to know about its data.
+    """Transformed train/eval datasets, what a task's model needs to know about its data, and
+    the task's side of training.
 
     A task subclasses it with `train_examples` (how many examples one epoch has, which sizes
     the `auto` training fields and learning-rate schedules), `dataset` (one pass over Transform's
-    output as (features, target) batches) and `compatibility` (what a warm start's base model
-    must share)."""
+    output as (features, target) batches), `compatibility` (what a warm start's base model
+    must share), `build_model(config)` (the compiled Keras model; a tuning trial passes its own
+    config), `export(model, serving_dir)` (the serving SavedModel), `reference_outputs(model,
+    transformed)` (the in-memory model's outputs on a transformed batch, as serving answers), and
+    optionally `class_weight(config)` and `summary_fields()`. Its run_fn is
+    `train_and_export(fn_args, TrainingData)`, its tuner_fn `tuner_result(fn_args, TrainingData)`."""
 
     def __init__(self, fn_args, config: PipelineConfig):
         import tensorflow_transform as tft
@@ -61,6 +66,21 @@ class TaskData:
     def compatibility(self) -> dict:
         raise NotImplementedError
 
+    def build_model(self, config: PipelineConfig) -> keras.Model:
+        raise NotImplementedError
+
+    def export(self, model: keras.Model, serving_dir: str) -> None:
+        raise NotImplementedError
+
+    def reference_outputs(self, model: keras.Model, transformed: dict) -> dict:
+        raise NotImplementedError
+
+    def class_weight(self, config: PipelineConfig) -> dict | None:
+        return None
+
+    def summary_fields(self) -> dict:
+        return {}
+
     def train(self) -> tf.data.Dataset:
         return self.dataset(self.fn_args.train_files, shuffle=True)
 
@@ -68,14 +88,11 @@ class TaskData:
         return self.dataset(self.fn_args.eval_files, shuffle=False)
 
 
-def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, reference_outputs, *,
-                     class_weight=None, summary_fields=None) -> None:
+def train_and_export(fn_args, data_cls: type[TaskData]) -> None:
     """A task's run_fn: trains with early stopping on the eval split (warm-starting when asked),
-    exports the serving SavedModel (`export(model, data, serving_dir)`), and records next to it
-    the weights, the Trainer's own predictions for serving validation (`reference_outputs(model,
-    transformed batch, data)`),
-    the model's facts and the training summary (plus `summary_fields(data)`).
-    `class_weight(config, data)`: Keras class weights, or None."""
+    exports the serving SavedModel (`data.export`), and records next to it the weights, the
+    Trainer's own predictions for serving validation (`data.reference_outputs`), the model's facts
+    and the training summary (plus `data.summary_fields()`)."""
     from rnnflow.components.ingest.input_report import write_model_facts
     from rnnflow.models.recurrent import describe_model
 
@@ -83,16 +100,16 @@ def train_and_export(fn_args, data_cls: type[TaskData], build_model, export, ref
     tuned, hyperparameters = config_with_hyperparameters(fn_args)
     data = data_cls(fn_args, tuned)
     config = data.config  # auto fields resolved
-    model, history, warm = fit(config, fn_args, lambda: build_model(config, data), data,
-                               class_weight=class_weight(config, data) if class_weight else None)
+    model, history, warm = fit(config, fn_args, lambda: data.build_model(config), data,
+                               class_weight=data.class_weight(config))
     serving_dir, run_dir = output_dirs(fn_args)
-    export(model, data, serving_dir)
+    data.export(model, serving_dir)
     save_weights(model, serving_dir)
     serving_reference(model, data.tf_transform_output, fn_args.transform_graph_path, serving_dir,
-                      lambda model, transformed: reference_outputs(model, transformed, data))
+                      data.reference_outputs)
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
-        **history_summary(history), **(summary_fields(data) if summary_fields else {}), "warm_start": warm,
+        **history_summary(history), **data.summary_fields(), "warm_start": warm,
         "model": describe_model(model, config.model, get_task(config.task_type).honours),
         "hyperparameters": hyperparameters,
         "resolved": data.resolved})

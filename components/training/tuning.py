@@ -43,9 +43,9 @@ class ReportingTuner(kt.Tuner):
     keras-tuner's own multi-line summaries go to the run log instead of the console.
     """
 
-    def __init__(self, config: PipelineConfig, data, build_model, raw_training=None, **kwargs):
+    def __init__(self, config: PipelineConfig, data, raw_training=None, **kwargs):
         # Set before keras-tuner's __init__, which builds a first model to learn the space.
-        self._config, self._build_model = config, build_model
+        self._config = config
         # The training section as the config gave it (auto fields unresolved): a trial that
         # searches a training field resolves the others for its values, as the Trainer will.
         self._raw_training = raw_training or config.training
@@ -64,9 +64,9 @@ class ReportingTuner(kt.Tuner):
         return config
 
     def _build(self, hp):
-        """The model of a trial: `build_model(config, data)` with its values and its data."""
+        """The model of a trial: its data's `build_model` with its values."""
         config = self.trial_config(hp.values)
-        return self._build_model(config, data_for(self._data, config))
+        return data_for(self._data, config).build_model(config)
 
     def run_trial(self, trial, *args, **fit_kwargs):
         """One trial with its own training.* values: its batch size (its datasets), epochs,
@@ -124,14 +124,14 @@ def data_for(data, config: PipelineConfig):
     return trial
 
 
-def tuner_result(fn_args, data_cls, build_model) -> tfx.components.TunerFnResult:
+def tuner_result(fn_args, data_cls) -> tfx.components.TunerFnResult:
     """The TunerFnResult for a task: `data_cls(fn_args, config)` provides train()/eval()
-    datasets and `build_model(config, data)` a compiled Keras model."""
+    datasets and `build_model(config)` a compiled Keras model."""
     data = data_cls(fn_args, parse_config(fn_args.custom_config["config"]))
     config = data.config  # auto fields resolved
 
     raw_training = parse_config(fn_args.custom_config["config"]).training
-    tuner = ReportingTuner(config, data, build_model, raw_training=raw_training, oracle=make_oracle(config),
+    tuner = ReportingTuner(config, data, raw_training=raw_training, oracle=make_oracle(config),
                            directory=fn_args.working_dir, project_name="rnnflow", overwrite=True)
     return tfx.components.TunerFnResult(
         tuner=tuner,
