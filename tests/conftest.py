@@ -129,18 +129,62 @@ class Harness:
     overrides: tuple[str, ...] = ()  # what makes it short: plumbing and contract, not quality
     notebook: str = ""  # notebooks/<name>, executed on the finished run
     data: Callable[[pathlib.Path], list[str]] | None = None  # prepares data in the run dir -> overrides
+    # Writes a tiny synthetic dataset in the task's own format into a folder -> overrides reading
+    # it (the fast per-task check, `test_check_model.py`).
+    synthetic: Callable[[pathlib.Path], list[str]] | None = None
 
 
 def _conll_data(output_dir: pathlib.Path) -> list[str]:
     return [f"data.path={conll_sample(output_dir / 'conll_sample.txt')}"]
 
 
+WORDS = ("good", "bad", "film", "plot", "actor", "scene", "great", "dull", "story", "end")
+
+
+def _synthetic_reviews(folder: pathlib.Path) -> list[str]:
+    rows = [(" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3 + i % 5)), "pos" if i % 2 else "neg")
+            for i in range(60)]
+    return [f"data.path={write_csv(folder / 'reviews.csv', ['text', 'label'], rows)}", "task.max_tokens=16",
+            "task.vocab_size=50", "task.min_frequency=1"]
+
+
+def _synthetic_series(folder: pathlib.Path) -> list[str]:
+    import datetime
+    import math
+
+    rows = [((datetime.date(2020, 1, 1) + datetime.timedelta(days=i)).isoformat(),
+             round(10 + 5 * math.sin(i / 7), 3), round(i % 7 / 7, 3)) for i in range(200)]
+    return [f"data.path={write_csv(folder / 'series.csv', ['date', 'level', 'weekday'], rows)}",
+            "data.target_columns=[level]", "task.lookback=8", "task.horizon=2"]
+
+
+def _synthetic_sentences(folder: pathlib.Path) -> list[str]:
+    names, places = ("Ann", "Bo", "Cy", "Di"), ("Rome", "Oslo", "Lima")
+    lines = []
+    for i in range(60):
+        sentence = [(names[i % 4], "B-PER"), ("went", "O"), ("to", "O"), (places[i % 3], "B-LOC"),
+                    (WORDS[i % len(WORDS)], "O")]
+        lines += [f"{token} {tag}" for token, tag in sentence] + [""]
+    path = folder / "sentences.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [f"data.path={path}", "task.max_tokens=8", "task.max_word_chars=6", "task.min_frequency=1"]
+
+
+def _synthetic_text(folder: pathlib.Path) -> list[str]:
+    text = " ".join(WORDS[(i * 3) % len(WORDS)] for i in range(600))
+    path = folder / "text.txt"
+    path.write_text(text, encoding="utf-8")
+    return [f"data.path={path}", "data.format=text", "task.window=16"]
+
+
 HARNESS = {
-    "text_classification": Harness("sentiment", tuple(FAST_OVERRIDES), "quickstart.ipynb"),
-    "forecasting": Harness("forecast", tuple(WEATHER_OVERRIDES), "forecasting.ipynb"),
+    "text_classification": Harness("sentiment", tuple(FAST_OVERRIDES), "quickstart.ipynb",
+                                   synthetic=_synthetic_reviews),
+    "forecasting": Harness("forecast", tuple(WEATHER_OVERRIDES), "forecasting.ipynb", synthetic=_synthetic_series),
     # CoNLL-2003's first 400 training sentences
-    "sequence_labeling": Harness("ner", tuple(NER_OVERRIDES), "ner.ipynb", data=_conll_data),
-    "language_model": Harness("charlm", tuple(CHARLM_OVERRIDES), "charlm.ipynb"),
+    "sequence_labeling": Harness("ner", tuple(NER_OVERRIDES), "ner.ipynb", data=_conll_data,
+                                 synthetic=_synthetic_sentences),
+    "language_model": Harness("charlm", tuple(CHARLM_OVERRIDES), "charlm.ipynb", synthetic=_synthetic_text),
 }
 
 

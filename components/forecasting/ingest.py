@@ -65,6 +65,11 @@ class TimeSeriesIngest(Ingest):
         lookback, horizon = config.task.lookback, config.task.horizon
         return lambda window: window_example(series, window, lookback, horizon)
 
+    def feature_spec(self, config, report) -> dict:
+        return features.window_feature_spec(report.details["columns"], config.task.lookback,
+                                            targets=report.details["targets"], horizon=config.task.horizon,
+                                            owned=True)
+
     def properties(self, config, read, rows) -> dict[str, int | str]:
         series, plan = read
         properties: dict[str, int | str] = {"frequency_seconds": series.frequency_seconds}

@@ -59,6 +59,10 @@ class Ingest:
         """record -> tf.train.Example (pickled to Beam's workers)."""
         raise NotImplementedError
 
+    def feature_spec(self, config, report: InputReport) -> dict:
+        """The parse spec of every feature `to_example` writes (the task's features module)."""
+        raise NotImplementedError
+
     def properties(self, config, read, rows: dict[str, list]) -> dict[str, int | str]:
         """Custom properties of the Examples beyond the input report."""
         return {f"{split}_{self.unit}": len(split_rows) for split, split_rows in rows.items()}

@@ -40,3 +40,6 @@ class TextWindowIngest(Ingest):
 
     def to_example(self, config, read):
         return features.window_example
+
+    def feature_spec(self, config, report) -> dict:
+        return features.feature_spec()

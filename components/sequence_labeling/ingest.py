@@ -64,6 +64,9 @@ class SentenceIngest(Ingest):
     def to_example(self, config, read):
         return _sentence_example
 
+    def feature_spec(self, config, report) -> dict:
+        return features.feature_spec()
+
 
 _SHOWN = 3
 # The fewest sentences per split a run is worth starting with: fewer cannot train a tagger or
