@@ -345,6 +345,8 @@ def run_group(item) -> str | None:
     """The shared run a test reads, by fixture or by its task parameter (conformance, notebooks)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     for value in params.values():
+        if not isinstance(value, str):
+            continue
         if value in HARNESS:
             return value
         if value in NOTEBOOK_TASKS:
