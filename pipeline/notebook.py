@@ -12,7 +12,6 @@ pipeline writes it next to run_summary.json.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import tempfile
 from typing import Any
@@ -33,8 +32,7 @@ class FinishedRun:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no run summary; run `rnnflow run --config ... --output-dir "
                                     f"{output_dir}` first")
-        with open(path, encoding="utf-8") as f:
-            self.summary: dict[str, Any] = json.load(f)
+        self.summary: dict[str, Any] = run_facts.read_json(path)
         config = parse_config(self.summary["config"])
         resolved = (self.summary.get("resolved") or {}).get("values") or {}
         self.config = replace_fields(config, resolved) if resolved else config

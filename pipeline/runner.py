@@ -280,8 +280,7 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
         summary["drift"] = read_drift(reader.outputs(executions["DriftGate"])["baseline"][0].uri)
     if executions.get("Tuner") is not None:
         results = reader.outputs(executions["Tuner"])["tuner_results"][0].uri
-        with open(os.path.join(results, run_facts.TUNER_RESULTS_FILE), encoding="utf-8") as f:
-            summary["trials"] = json.load(f)
+        summary["trials"] = run_facts.read_json(os.path.join(results, run_facts.TUNER_RESULTS_FILE))
 
     task = get_task(config.task_type)
     evaluator_outputs = reader.outputs(executions["Evaluator"])

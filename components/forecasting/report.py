@@ -6,7 +6,6 @@ only here, so its numbers are an honest estimate. Writes `test_metrics.json`
 """
 
 # No `from __future__ import annotations`: TFX reads the component's type hints at runtime.
-import json
 import os
 
 import numpy as np
@@ -16,6 +15,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
 from tfx.utils import path_utils
 
+from rnnflow.components.common import run_facts
 from rnnflow.components.forecasting.features import window_feature_spec
 from rnnflow.components.forecasting.metrics import ForecastAccumulator, persistence_forecast, window_arrays
 from rnnflow.components.forecasting.schema import EVAL_SIGNATURE, FORECAST, WINDOW_END_TIME
@@ -128,10 +128,9 @@ def ForecastReport(
     result = evaluate_split(path_utils.serving_model_path(model.uri), files, columns=details["columns"],
                             targets=details["targets"], lookback=task.lookback, horizon=task.horizon,
                             season=details["season"])
-    tf.io.gfile.makedirs(report.uri)
-    with tf.io.gfile.GFile(os.path.join(report.uri, METRICS_FILE), "w") as f:
-        json.dump({"metrics": result["metrics"], "windows": result["windows"],
-                   "blessed": bool(blessing.get_int_custom_property("blessed"))}, f, indent=2)
+    run_facts.write_json(os.path.join(report.uri, METRICS_FILE), {
+        "metrics": result["metrics"], "windows": result["windows"],
+        "blessed": bool(blessing.get_int_custom_property("blessed"))})
     if result["windows"]:
         plot_forecasts(result, target=details["targets"][0], target_index=0,
                        frequency_seconds=details["frequency_seconds"], path=os.path.join(report.uri, PLOT_FILE))
@@ -139,8 +138,7 @@ def ForecastReport(
 
 def read_report(uri: str) -> dict:
     """The run summary's view of a ForecastReport output."""
-    with tf.io.gfile.GFile(os.path.join(uri, METRICS_FILE)) as f:
-        test = json.load(f)
+    test = run_facts.read_json(os.path.join(uri, METRICS_FILE))
     plot = os.path.join(uri, PLOT_FILE)
     return {"test_metrics": test["metrics"], "test_windows": test["windows"],
             "plot": plot if tf.io.gfile.exists(plot) else None}

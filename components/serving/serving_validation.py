@@ -152,8 +152,7 @@ _CHECK = textwrap.dedent("""
 
     if reference_file:  # the Trainer's own predictions on raw eval examples (training/serving skew)
         import base64
-        with tf.io.gfile.GFile(reference_file) as f:
-            reference = json.load(f)
+        reference = run_facts.read_json(reference_file)
         examples = [base64.b64decode(e) for e in reference["examples"]]
         served = serve(**serving_inputs(examples))
         skew = {}
