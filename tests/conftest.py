@@ -342,8 +342,9 @@ NOTEBOOK_TASKS = {harness.notebook: task_type for task_type, harness in HARNESS.
 
 
 def run_group(item) -> str | None:
-    """The shared run a test reads, by fixture or by its task parameter (conformance, notebooks)."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
+    """The shared run a test reads, by fixture or, for a test that asks `task_run` for its task
+    parameter's run (conformance, notebooks), by that parameter."""
+    params = getattr(getattr(item, "callspec", None), "params", {}) if "task_run" in item.fixturenames else {}
     for value in params.values():
         if not isinstance(value, str):
             continue
@@ -354,6 +355,7 @@ def run_group(item) -> str | None:
     return next((group for name, group in RUN_FIXTURES.items() if name in item.fixturenames), None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(pytest.mark.xdist_group(run_group(item) or item.module.__name__))
