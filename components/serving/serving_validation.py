@@ -152,7 +152,8 @@ _CHECK = textwrap.dedent("""
 
     if reference_file:  # the Trainer's own predictions on raw eval examples (training/serving skew)
         import base64
-        reference = run_facts.read_json(reference_file)
+        with tf.io.gfile.GFile(reference_file) as f:  # a clean process: TensorFlow only
+            reference = json.load(f)
         examples = [base64.b64decode(e) for e in reference["examples"]]
         served = serve(**serving_inputs(examples))
         skew = {}
