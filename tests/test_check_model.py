@@ -25,6 +25,7 @@ from conftest import HARNESS
 from rnnflow.components.common import run_facts
 from rnnflow.components.ingest.csv_input import CsvOptions, read_records
 from rnnflow.components.tasks import get_task, task_names
+from rnnflow.components.tasks.base import load_dotted
 from rnnflow.pipeline.config import load_config, parse_config, replace_fields
 
 TINY = ["model.units=4", "model.embedding_dim=4", "model.layers=1", "training.epochs=1", "training.batch_size=8",
@@ -110,7 +111,7 @@ def test_check_model(task_type, tmp_path):
     custom_config = {"config": config.to_dict(), "input": dataclasses.asdict(report)}
     with tft_beam.Context(temp_dir=str(tmp_path / "tft"), force_tf_compat_v1=False):
         transform_fn = (parsed["train"], metadata) | tft_beam.AnalyzeDataset(
-            functools.partial(task_preprocessing_fn(task), custom_config=custom_config))
+            functools.partial(load_dotted(task.preprocessing_fn), custom_config=custom_config))
         _ = transform_fn | tft_beam.WriteTransformFn(graph)
     metadata_io.write_metadata(metadata, os.path.join(graph, tft.TFTransformOutput.RAW_METADATA_DIR))
     run_facts.write_json(os.path.join(graph, run_facts.INPUT_REPORT_FILE), dataclasses.asdict(report))
@@ -133,9 +134,3 @@ def test_check_model(task_type, tmp_path):
     outputs = loaded.signatures[task.examples_signature](**{run_facts.EXAMPLES_INPUT: tf.constant(batch)})
     assert outputs and all(value.shape[0] == len(batch) for value in outputs.values())
 
-
-def task_preprocessing_fn(task):
-    import importlib
-
-    module, _, name = task.preprocessing_fn.rpartition(".")
-    return getattr(importlib.import_module(module), name)

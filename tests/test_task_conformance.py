@@ -10,7 +10,6 @@ task's own tests and its notebook test share.
 """
 
 import dataclasses
-import importlib
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 from conftest import HARNESS
 from rnnflow.components.tasks import get_task, task_names
+from rnnflow.components.tasks.base import load_dotted
 from rnnflow.pipeline.config import builtin_config_names, load_config, parse_config, read_raw_config
 
 def test_the_harness_has_one_row_per_registered_task_and_each_runs_a_builtin_config_of_it():
@@ -38,8 +38,7 @@ def test_each_task_declares_what_the_pipeline_asks_of_it(task_type):
     for cls in (task.task_config_cls, task.data_config_cls, task.evaluation_config_cls):
         assert dataclasses.is_dataclass(cls)
     for dotted in (task.preprocessing_fn, task.run_fn, task.tuner_fn):
-        module, _, function = dotted.rpartition(".")
-        assert callable(getattr(importlib.import_module(module), function)), dotted
+        assert callable(load_dotted(dotted)), dotted
     assert isinstance(task.examples_signature, str) and task.examples_signature
     assert "train" in task.splits and "eval" in task.splits
 

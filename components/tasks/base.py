@@ -150,8 +150,7 @@ class Task(abc.ABC):
     def ingest(self):
         if self.ingest_class is None:
             raise NotImplementedError(f"the {self.name} task has no Ingest (it overrides example_gen and preflight)")
-        module, _, name = self.ingest_class.rpartition(".")
-        return getattr(importlib.import_module(module), name)()
+        return load_dotted(self.ingest_class)()
 
     def preflight(self, config: config_lib.PipelineConfig, files: list[str] | None = None) -> InputReport:
         """Reads the input once (`files`, or those `data.path` names) and raises DataError.
@@ -237,6 +236,12 @@ class Task(abc.ABC):
         """JSON passed to Transform (its name/task/data sections only) and Trainer; the input
         report is added at run time (`rnnflow.components.ingest.input_report`)."""
         return {"config": config.to_dict()}
+
+
+def load_dotted(path: str):
+    """The object a dotted path names ("package.module.name"): user functions, Ingest classes."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def is_candidate(metric_key) -> bool:
