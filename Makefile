@@ -26,8 +26,8 @@ $(STAMP): requirements/lock.txt setup.py
 run: setup
 	$(BIN)/rnnflow run --config sentiment --output-dir $(OUTPUT_DIR)
 
-# Two workers on a 2-core machine (tests/conftest.py marks each test's group; see its note on
-# pytest-xdist 3.8 with pytest 9, which today ignores the groups).
+# Two workers on a 2-core machine; tests/conftest.py marks each test's group (the shared run it
+# reads), which --dist loadgroup keeps on one worker.
 TEST_WORKERS ?= 2
 
 test: setup

@@ -332,11 +332,9 @@ def nights(tmp_path_factory):
 
 # ---------------------------------------------------------------------------
 # Two workers (`make test` runs pytest-xdist with --dist loadgroup). Each test is marked with the
-# group it belongs in: the harness run it reads (or the nights), else its module. KNOWN GAP:
-# pytest-xdist 3.8 writes the group into `item._nodeid`, which pytest 9 no longer reads (node ids
-# live in `item._id`), so today the marks are ignored, tests are load-balanced one by one and a
-# shared run or module fixture may be built on both workers. A scheduler of our own
-# (`pytest_xdist_make_scheduler`) reading these marks is the fix.
+# group it belongs in: the harness run it reads (or the nights), else its module, so each shared
+# run and module fixture is built on one worker. The lock keeps pytest 8: pytest-xdist 3.8 puts
+# the group in `item._nodeid`, which pytest 9 ignores (tests/test_test_workers.py checks it).
 # ---------------------------------------------------------------------------
 
 RUN_FIXTURES = {"sentiment_run": "text_classification", "weather": "forecasting", "ner_run": "sequence_labeling",
