@@ -63,14 +63,19 @@ def main(argv=None) -> int:
     if not os.path.isfile(args.data):
         raise SystemExit(f"--data {args.data}: not found (see ../shared/datasets/README.md)")
     scratch = tempfile.mkdtemp(prefix="rnnflow-imdb-")
-    train_csv = os.path.join(scratch, "imdb_train.csv")
-    with open(train_csv, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["review", "label"])
-        writer.writerows(split_rows(args.data, "train"))
+    files = {}
+    for split in ("train", "test"):
+        files[split] = os.path.join(scratch, f"imdb_{split}.csv")
+        with open(files[split], "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["review", "label"])
+            writer.writerows(split_rows(args.data, split))
     output_dir = args.output_dir or os.path.join(scratch, "run")
+    # IMDB has no dev file: the run hash-splits train.csv into train and eval, and scores the
+    # official test reviews itself (data.test_path -> test_metrics).
     command = [sys.executable, "-m", "rnnflow.pipeline.cli", "run", "--config", "sentiment", "--output-dir", output_dir,
-               "--set", f"data.path={train_csv}", "--set", "data.text_column=review", "--set", "data.label_column=label"]
+               "--set", f"data.path={files['train']}", "--set", f"data.test_path={files['test']}",
+               "--set", "data.text_column=review", "--set", "data.label_column=label"]
     for override in args.overrides:
         command += ["--set", override]
     started = time.time()
@@ -82,6 +87,7 @@ def main(argv=None) -> int:
               "wall_seconds": round(wall, 1), "status": summary["status"],
               "components": {c["name"]: c["seconds"] for c in summary["components"]},
               "resolved": summary.get("resolved"), "eval_metrics": summary.get("metrics"),
+              "run_test_metrics": summary.get("test_metrics"),
               "epochs_run": (summary.get("training") or {}).get("epochs_run"),
               "throughput": (summary.get("training") or {}).get("throughput"),
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}

@@ -77,6 +77,39 @@ POOLING = {
 }
 
 
+@keras.saving.register_keras_serializable(package="rnnflow")
+class WordDropout(keras.layers.Layer):
+    """In training only, each real word id (not the padding id 0) becomes `oov_id` with
+    probability `rate`; at inference the ids pass unchanged (`model.word_dropout`)."""
+
+    def __init__(self, rate: float, oov_id: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.oov_id = rate, oov_id
+
+    def call(self, ids, training=None):
+        if not training or not self.rate:
+            return ids
+        dropped = (tf.random.uniform(tf.shape(ids)) < self.rate) & (ids != 0)
+        return tf.where(dropped, tf.cast(self.oov_id, ids.dtype), ids)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id}
+
+
+def word_embedding(ids, model: ModelConfig, *, vocab_size: int, oov_id: int | None = None, vectors=None,
+                   name: str = "embedding"):
+    """Word ids [batch, steps] (0: padding, masked) -> embeddings; with `model.word_dropout` and
+    an `oov_id`, words are dropped to it in training (`WordDropout`); `vectors` [vocab_size,
+    embedding_dim]: the initial rows (pretrained vectors), frozen with `model.freeze_embeddings`.
+    The one word embedding of the classifier and the tagger."""
+    if model.word_dropout and oov_id is not None:
+        ids = WordDropout(model.word_dropout, oov_id, name="word_dropout")(ids)
+    initializer = "uniform" if vectors is None else keras.initializers.Constant(vectors)
+    return keras.layers.Embedding(vocab_size, model.embedding_dim, mask_zero=True, name=name,
+                                  embeddings_initializer=initializer,
+                                  trainable=not (vectors is not None and model.freeze_embeddings))(ids)
+
+
 def recurrent_layer(model: ModelConfig, return_sequences: bool, name: str) -> keras.layers.Layer:
     """One (optionally bidirectional) recurrent layer of the configured cell."""
     layer = CELLS[model.cell](model.units, return_sequences=return_sequences, name=name)
@@ -116,11 +149,13 @@ def encode_sequence(x, model: ModelConfig):
 
 def build_text_classifier(model: ModelConfig, training: TrainingConfig, *, vocab_size: int,
                           num_classes: int, input_name: str, label_smoothing: float = 0.0,
-                          output_name: str = "probabilities", steps_per_epoch: int | None = None) -> keras.Model:
+                          output_name: str = "probabilities", steps_per_epoch: int | None = None,
+                          oov_id: int | None = None, vectors=None) -> keras.Model:
     """token ids [batch, tokens] (right-padded with 0; any length: each batch is padded to its
-    own longest row) -> class probabilities [batch, num_classes]."""
+    own longest row) -> class probabilities [batch, num_classes]. `oov_id`, `vectors`: see
+    `word_embedding`."""
     token_ids = keras.Input(shape=(None,), dtype="int64", name=input_name)
-    x = keras.layers.Embedding(vocab_size, model.embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    x = word_embedding(token_ids, model, vocab_size=vocab_size, oov_id=oov_id, vectors=vectors)
     x = encode_sequence(x, model)
     # float32 output even under mixed precision, so softmax and the loss stay stable.
     probabilities = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=output_name)(x)

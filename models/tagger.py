@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.models import crf
-from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer, recurrent_stack
+from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer, recurrent_stack, word_embedding
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
 WORD_IDS = "word_ids"
@@ -144,7 +144,8 @@ class TokenAccuracy(keras.metrics.Mean):
 
 def build_tagger(model: ModelConfig, training: TrainingConfig, *, vocab_size: int, num_tags: int,
                  char_vocab_size: int, word_chars: int, char_encoder: str = "cnn", char_dim: int = 25,
-                 char_units: int = 50, decoder: str = "crf", steps_per_epoch: int | None = None) -> keras.Model:
+                 char_units: int = 50, decoder: str = "crf", steps_per_epoch: int | None = None,
+                 oov_id: int | None = None, vectors=None) -> keras.Model:
     """{word_ids [batch, steps], char_ids [batch, steps, word_chars] (unless char_encoder is
     none)} -> potentials [batch, steps, num_tags] float32."""
     if char_encoder not in CHAR_ENCODERS:
@@ -153,7 +154,7 @@ def build_tagger(model: ModelConfig, training: TrainingConfig, *, vocab_size: in
         raise ValueError(f"decoder {decoder!r}: one of {', '.join(DECODERS)}")
     word_ids = keras.Input(shape=(None,), dtype="int64", name=WORD_IDS)
     inputs = {WORD_IDS: word_ids}
-    x = keras.layers.Embedding(vocab_size, model.embedding_dim, mask_zero=True, name="embedding")(word_ids)
+    x = word_embedding(word_ids, model, vocab_size=vocab_size, oov_id=oov_id, vectors=vectors)
     if char_encoder != "none":
         char_ids = keras.Input(shape=(None, word_chars), dtype="int64", name=CHAR_IDS)
         inputs[CHAR_IDS] = char_ids

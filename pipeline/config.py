@@ -65,6 +65,13 @@ class DataFields:
     """The fields every task's `data` section has (its own config subclasses this)."""
     # A file or glob, local or any URI tf.io.gfile reads; a {SPAN} or date spec reads spans.
     path: str
+    # Predefined splits (a dataset's own dev and test files), named like `path` (with a span
+    # spec exactly when `path` has one). `eval_path`: the eval split is that file and `path`
+    # is all train; absent: the task splits `path` as before. `test_path`: a test split the
+    # candidate model is scored on once, at the end (`test_metrics`); it never picks an epoch,
+    # a trial or a blessing.
+    eval_path: Optional[str] = None
+    test_path: Optional[str] = None
     # With a {SPAN} or date spec in `path`: train on the latest this many spans (each run
     # ingests and validates the newest one).
     rolling_spans: int = constraint(1, min=1)
@@ -97,11 +104,21 @@ class ModelConfig:
     input_dropout: float = constraint(0.0, min=0.0, max=1.0)
     # Between recurrent layers and before the head (never recurrent dropout: it disables cuDNN).
     dropout: float = constraint(0.2, min=0.0, max=1.0)
+    # Word dropout (classifiers and taggers): in training only, each word id becomes the
+    # out-of-vocabulary id with this probability, so the model learns to do without a word it
+    # does not know (a tagger then reads it from its characters and its context).
+    word_dropout: float = constraint(0.0, min=0.0, max=0.9)
+    # Pretrained word vectors (classifiers and taggers; rnnflow.components.training.pretrained):
+    # a word2vec/GloVe/fastText text file (optionally .gz) or a .npy matrix with a .vocab file
+    # beside it, aligned to the vocabulary; `freeze_embeddings` keeps them as they are.
+    pretrained_embeddings: Optional[str] = None
+    freeze_embeddings: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = constraint(10, min=1)
+    # auto: enough epochs for about 4,000 optimizer steps, 3 to 40 (`resolve_training`).
+    epochs: int | Auto = constraint(AUTO, min=1)
     # auto: from the number of training examples (`resolve_training`).
     batch_size: int | Auto = constraint(AUTO, min=1)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
@@ -114,7 +131,9 @@ class TrainingConfig:
     clipnorm: float = constraint(1.0, min=0.0)
     # float16 compute on GPU (ignored on CPU, where it is slower).
     mixed_precision: bool = False
-    early_stopping_patience: int = constraint(3, min=0)
+    # Epochs without a better val_loss before training stops (the best epoch's weights kept).
+    # auto: about 600 steps' worth of epochs, 1 to 5 (`resolve_training`).
+    early_stopping_patience: int | Auto = constraint(AUTO, min=0)
     seed: int = 42
     # A training time budget: training stops after the step that crosses it, that epoch is
     # still evaluated, and the best epoch's weights are kept. null: no budget.
@@ -133,6 +152,10 @@ AUTO_BATCH_SIZES = (16, 128)  # smallest, largest
 AUTO_STEPS_PER_EPOCH = 150  # the batch grows (by powers of 2) while an epoch keeps this many steps
 AUTO_BASE_LEARNING_RATE = 3e-3  # at the smallest batch; times sqrt(batch / smallest batch)
 AUTO_COSINE_MIN_STEPS = 1000  # cosine decay when epochs x steps per epoch reach this
+AUTO_TRAINING_STEPS = 4000  # epochs: about this many optimizer steps in all ...
+AUTO_EPOCHS = (3, 40)  # ... within these bounds
+AUTO_PATIENCE_STEPS = 600  # patience: about this many steps without improvement ...
+AUTO_PATIENCE = (1, 5)  # ... in epochs, within these bounds
 
 
 def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[TrainingConfig, dict]:
@@ -143,6 +166,10 @@ def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[Tra
       (16 for small data: 100 reviews train with the batch they were tuned for);
     - learning_rate: 0.003 x sqrt(batch_size / 16) (Adam: the noise scale of larger batches
       allows larger steps);
+    - epochs: about 4,000 optimizer steps, at least 3 and at most 40 epochs (a few thousand
+      sentences get enough steps to fit, 25,000 reviews few passes over them);
+    - early_stopping_patience: about 600 steps without a better val_loss, 1 to 5 epochs (large
+      data does not spend a third of the run waiting);
     - lr_schedule: cosine decay over the run when it has at least 1000 steps, else constant.
     """
     smallest, largest = AUTO_BATCH_SIZES
@@ -155,8 +182,16 @@ def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[Tra
         resolved["training.batch_size"] = batch_size
     if training.learning_rate == AUTO:
         resolved["training.learning_rate"] = round(AUTO_BASE_LEARNING_RATE * (batch_size / smallest) ** 0.5, 6)
+    steps_per_epoch = max(1, -(-train_examples // batch_size))
+    epochs = training.epochs
+    if epochs == AUTO:
+        epochs = min(max(-(-AUTO_TRAINING_STEPS // steps_per_epoch), AUTO_EPOCHS[0]), AUTO_EPOCHS[1])
+        resolved["training.epochs"] = epochs
+    if training.early_stopping_patience == AUTO:
+        resolved["training.early_stopping_patience"] = min(
+            max(round(AUTO_PATIENCE_STEPS / steps_per_epoch), AUTO_PATIENCE[0]), AUTO_PATIENCE[1])
     if training.lr_schedule == AUTO:
-        steps = training.epochs * max(1, -(-train_examples // batch_size))
+        steps = epochs * steps_per_epoch
         resolved["training.lr_schedule"] = "cosine" if steps >= AUTO_COSINE_MIN_STEPS else "constant"
     return dataclasses.replace(training, **{k.partition(".")[2]: v for k, v in resolved.items()}), resolved
 
@@ -427,6 +462,7 @@ def parse_config(raw: dict) -> PipelineConfig:
                           "(up to tuning.epochs_per_trial); search epochs with random or bayesian")
     config = dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, search_space=search_space))
     _validate_model_size(config.model)
+    _validate_embeddings(config.model)
     _validate_runner(config.runner)
     _validate_serving(config.serving)
     _validate_inference(config.inference)
@@ -492,6 +528,15 @@ def _validate_inference(inference: InferenceConfig) -> None:
                           "set inference.format")
     if len(inference.delimiter) != 1:
         raise ConfigError(f"inference.delimiter: {inference.delimiter!r} must be one character")
+
+
+def _validate_embeddings(model: ModelConfig) -> None:
+    if model.freeze_embeddings and not model.pretrained_embeddings:
+        raise ConfigError("model.freeze_embeddings: true freezes random embeddings; set model.pretrained_embeddings "
+                          "to a vectors file, or leave freeze_embeddings false")
+    path = model.pretrained_embeddings
+    if path and not is_uri(path) and not os.path.isfile(resolve_path(path)):
+        raise ConfigError(f"model.pretrained_embeddings: file not found: {resolve_path(path)}")
 
 
 def _validate_runner(runner: RunnerConfig) -> None:

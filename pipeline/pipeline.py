@@ -12,12 +12,13 @@ from rnnflow.components.gates.anomaly_gate import AnomalyGate
 from rnnflow.components.serving.atomic_pusher import KEEP_VERSIONS_PROPERTY, Pusher
 from rnnflow.components.gates.data_gates import (AcceptedSchema, DriftBaselinePublish, DriftGate, PublishedDriftBaseline,
                                            SchemaChoice)
-from rnnflow.components.ingest.input_report import REFERENCE_EXAMPLES_KEY, Evaluator, Transform
+from rnnflow.components.ingest.input_report import (REFERENCE_EXAMPLES_KEY, TEST_SPLIT, Evaluator, Transform,
+                                                   test_evaluator)
 from rnnflow.components.serving.batch_inference import SPLIT as INFERENCE_SPLIT
 from rnnflow.components.serving.batch_inference import BulkInferrer, InferenceExamples
 from rnnflow.components.serving.serving_validation import ServingValidator
 from rnnflow.components.ingest.span_window import rolling_spans_resolver
-from rnnflow.components.tasks import get_task
+from rnnflow.components.tasks import get_task, splits
 from rnnflow.pipeline.config import (
     DATA_SECTIONS, SCHEMA_MODES, ConfigError, PipelineConfig, code_version, pipeline_path, portable_path)
 
@@ -37,7 +38,8 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
     def path(value: str, field: str) -> str:
         return portable_path(value, field) if portable else pipeline_path(value)
 
-    example_gen = task.example_gen(config, path(config.data.path, "data.path"))
+    example_gen = task.example_gen(config, {split: path(value, splits.FIELDS[split])
+                                            for split, value in splits.split_paths(config.data).items()})
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_components, schema = _schema(config, statistics_gen, path)
     example_validator = tfx.components.ExampleValidator(
@@ -143,6 +145,10 @@ def create_pipeline(config: PipelineConfig, pipeline_root: str, serving_dir: str
 
     reports = task.after_evaluation(config, examples=example_gen.outputs["examples"],
                                     model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"])
+    if config.data.test_path and TEST_SPLIT not in task.splits:
+        # A task whose own splits hold a test split reports on it in after_evaluation (forecasting).
+        reports.append(test_evaluator(task, config, examples=example_gen.outputs["examples"],
+                                      model=trainer.outputs["model"], after=evaluator))
     publish = []
     if drift_components:  # last: the next run's drift baseline only if this run got this far
         publish = [DriftBaselinePublish(baseline=drift_components[-1].outputs["baseline"]).with_id(

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from rnnflow.components.common import interrupts
 
 from rnnflow.components.common import run_facts
-from rnnflow.components.tasks import DataError, get_task
+from rnnflow.components.tasks import DataError, get_task, splits
 from rnnflow.pipeline import summary as summary_lib
 from rnnflow.pipeline.config import PipelineConfig
 from rnnflow.pipeline.run_state import (
@@ -130,7 +130,8 @@ def _run_pipeline(config: PipelineConfig, paths: RunPaths, summary: dict[str, An
     progress = None
     try:
         task = get_task(config.task_type)
-        echo(f"Checking input data: {config.data.path}")
+        echo(f"Checking input data: {config.data.path}" + "".join(
+            f", {split}: {path}" for split, path in splits.split_paths(config.data).items() if split != "train"))
         report = task.preflight(config)
         summary["input"] = {"files": report.files, "rows": report.rows, "warnings": report.warnings,
                             "notes": report.notes, **({"details": report.details} if report.details else {})}
@@ -289,6 +290,10 @@ def _collect_results(summary, paths, config, node_ids, since_ms) -> None:
     summary["metrics"] = metrics["overall"]
     summary["metrics_by_slice"] = metrics["slices"]
     summary["blessed"] = bool(summary_lib.read_blessing(evaluator_outputs["blessing"][0]))
+    if executions.get("TestEvaluator") is not None:  # data.test_path: scored once, decides nothing
+        test = summary_lib.read_metrics(reader.outputs(executions["TestEvaluator"])["evaluation"][0].uri,
+                                        task.metric_renames, task.metric_sub_key_labels(summary))
+        summary["test_metrics"] = test["overall"]
     trivial = task.trivial_scores(config, _input_report(summary))
     if trivial:  # what the model had to beat (evaluation.baseline_margin)
         summary["trivial_baseline"] = {"predictor": task.trivial_predictor, "metrics": trivial}

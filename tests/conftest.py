@@ -135,7 +135,19 @@ class Harness:
 
 
 def _conll_data(output_dir: pathlib.Path) -> list[str]:
-    return [f"data.path={conll_sample(output_dir / 'conll_sample.txt')}"]
+    """CoNLL-2003's own splits (predefined: `data.eval_path`, `data.test_path`), samples of each."""
+    return [f"data.path={conll_sample(output_dir / 'conll_train.txt')}",
+            f"data.eval_path={conll_sample(output_dir / 'conll_valid.txt', 'valid.txt', 120)}",
+            f"data.test_path={conll_sample(output_dir / 'conll_test.txt', 'test.txt', 120)}"]
+
+
+def _review_splits(output_dir: pathlib.Path) -> list[str]:
+    """The IMDB sample's reviews as three files: 80 train, 10 eval, 10 test (predefined splits)."""
+    with open(imdb_sample_path(), newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    parts = {"path": rows[:80], "eval_path": rows[80:90], "test_path": rows[90:]}
+    return [f"data.{field}={write_csv(output_dir / f'reviews_{field}.csv', header, part)}"
+            for field, part in parts.items()]
 
 
 WORDS = ("good", "bad", "film", "plot", "actor", "scene", "great", "dull", "story", "end")
@@ -181,10 +193,12 @@ HARNESS = {
     "text_classification": Harness("sentiment", tuple(FAST_OVERRIDES), "quickstart.ipynb",
                                    synthetic=_synthetic_reviews),
     "forecasting": Harness("forecast", tuple(WEATHER_OVERRIDES), "forecasting.ipynb", synthetic=_synthetic_series),
-    # CoNLL-2003's first 400 training sentences
+    # CoNLL-2003's first 400 training sentences, 120 of its dev and of its test file
     "sequence_labeling": Harness("ner", tuple(NER_OVERRIDES), "ner.ipynb", data=_conll_data,
                                  synthetic=_synthetic_sentences),
-    "language_model": Harness("charlm", tuple(CHARLM_OVERRIDES), "charlm.ipynb", synthetic=_synthetic_text),
+    # The built-in config's reviews as train, eval and test files
+    "language_model": Harness("charlm", tuple(CHARLM_OVERRIDES), "charlm.ipynb", data=_review_splits,
+                              synthetic=_synthetic_text),
 }
 
 

@@ -12,7 +12,7 @@ from rnnflow.pipeline.config import (AUTO, ConfigError, TrainingConfig, load_con
 
 
 def test_small_data_keeps_the_batch_and_rate_the_sample_was_tuned_for():
-    training, resolved = resolve_training(TrainingConfig(epochs=15), 75)
+    training, resolved = resolve_training(TrainingConfig(epochs=15, early_stopping_patience=4), 75)
     assert (training.batch_size, training.learning_rate, training.lr_schedule) == (16, 0.003, "constant")
     assert resolved == {"training.batch_size": 16, "training.learning_rate": 0.003,
                         "training.lr_schedule": "constant"}
@@ -32,21 +32,41 @@ def test_long_runs_decay_the_learning_rate():
     assert resolve_training(TrainingConfig(epochs=2), 1_000)[0].lr_schedule == "constant"
 
 
+@pytest.mark.parametrize("rows, batch, epochs, patience", [
+    (800, 16, 40, 5),  # 50 steps an epoch: the most epochs, the most patience
+    (3_400, 16, 19, 3),  # a few thousand sentences: 213 steps an epoch, about 4,000 steps in all
+    (14_000, 64, 19, 3),
+    (25_000, 128, 21, 3),  # IMDB's training reviews: 196 steps an epoch
+    (1_000_000, 128, 3, 1)])  # large data: a few passes, one epoch of patience
+def test_epochs_and_patience_resolve_from_the_training_steps(rows, batch, epochs, patience):
+    training, resolved = resolve_training(TrainingConfig(), rows)
+    assert (training.batch_size, training.epochs, training.early_stopping_patience) == (batch, epochs, patience)
+    assert resolved["training.epochs"] == epochs and resolved["training.early_stopping_patience"] == patience
+    steps = rows / batch
+    assert patience * steps <= 5 * max(steps, 600 / 5) and training.epochs * steps >= min(4000, 3 * steps)
+    # Small data gets more epochs than large data, and more patience, never less.
+    small, large = resolve_training(TrainingConfig(), 2_000)[0], resolve_training(TrainingConfig(), 200_000)[0]
+    assert small.epochs > large.epochs and small.early_stopping_patience > large.early_stopping_patience
+
+
 def test_explicit_values_are_kept_and_size_the_rest():
-    training, resolved = resolve_training(TrainingConfig(batch_size=32, lr_schedule="constant"), 100_000)
+    training, resolved = resolve_training(TrainingConfig(batch_size=32, lr_schedule="constant", epochs=10,
+                                                         early_stopping_patience=3), 100_000)
     assert training.batch_size == 32 and training.lr_schedule == "constant"
     assert resolved == {"training.learning_rate": pytest.approx(0.003 * 2 ** 0.5, rel=1e-4)}
-    fixed = TrainingConfig(batch_size=8, learning_rate=0.01, lr_schedule="cosine")
+    fixed = TrainingConfig(batch_size=8, learning_rate=0.01, lr_schedule="cosine", epochs=10, early_stopping_patience=3)
     assert resolve_training(fixed, 100) == (fixed, {})
 
 
 def test_auto_is_accepted_where_documented_and_a_bad_value_names_the_field():
     config = load_config("sentiment")
-    assert set(unresolved(config)) == {"task.max_tokens", "task.vocab_size", "task.min_frequency",
-                                       "training.batch_size", "training.learning_rate", "training.lr_schedule"}
+    assert set(unresolved(config)) == {"task.max_tokens", "task.vocab_size", "task.min_frequency", "training.epochs",
+                                       "training.batch_size", "training.learning_rate", "training.lr_schedule",
+                                       "training.early_stopping_patience"}
     assert config.training.jit_compile == AUTO  # Keras' own choice, not resolved from data
     assert unresolved(load_config("sentiment", ["task.max_tokens=64", "training.batch_size=8"])) == [
-        "task.vocab_size", "task.min_frequency", "training.learning_rate", "training.lr_schedule"]
+        "task.vocab_size", "task.min_frequency", "training.epochs", "training.learning_rate", "training.lr_schedule",
+        "training.early_stopping_patience"]
     with pytest.raises(ConfigError, match=r"task.max_tokens: expected an integer or auto, got 'long'"):
         load_config("sentiment", ["task.max_tokens=long"])
     with pytest.raises(ConfigError, match=r"training.batch_size: 0 is out of range"):

@@ -7,7 +7,9 @@ the pipeline's orchestration:
 3. every record becomes a tf.Example that parses back through the task's feature spec;
 4. its `preprocessing_fn` analyzes and transforms the examples (TFT, in memory);
 5. its TrainingData builds a tiny model, fits two steps and exports a SavedModel whose
-   examples signature answers one row per example.
+   examples signature answers one row per example; a task whose model takes word vectors
+   (`model.pretrained_embeddings`) starts from a small vectors file this check writes, frozen,
+   with word dropout on.
 
 The harness runs check the same contract end to end through the pipeline, in minutes; this
 check names the broken piece in seconds.
@@ -21,7 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import HARNESS
+from conftest import HARNESS, WORDS
 from rnnflow.components.common import run_facts
 from rnnflow.components.ingest.csv_input import CsvOptions, read_records
 from rnnflow.components.tasks import get_task, task_names
@@ -89,6 +91,14 @@ def test_check_model(task_type, tmp_path):
 
     harness, task = HARNESS[task_type], get_task(task_type)
     tiny = [o for o in TINY if task.honours(o.partition("=")[0])]
+    vectors = {}
+    if task.honours("model.pretrained_embeddings"):
+        rng = np.random.default_rng(0)
+        vectors = {word: rng.normal(size=4).round(4) for word in WORDS[:6]}
+        path = tmp_path / "vectors.txt"
+        path.write_text(f"{len(vectors) + 1} 4\n" + "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items())
+                        + "unrelated 1 2 3 4\n", encoding="utf-8")
+        tiny += [f"model.pretrained_embeddings={path}", "model.freeze_embeddings=true", "model.word_dropout=0.2"]
     config = load_config(harness.config, [*harness.synthetic(tmp_path), *tiny])
     assert parse_config(config.to_dict()).to_dict() == config.to_dict()  # 1
 
@@ -125,6 +135,12 @@ def test_check_model(task_type, tmp_path):
         custom_config={"config": config.to_dict()}, hyperparameters=None, base_model=None)
     data = task.training_data()(fn_args, config)
     model = data.build_model(data.config)
+    if vectors:  # every vector is a row of the frozen embedding; word dropout sits before it
+        embedding = model.get_layer("embedding")
+        rows = embedding.get_weights()[0]
+        assert not embedding.trainable and model.get_layer("word_dropout").rate == 0.2
+        assert all(np.isclose(rows, vector, atol=1e-6).all(axis=1).any() for vector in vectors.values())
+        assert data.pretrained_coverage()["pretrained_embeddings"]["covered"] == len(vectors)
     history = model.fit(data.train().take(2), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
     data.export(model, fn_args.serving_model_dir)

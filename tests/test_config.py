@@ -30,7 +30,7 @@ def test_config_from_a_file_path(tmp_path):
     config = load_config(str(path))
     assert config.name == "mine"
     assert config.task.max_tokens == "auto"  # default: measured on the training texts
-    assert config.training.epochs == 10
+    assert config.training.epochs == "auto"  # default: from the training steps
 
 
 def test_overrides_parse_yaml_values():
@@ -43,8 +43,8 @@ def test_overrides_parse_yaml_values():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("training.epochs=ten", "training.epochs: expected an integer, got 'ten'"),
-    ("training.epochs=2.5", "training.epochs: expected an integer, got 2.5"),
+    ("training.epochs=ten", "training.epochs: expected an integer or auto, got 'ten'"),
+    ("training.epochs=2.5", "training.epochs: expected an integer or auto, got 2.5"),
     ("training.epochs=0", "training.epochs: 0 is out of range; must be >= 1"),
     ("training.learning_rate=0", "training.learning_rate: 0.0 is out of range; must be > 0"),
     ("model.dropout=1.5", "model.dropout: 1.5 is out of range; must be <= 1"),

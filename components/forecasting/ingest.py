@@ -22,7 +22,8 @@ from rnnflow.components.forecasting import series as series_lib
 from rnnflow.components.forecasting.schema import SPLITS
 from rnnflow.components.ingest.input_report import window_input
 from rnnflow.components.ingest.task_example_gen import Ingest
-from rnnflow.components.tasks.base import InputReport, resolve_input_files
+from rnnflow.components.tasks import splits
+from rnnflow.components.tasks.base import DataError, InputReport, resolve_input_files
 
 
 def window_example(series: series_lib.Series, window: series_lib.Window, lookback: int,
@@ -51,7 +52,37 @@ class TimeSeriesIngest(Ingest):
 
     def read(self, config, files) -> tuple[series_lib.Series, dict[str, list[series_lib.Window]]]:
         series = series_lib.read_series(config, files)
-        return series, series_lib.plan_windows(series, config)
+        # Beside predefined eval and test files (given together), the train file is all train.
+        return series, series_lib.plan_windows(series, config, "train" if config.data.eval_path else None)
+
+    def read_split(self, config, split, files):
+        series = series_lib.read_series(config, files)
+        return series, series_lib.plan_windows(series, config, split)
+
+    def records(self, config, read) -> list:
+        _, plan = read
+        return [window for windows in plan.values() for window in windows]
+
+    def record_text(self, record) -> None:
+        return None  # a window is a time range: `check_split` compares the splits' times instead
+
+    def check_split(self, config, split, files, read, report, train) -> None:
+        (series, _), (train_series, _) = read, train
+        where = f"{splits.FIELDS[split]}: {splits.described(files)}"
+        if series.columns != train_series.columns:
+            raise DataError(f"{where}: columns {series.columns} differ from the train file's {train_series.columns}")
+        if series.frequency_seconds != train_series.frequency_seconds:
+            raise DataError(f"{where}: one row every {series.frequency_seconds} s, the train file every "
+                            f"{train_series.frequency_seconds} s")
+        report.warnings.extend(f"{split} split: {w}" for w in series.warnings)
+        shared = series.times.isin(train_series.times)
+        if shared.any():
+            report.warnings.append(f"leakage: {int(shared.sum())} timestamps of the {split} split are also in the "
+                                   f"train split (first: {series.times[shared][0]}); its scores overstate the model")
+        elif series.times[0] <= train_series.times[-1]:
+            report.warnings.append(f"the {split} split starts at {series.times[0]}, before the train split ends "
+                                   f"({train_series.times[-1]}): it does not measure forecasting the future")
+        report.details.setdefault("splits", {}).update(series_lib.split_summary(series, config, read[1]))
 
     def report(self, config, files, read) -> InputReport:
         return series_lib.report_for(*read, config)
@@ -70,10 +101,10 @@ class TimeSeriesIngest(Ingest):
                                             targets=report.details["targets"], horizon=config.task.horizon,
                                             owned=True)
 
-    def properties(self, config, read, rows) -> dict[str, int | str]:
-        series, plan = read
-        properties: dict[str, int | str] = {"frequency_seconds": series.frequency_seconds}
-        for split, facts in series_lib.split_summary(series, config, plan).items():
-            properties[f"split_{split}"] = json.dumps(facts)
-            properties[f"{split}_windows"] = facts["windows"]
+    def properties(self, config, reads, rows) -> dict[str, int | str]:
+        properties: dict[str, int | str] = {"frequency_seconds": reads["train"][0].frequency_seconds}
+        for series, plan in reads.values():
+            for split, facts in series_lib.split_summary(series, config, plan).items():
+                properties[f"split_{split}"] = json.dumps(facts)
+                properties[f"{split}_windows"] = facts["windows"]
         return properties

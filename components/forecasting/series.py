@@ -105,9 +105,12 @@ def read_series(config, files: list[str] | None = None) -> Series:
                   warnings=warnings, notes=notes, files=files)
 
 
-def split_rows(series: Series, config) -> dict[str, tuple[int, int]]:
-    """Chronological [first, end) row range of each split."""
+def split_rows(series: Series, config, only: str | None = None) -> dict[str, tuple[int, int]]:
+    """Chronological [first, end) row range of each split; `only`: the series is all that split
+    (a predefined split's file, or the train file beside them)."""
     split, rows = config.data.split, len(series.times)
+    if only:
+        return {only: (0, rows)}
     if split.eval_start is not None:
         eval_at, test_at = (int(series.times.searchsorted(as_naive_utc(pd.Timestamp(t))))
                             for t in (split.eval_start, split.test_start))
@@ -117,7 +120,7 @@ def split_rows(series: Series, config) -> dict[str, tuple[int, int]]:
     return {"train": (0, eval_at), "eval": (eval_at, test_at), "test": (test_at, rows)}
 
 
-def plan_windows(series: Series, config) -> dict[str, list[Window]]:
+def plan_windows(series: Series, config, only: str | None = None) -> dict[str, list[Window]]:
     """Windows of lookback + horizon rows, each inside one split and one gap-free segment.
 
     Train windows own their first `min(stride, lookback)` lookback rows, the last one in
@@ -130,7 +133,7 @@ def plan_windows(series: Series, config) -> dict[str, list[Window]]:
         raise DataError(f"the series has {len(series.times)} rows after cleaning, fewer than "
                         f"lookback + horizon = {length}")
     plan: dict[str, list[Window]] = {}
-    for split, (first, end) in split_rows(series, config).items():
+    for split, (first, end) in split_rows(series, config, only).items():
         windows = []
         for seg_first, seg_end in series.segments():
             lo, hi = max(first, seg_first), min(end, seg_end)
@@ -145,10 +148,11 @@ def plan_windows(series: Series, config) -> dict[str, list[Window]]:
 
 
 def split_summary(series: Series, config, plan: dict[str, list[Window]]) -> dict[str, dict]:
-    """Rows, windows and time ranges per split (the ExampleGen records these)."""
+    """Rows, windows and time ranges per split of the plan (the ExampleGen records these)."""
     task = config.task
     summary = {}
-    for split, (first, end) in split_rows(series, config).items():
+    only = next(iter(plan)) if len(plan) == 1 else None
+    for split, (first, end) in split_rows(series, config, only).items():
         windows = plan[split]
         summary[split] = {
             "rows": end - first,
@@ -182,7 +186,7 @@ def report_for(series: Series, plan: dict[str, list[Window]], config) -> InputRe
 def _constant_targets(series: Series, config) -> list[str]:
     """Warnings for targets that never change in the train split: persistence is exact there,
     so no model can beat it by `evaluation.min_skill` and the run cannot be blessed."""
-    first, end = split_rows(series, config)["train"]
+    first, end = split_rows(series, config, "train" if config.data.eval_path else None)["train"]
     warnings = []
     for target in series.targets:
         values = series.column(target)[first:end]

@@ -50,6 +50,10 @@ class ForecastingTask(Task):
             for column in columns:
                 if column == data.time_column:
                     raise ConfigError(f"data.{field}: '{column}' is the time column")
+        if bool(data.eval_path) != bool(data.test_path):
+            raise ConfigError(f"data.{'test_path' if data.eval_path else 'eval_path'}: a series' splits are consecutive "
+                              "stretches of it; give data.eval_path and data.test_path together (the train file is "
+                              "then all train), or neither (data.split cuts data.path by time)")
         if (split.eval_start is None) != (split.test_start is None):
             raise ConfigError("data.split: set both eval_start and test_start, or neither")
         if split.eval_start is not None:

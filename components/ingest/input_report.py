@@ -45,7 +45,9 @@ from rnnflow.components.common import run_facts
 from rnnflow.components.ingest.ingest_config import config_from, example_gen_custom_config
 from rnnflow.components.ingest.package_filesystem import local_path
 from rnnflow.components.tasks import InputReport, get_task
-from rnnflow.components.tasks.base import has_span, latest_spans, split_input_path
+from rnnflow.components.tasks.base import DataError, has_span, latest_spans, split_input_path
+from rnnflow.components.tasks import splits as splits_lib
+from rnnflow.components.tasks.splits import FIELDS
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
 
 REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
@@ -68,6 +70,21 @@ def span_input(exec_properties: dict[str, Any]) -> tuple[str, list[str]]:
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     pattern = os.path.join(input_base, input_config.splits[0].pattern)
     return local_path(input_base), sorted(local_path(f) for f in fileio.glob(pattern))
+
+
+def predefined_input(exec_properties: dict[str, Any]) -> dict[str, list[str]]:
+    """split -> files of the predefined splits (`data.eval_path`, `data.test_path`): the input
+    Splits after the first (train), each pattern resolved by the driver to the same span."""
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    found = {}
+    for split in input_config.splits[1:]:
+        files = sorted(local_path(f) for f in fileio.glob(os.path.join(input_base, split.pattern)))
+        if not files:
+            raise DataError(f"{FIELDS[split.name]}: matches no files: {os.path.join(input_base, split.pattern)}")
+        found[split.name] = files
+    return found
 
 
 def driver_span(exec_properties: dict[str, Any]) -> int:
@@ -111,17 +128,51 @@ def report_of(examples_artifacts: list, task) -> dict:
 
 
 class _ReportingExecutor:
-    """Runs the task's input check on the span's files before TFX's ExampleGen `Do`, and
-    attaches the report to the Examples. A DataError fails the component with the message."""
+    """Runs the task's input check on the span's files (and the predefined splits') before TFX's
+    ExampleGen `Do`, and attaches the report to the Examples. A DataError fails the component
+    with the message. With a predefined test split but no eval file, the train file is
+    hash-split into train and eval (`data.split`'s buckets) by TFX's own partition."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
         config = config_from(exec_properties)
         input_base, files = span_input(exec_properties)
-        report = get_task(config.task_type).preflight(config, files)
+        report = get_task(config.task_type).preflight(config, files, split_files=predefined_input(exec_properties))
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.INPUT_BASE_KEY: input_base})
         for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+            if self._hash_split_train(exec_properties):
+                names = artifact_utils.decode_split_names(examples.split_names)
+                examples.split_names = artifact_utils.encode_split_names(["train", "eval", *names[1:]])
             set_report(examples, report, [driver_span(exec_properties)])
+
+    @staticmethod
+    def _hash_split_train(exec_properties) -> bool:
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        names = [split.name for split in input_config.splits]
+        return len(names) > 1 and "eval" not in names
+
+    def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX's name)
+        if not self._hash_split_train(exec_properties):
+            return super().GenerateExamplesByBeam(pipeline, exec_properties)
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        split = config_from(exec_properties).data.split
+        hashed = {**exec_properties,
+                  standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+                      example_gen_pb2.Input(splits=input_config.splits[:1])),
+                  standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(_hash_output(
+                      {"train": split.train_buckets, "eval": split.eval_buckets}))}
+        result = super().GenerateExamplesByBeam(pipeline, hashed)
+        to_records = self.GetInputSourceToExamplePTransform()
+        for other in input_config.splits[1:]:
+            result[other.name] = pipeline | f"InputToRecord[{other.name}]" >> to_records(exec_properties, other.pattern)
+        return result
+
+
+def _hash_output(buckets: dict[str, int]):
+    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=count) for name, count in buckets.items()]))
 
 
 class CsvExecutor(_ReportingExecutor, csv_example_gen.Executor):
@@ -140,15 +191,20 @@ _EXECUTORS = {"csv": (CsvExecutor, "CsvExampleGen"), "tfrecord": (TfrecordExecut
               "parquet": (ParquetExecutor, "FileBasedExampleGen")}
 
 
-def reporting_example_gen(config: PipelineConfig, *, input_base: str, pattern: str,
-                          splits: dict[str, int]) -> FileBasedExampleGen:
-    """TFX's FileBasedExampleGen (driver: spans, fingerprints) over `input_base/pattern`
-    with a hash split into `splits` (name -> buckets), for `data.format`."""
+def reporting_example_gen(config: PipelineConfig, data_paths: dict[str, str], *,
+                          buckets: dict[str, int]) -> FileBasedExampleGen:
+    """TFX's FileBasedExampleGen (driver: spans, fingerprints) for `data.format` over
+    `data_paths` (split -> path): one file set hash-split into `buckets` (split name -> hash
+    buckets), or TFX's predefined splits, one input Split per path."""
     executor, node_id = _EXECUTORS[config.data.format]
-    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split",
-                                                                             pattern=pattern)])
-    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in splits.items()]))
+    if len(data_paths) == 1:
+        input_base, pattern = split_input_path(data_paths["train"])
+        input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split",
+                                                                                 pattern=pattern)])
+        output_config = _hash_output(buckets)
+    else:
+        input_base, input_config = splits_lib.example_gen_input(data_paths)
+        output_config = example_gen_pb2.Output()
     return FileBasedExampleGen(
         input_base=input_base, input_config=input_config, output_config=output_config,
         custom_config=example_gen_custom_config(config),
@@ -256,4 +312,43 @@ class Evaluator(tfx.components.Evaluator):
     """TFX's Evaluator with the EvalConfig built at run time from the candidate model's facts
     (`Task.eval_config`); the compiled eval_config holds the facts-free part only."""
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(_EvaluatorExecutor)
+
+
+TEST_SPLIT = "test"
+
+
+def without_thresholds(eval_config):
+    """The EvalConfig's metrics with no blessing thresholds: the test split reports, never decides."""
+    eval_config = type(eval_config).FromString(eval_config.SerializeToString())
+    for spec in eval_config.metrics_specs:
+        spec.ClearField("thresholds")
+        for metric in spec.metrics:
+            metric.ClearField("threshold")
+            metric.ClearField("per_slice_thresholds")
+            metric.ClearField("cross_slice_thresholds")
+    return eval_config
+
+
+class _TestEvaluatorExecutor(evaluator_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
+        config, report = read_model_facts(
+            artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY]))
+        eval_config = without_thresholds(get_task(config.task_type).eval_config(config, report))
+        super().Do(input_dict, output_dict, {
+            **exec_properties, standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(eval_config)})
+
+
+class TestEvaluator(tfx.components.Evaluator):
+    """The candidate model scored once on the test split (`data.test_path`) through TFMA with the
+    task's own metrics, after the Evaluator has blessed or not on eval; no baseline, no
+    thresholds: its numbers (the run summary's `test_metrics`) decide nothing."""
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(_TestEvaluatorExecutor)
+
+
+def test_evaluator(task, config: PipelineConfig, *, examples, model, after) -> TestEvaluator:
+    component = TestEvaluator(examples=examples, model=model,
+                              eval_config=without_thresholds(task.eval_config(config, None)),
+                              example_splits=[TEST_SPLIT]).with_id("TestEvaluator")
+    component.add_upstream_node(after)
+    return component
 

@@ -7,6 +7,12 @@ FileBasedExampleGen (whose driver resolves spans and fingerprints the input), th
 reads the span's files once, runs the task's input check on that very read (its report travels
 with the Examples), writes each split's examples with Beam and records the counts; and the
 pre-flight check before a local run, which is the same read and report (`Ingest.preflight`).
+
+Predefined splits (`data.eval_path`, `data.test_path`: TFX's `Input` with one `Split` per
+file, `rnnflow.components.tasks.splits`): each split's files are read on their own; the train
+file is all train when eval is given (`Ingest.records`), else split as before; each given split
+is checked against the train report (`Ingest.check_split`) and for records shared with an
+earlier split (leakage, a warning: an error under --strict-data).
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 from rnnflow.components.ingest.ingest_config import config_from, example_gen_custom_config
-from rnnflow.components.ingest.input_report import driver_span, set_report, span_input
-from rnnflow.components.tasks import get_task
-from rnnflow.components.tasks.base import InputReport, resolve_input_files
+from rnnflow.components.ingest.input_report import driver_span, predefined_input, set_report, span_input
+from rnnflow.components.tasks import get_task, splits as splits_lib
+from rnnflow.components.tasks.base import InputReport, resolve_input_files, split_input_path
 
 EXAMPLES_FILE_PREFIX = "data_tfrecord"
 
@@ -63,21 +69,83 @@ class Ingest:
         """The parse spec of every feature `to_example` writes (the task's features module)."""
         raise NotImplementedError
 
-    def properties(self, config, read, rows: dict[str, list]) -> dict[str, int | str]:
+    def records(self, config, read) -> list:
+        """Every record of a read, unsplit: a predefined split's files, and the train files when
+        the eval split is predefined."""
+        raise NotImplementedError
+
+    def record_text(self, record) -> str | None:
+        """What the leakage check compares between splits (a sentence's tokens, a window's
+        text); None: records are not compared (a task whose `check_split` does its own)."""
+        raise NotImplementedError
+
+    def read_split(self, config, split: str, files: list[str]) -> Any:
+        """A predefined split's files, read (default: as `read` reads the train files)."""
+        return self.read(config, files)
+
+    def check_split(self, config, split: str, files: list[str], read, report: InputReport, train) -> None:
+        """A predefined split's read against the train report and read (`train`): adds what
+        differs from train (an unknown tag or class is counted and named) to `report`; a
+        DataError for what cannot be scored (no records)."""
+
+    def properties(self, config, reads: dict[str, Any], rows: dict[str, list]) -> dict[str, int | str]:
         """Custom properties of the Examples beyond the input report."""
         return {f"{split}_{self.unit}": len(split_rows) for split, split_rows in rows.items()}
 
+    def rows(self, config, reads: dict[str, Any]) -> dict[str, list]:
+        """split -> its records: the train read split by the task (or all train when eval is
+        predefined), and each predefined split's read whole."""
+        rows = {"train": self.records(config, reads["train"])} if "eval" in reads else self.split(config, reads["train"])
+        for split in splits_lib.PREDEFINED:
+            if split in reads:
+                rows[split] = self.records(config, reads[split])
+        return rows
+
+    def read_splits(self, config, files: dict[str, list[str]]) -> dict[str, Any]:
+        splits_lib.same_files(files)
+        reads = {"train": self.read(config, files["train"])}
+        for split in splits_lib.PREDEFINED:
+            if split in files:
+                with splits_lib.naming_field(split):
+                    reads[split] = self.read_split(config, split, files[split])
+        return reads
+
+    def report_splits(self, config, files: dict[str, list[str]], reads: dict[str, Any],
+                      rows: dict[str, list]) -> InputReport:
+        """The train report, then each predefined split's check and the leakage between splits."""
+        report = self.report(config, files["train"], reads["train"])
+        given = [split for split in splits_lib.PREDEFINED if split in reads]
+        for split in given:
+            self.check_split(config, split, files[split], reads[split], report, reads["train"])
+            report.notes.append(f"{split} split: {len(rows[split])} {self.unit} from "
+                                f"{splits_lib.described(files[split])} ({splits_lib.FIELDS[split]})")
+        if given:
+            report.details["split_files"] = files
+            report.warnings.extend(splits_lib.leakage(self.unit, {
+                split: self._texts(split, split_rows) for split, split_rows in rows.items()}))
+        return report
+
+    def _texts(self, split: str, records: list):
+        for i, record in enumerate(records):
+            text = self.record_text(record)
+            if text is not None:
+                yield text, f"{split} {self.unit[:-1]} {i + 1}"
+
     def preflight(self, config, files: list[str] | None = None) -> InputReport:
-        files = files or self.preflight_files(config)
-        return self.report(config, files, self.read(config, files))
+        files = {"train": files or self.preflight_files(config),
+                 **{split: splits_lib.split_files(config.data, split) for split in splits_lib.predefined(config.data)}}
+        reads = self.read_splits(config, files)
+        return self.report_splits(config, files, reads, self.rows(config, reads))
 
 
-def write_splits(pipeline: beam.Pipeline, rows: dict[str, list], to_example, output_uri: str) -> None:
-    """Each split's rows -> `to_example(row)` tf.Examples, serialized into `Split-<name>/`."""
+def write_splits(pipeline: beam.Pipeline, rows: dict[str, list], to_examples: dict[str, Callable],
+                 output_uri: str) -> None:
+    """Each split's rows -> `to_examples[split](row)` tf.Examples, serialized into `Split-<name>/`."""
     for split, split_rows in rows.items():
+        to_example = to_examples[split]
         _ = (pipeline
              | f"Rows[{split}]" >> beam.Create(split_rows, reshuffle=False)
-             | f"ToExample[{split}]" >> beam.Map(lambda row: to_example(row).SerializeToString())
+             | f"ToExample[{split}]" >> beam.Map(lambda row, to_example=to_example: to_example(row).SerializeToString())
              | f"Write[{split}]" >> beam.io.WriteToTFRecord(
                  os.path.join(output_uri, f"Split-{split}", EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"))
 
@@ -90,14 +158,17 @@ class Executor(BaseBeamExecutor):
         config = config_from(exec_properties)
         ingest = get_task(config.task_type).ingest()
         spans, files = ingest.input_files(exec_properties, config)
-        read = ingest.read(config, files)
-        report = ingest.report(config, files, read)
-        rows = ingest.split(config, read)
+        files = {"train": files, **predefined_input(exec_properties)}
+        reads = ingest.read_splits(config, files)
+        rows = ingest.rows(config, reads)
+        report = ingest.report_splits(config, files, reads, rows)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        # The train read turns the records split from it into examples; a predefined split's, its own.
+        to_examples = {split: ingest.to_example(config, reads.get(split, reads["train"])) for split in rows}
         with self._make_beam_pipeline() as pipeline:
-            write_splits(pipeline, rows, ingest.to_example(config, read), examples.uri)
-        examples.split_names = artifact_utils.encode_split_names(list(ingest.splits))
-        for key, value in ingest.properties(config, read, rows).items():
+            write_splits(pipeline, rows, to_examples, examples.uri)
+        examples.split_names = artifact_utils.encode_split_names(list(rows))
+        for key, value in ingest.properties(config, reads, rows).items():
             if isinstance(value, int):
                 examples.set_int_custom_property(key, value)
             else:
@@ -105,13 +176,19 @@ class Executor(BaseBeamExecutor):
         set_report(examples, report, spans)
 
 
-def task_example_gen(config, input_base: str, pattern: str) -> FileBasedExampleGen:
+def task_example_gen(config, data_paths: dict[str, str]) -> FileBasedExampleGen:
+    """`data_paths`: split -> its path as the components see it (`splits.split_paths`)."""
     ingest = get_task(config.task_type).ingest()
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="input", pattern=pattern)]),
+    if len(data_paths) == 1:
+        input_base, pattern = split_input_path(data_paths["train"])
+        input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="input", pattern=pattern)])
         # The executor writes these splits; the driver only needs their names.
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1) for split in ingest.splits])),
+        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1) for split in ingest.splits]))
+    else:  # one input Split per file; the executor names the output splits
+        input_base, input_config = splits_lib.example_gen_input(data_paths)
+        output_config = example_gen_pb2.Output()
+    return FileBasedExampleGen(
+        input_base=input_base, input_config=input_config, output_config=output_config,
         custom_config=example_gen_custom_config(config),
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor)).with_id(ingest.node_id)

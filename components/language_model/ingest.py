@@ -17,7 +17,11 @@ class TextWindowIngest(Ingest):
     unit = "windows"
 
     def read(self, config, files):
-        return split_texts(config, files)
+        return split_texts(config, files, 0.0 if config.data.eval_path else None)
+
+    def read_split(self, config, split, files):
+        """A predefined split's files: all of their text is that split's (read as "eval")."""
+        return split_texts(config, files, 1.0)
 
     def report(self, config, files: list[str], splits) -> InputReport:
         distinct = len(set(splits.tokens["train"]))
@@ -37,6 +41,21 @@ class TextWindowIngest(Ingest):
 
     def split(self, config, read) -> dict[str, list]:
         return {split: read.windows[split] for split in SPLITS}
+
+    def records(self, config, read) -> list:
+        return read.windows["train"] + read.windows["eval"]
+
+    def record_text(self, record) -> str:
+        return record
+
+    def check_split(self, config, split, files, read, report, train) -> None:
+        tokens, train_tokens = read.tokens["eval"], train.tokens["train"]
+        report.details[f"{split}_tokens"], report.details[f"{split}_windows"] = len(tokens), len(read.windows["eval"])
+        if split == "eval":  # the trivial score is the eval split's
+            report.details[UNIGRAM_NATS] = unigram_nats_per_token(train_tokens, tokens)
+        unseen = set(tokens) - set(train_tokens)
+        if unseen:
+            report.notes.append(f"{len(unseen)} tokens of the {split} split never occur in train (out of vocabulary)")
 
     def to_example(self, config, read):
         return features.window_example

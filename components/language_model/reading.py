@@ -78,9 +78,11 @@ def join(tokens: list[str], tokenizer: str) -> str:
     return "".join(tokens) if tokenizer == "char" else " ".join(tokens)
 
 
-def split_texts(config, files: list[str]) -> Splits:
+def split_texts(config, files: list[str], eval_fraction: float | None = None) -> Splits:
+    """`eval_fraction` (default `data.split.eval_fraction`): 0 reads all of it as train (the
+    train file when the eval split is its own file), 1 all of it as eval (a predefined split's)."""
     data, task = config.data, config.task
-    fraction = data.split.eval_fraction
+    fraction = data.split.eval_fraction if eval_fraction is None else eval_fraction
     streams = {"train": [], "eval": []}
     characters = 0
     documents = []
@@ -107,11 +109,11 @@ def split_texts(config, files: list[str]) -> Splits:
             seen += len(tokens)
     windows = {split: cut_windows(tokens, task.window, task.tokenizer) for split, tokens in streams.items()}
     for split, tokens in streams.items():
-        if not windows[split]:
+        if not windows[split] and (fraction if split == "eval" else 1 - fraction) > 0:
             described = ", ".join(files) if len(files) < 4 else f"{files[0]} and {len(files) - 1} more files"
+            cut = f" (data.split.eval_fraction = {fraction})" if 0 < fraction < 1 else ""
             raise DataError(f"{described}: the {split} split has {len(tokens)} {task.tokenizer} tokens, fewer than "
-                            f"one window of task.window + 1 = {task.window + 1} (data.split.eval_fraction = "
-                            f"{fraction}); add text or lower task.window")
+                            f"one window of task.window + 1 = {task.window + 1}{cut}; add text or lower task.window")
     return Splits(streams, windows, characters)
 
 

@@ -11,6 +11,7 @@ from rnnflow.components.sequence_labeling import conll, features
 from rnnflow.components.sequence_labeling.reading import read_sentences, split_of
 from rnnflow.components.sequence_labeling.schema import ENTITY_TYPES, SPLITS, TAG_COUNTS, TAG_LIST
 from rnnflow.components.ingest.task_example_gen import Ingest
+from rnnflow.components.tasks import splits
 from rnnflow.components.tasks.base import DataError, InputReport
 
 
@@ -61,6 +62,22 @@ class SentenceIngest(Ingest):
                              f"data.split.eval_percent={config.data.split.eval_percent}; add sentences")
         return by_split
 
+    def records(self, config, read) -> list:
+        return [(sentence.tokens, sentence.tags) for sentence in read.sentences]
+
+    def record_text(self, record) -> str:
+        return " ".join(record[0])
+
+    def check_split(self, config, split, files, read, report, train) -> None:
+        if not read.sentences:
+            raise DataError(f"{splits.FIELDS[split]}: {splits.described(files)}: no sentence")
+        known = set(report.details[TAG_LIST])
+        unknown = collections.Counter(tag for s in read.sentences for tag in s.tags if tag not in known)
+        if unknown:
+            shown = ", ".join(f"'{tag}' ({n})" for tag, n in sorted(unknown.items())[:_SHOWN])
+            report.warnings.append(f"{sum(unknown.values())} tokens of the {split} split have a tag the train split "
+                                   f"never has: {shown}; the model cannot predict them (they count as missed)")
+
     def to_example(self, config, read):
         return _sentence_example
 
@@ -75,6 +92,11 @@ MIN_SENTENCES = {"train": 20, "eval": 5}
 
 
 def _check_split_sizes(config, files: list[str], sentences) -> None:
+    if config.data.eval_path:  # all of them train; the eval file is checked on its own
+        if len(sentences) < MIN_SENTENCES["train"]:
+            raise DataError(f"{', '.join(files)}: {len(sentences)} sentences; a tagger needs at least "
+                            f"{MIN_SENTENCES['train']} train sentences: add sentences")
+        return
     percent = config.data.split.eval_percent
     sizes = collections.Counter(split_of(s.tokens, percent) for s in sentences)
     short = [split for split, least in MIN_SENTENCES.items() if sizes[split] < least]

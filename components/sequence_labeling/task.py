@@ -32,7 +32,8 @@ class SequenceLabelingTask(Task):
     ingest_class = "rnnflow.components.sequence_labeling.ingest.SentenceIngest"
     # Many-to-many: a tag per step, no pooling; sentences in, no missing-text policy.
     honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "embedding_dim", "residual", "layer_norm",
-                                 "input_dropout", "dropout"),
+                                 "input_dropout", "dropout", "word_dropout", "pretrained_embeddings",
+                                 "freeze_embeddings"),
                        "serving": ("base_dir", "model_name", "keep_versions", "tf_serving_version", "validation_examples")}
 
     def merge_details(self, details: list[dict]) -> dict:

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.components.sequence_labeling import export, preprocessing
-from rnnflow.components.sequence_labeling.schema import (CHAR_VOCABULARY, TAG_IDS, TAG_LIST, TAG_SCORES,
+from rnnflow.components.sequence_labeling.schema import (CHAR_VOCABULARY, FIRST_ID, TAG_IDS, TAG_LIST, TAG_SCORES,
                                                        WORD_VOCABULARY)
 from rnnflow.components.training.trainer import TaskData, batched_by_length, train_and_export, transformed_dataset
 from rnnflow.models.tagger import CHAR_IDS, PAD_LABEL, WORD_IDS, build_tagger
@@ -25,6 +25,8 @@ class TrainingData(TaskData):
             self.tf_transform_output, config.task.oov_buckets)
 
     def train_examples(self, config: PipelineConfig) -> int:
+        if config.data.eval_path:  # the train file is all train
+            return self.input_report["rows"]
         return round(self.input_report["rows"] * (100 - config.data.split.eval_percent) / 100)
 
     def compatibility(self) -> dict:
@@ -54,7 +56,9 @@ class TrainingData(TaskData):
         return build_tagger(config.model, config.training, vocab_size=self.vocab_size, num_tags=len(self.tag_names),
                             char_vocab_size=self.char_vocab_size, word_chars=task.max_word_chars,
                             char_encoder=task.char_encoder, char_dim=task.char_dim, char_units=task.char_units,
-                            decoder=task.decoder, steps_per_epoch=self.steps_per_epoch)
+                            decoder=task.decoder, steps_per_epoch=self.steps_per_epoch,
+                            oov_id=self.vocab_size - task.oov_buckets,
+                            vectors=self.pretrained(config, WORD_VOCABULARY, first_id=FIRST_ID, size=self.vocab_size))
 
     def reference_outputs(self, model, transformed) -> dict:
         """The in-memory tagger's tag scores for a transformed batch, as serving computes them."""

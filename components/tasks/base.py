@@ -98,6 +98,9 @@ class Task(abc.ABC):
             raise config_lib.ConfigError(
                 f"data.rolling_spans: {config.data.rolling_spans} needs spans, but data.path has no "
                 f"{{SPAN}} or {{YYYY}}{{MM}}{{DD}} spec: {config.data.path}")
+        from rnnflow.components.tasks import splits
+
+        splits.check_paths(config, series=self.spans_form_one_series)
         if isinstance(config.data, config_lib.CsvFields):
             from rnnflow.components.ingest.csv_input import CsvOptions, check_options
 
@@ -167,13 +170,15 @@ class Task(abc.ABC):
         it at run time from the report; `report` is None when compiling, where only the
         facts-free parts matter."""
 
-    def example_gen(self, config: config_lib.PipelineConfig, data_path: str):
-        """The ExampleGen reading `data_path` (`data.path` as the pipeline's components see it)
-        into the task's `splits`; it also runs `preflight` on the files it ingests and attaches the
-        report (`rnnflow.components.ingest.input_report`). Default: the ingest scaffold's."""
+    def example_gen(self, config: config_lib.PipelineConfig, data_paths: dict[str, str]):
+        """The ExampleGen reading `data_paths` (split -> `data.path`, and `data.eval_path` /
+        `data.test_path` where given, as the pipeline's components see them) into the task's
+        `splits` (and "test" when given); it also runs `preflight` on the files it ingests and
+        attaches the report (`rnnflow.components.ingest.input_report`). Default: the ingest
+        scaffold's."""
         from rnnflow.components.ingest.task_example_gen import task_example_gen
 
-        return task_example_gen(config, *split_input_path(data_path))
+        return task_example_gen(config, data_paths)
 
     def after_evaluation(self, config: config_lib.PipelineConfig, *, examples, model, blessing) -> list:
         """Extra components that run once the model is evaluated (e.g. a held-out test report)."""
@@ -296,26 +301,26 @@ def split_input_path(path: str) -> tuple[str, str]:
     return "/".join(parts[:first]), "/".join(parts[first:])
 
 
-def resolve_input_files(data_config, spans: int = 1) -> list[str]:
-    """The files `data.path` names (a file or a glob, with TFX span/date specs resolved to the
-    latest span, or the latest `spans` spans; a local path or any URI tf.io.gfile reads), or
-    a DataError naming the path."""
-    path = config_lib.resolve_path(data_config.path)
+def resolve_input_files(data_config, spans: int = 1, field: str = "path") -> list[str]:
+    """The files `data.<field>` (`data.path`, or a predefined split's `eval_path`/`test_path`)
+    names (a file or a glob, with TFX span/date specs resolved to the latest span, or the
+    latest `spans` spans; a local path or any URI tf.io.gfile reads), or a DataError naming it."""
+    path = config_lib.resolve_path(getattr(data_config, field))
     if has_span(path):
-        return [f for _, files in latest_spans(path, spans) for f in files]
+        return [f for _, files in latest_spans(path, spans, field=field) for f in files]
     if glob.has_magic(os.path.dirname(path)):
-        raise DataError(f"data.path: only the file name may contain wildcards: {path}")
+        raise DataError(f"data.{field}: only the file name may contain wildcards: {path}")
     if config_lib.is_uri(path):
-        files = _remote_files(path)
+        files = _remote_files(path, field)
     else:
         files = sorted(glob.glob(path)) if glob.has_magic(path) else ([path] if os.path.isfile(path) else [])
     if not files:
         what = "matches no files" if glob.has_magic(path) else "file not found"
-        raise DataError(f"data.path: {what}: {path}")
+        raise DataError(f"data.{field}: {what}: {path}")
     return files
 
 
-def latest_spans(path: str, count: int, last: int | None = None) -> list[tuple[int, list[str]]]:
+def latest_spans(path: str, count: int, last: int | None = None, field: str = "path") -> list[tuple[int, list[str]]]:
     """(span number, files) of the latest `count` spans a span/date pattern matches (up to
     span `last` when given, as the ExampleGen driver resolved it), oldest first; fewer where
     fewer exist (missing span numbers are skipped, as TFX's
@@ -336,13 +341,13 @@ def latest_spans(path: str, count: int, last: int | None = None) -> list[tuple[i
         _, number, _ = utils.calculate_splits_fingerprint_span_and_version(input_base, [split], range_config)
         files = sorted(fileio.glob(os.path.join(input_base, split.pattern)))
         if not files:
-            raise DataError(f"data.path: span {number} of {path} has no files ({split.pattern})")
+            raise DataError(f"data.{field}: span {number} of {path} has no files ({split.pattern})")
         return number, [package_filesystem.local_path(f) for f in files]
 
     try:
         latest = resolve(last)
     except ValueError as e:
-        raise DataError(f"data.path: no span {'' if last is None else f'{last} '}matches {path}: {e}") from None
+        raise DataError(f"data.{field}: no span {'' if last is None else f'{last} '}matches {path}: {e}") from None
     found = [latest]
     for span in range(latest[0] - 1, max(latest[0] - count, -1), -1):
         try:
@@ -352,7 +357,7 @@ def latest_spans(path: str, count: int, last: int | None = None) -> list[tuple[i
     return found
 
 
-def _remote_files(path: str) -> list[str]:
+def _remote_files(path: str, field: str) -> list[str]:
     import tensorflow as tf
 
     try:
@@ -360,7 +365,7 @@ def _remote_files(path: str) -> list[str]:
             return sorted(tf.io.gfile.glob(path))
         return [path] if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path) else []
     except tf.errors.OpError as e:  # no credentials, unknown bucket, unreachable host
-        raise DataError(f"data.path: cannot read {path}: {e.message}") from None
+        raise DataError(f"data.{field}: cannot read {path}: {e.message}") from None
 
 
 def open_input(path: str):

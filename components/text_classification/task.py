@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import dataclasses
 import math
 
 from rnnflow.components.ingest.csv_input import (CsvFormatError, CsvOptions, delimiter_hint,
                                          format_hint, read_head, read_records)
+from rnnflow.components.tasks import splits
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
-                                           is_candidate, open_input, resolve_input_files, split_input_path)
+                                           is_candidate, open_input, resolve_input_files)
 from rnnflow.components.text_classification.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, LABEL_COUNTS, LABEL_ID,
                                                            LABEL_VALUES, METRICS, PROBABILITIES, TRANSFORM_SIGNATURE,
                                                            SplitConfig, TextClassificationConfig, TextDataConfig)
@@ -60,49 +62,35 @@ class TextClassificationTask(Task):
             raise ConfigError("evaluation.slice_feature: cannot slice by the free-text column "
                               f"'{data.text_column}'")
 
-    def preflight(self, config, files=None) -> InputReport:
+    def preflight(self, config, files=None, split_files: dict[str, list[str]] | None = None) -> InputReport:
+        """The train files' report; with predefined splits (`split_files`, default: those
+        `data.eval_path`/`data.test_path` name) each is checked against train (classes train
+        never saw are counted and named) and for texts shared with an earlier split."""
         data = config.data
-        files = files or resolve_input_files(data)
-        reader = {"csv": _scan_csv, "tfrecord": _scan_tfrecord, "parquet": _scan_parquet}[data.format]
-        columns = [data.text_column, data.label_column]
-        if config.evaluation.slice_feature:
-            columns.append(config.evaluation.slice_feature)
-        labels: collections.Counter = collections.Counter()
-        rows = empty_texts = invalid_rows = 0
-        first_invalid = None
-        for file in files:
-            for row in reader(file, columns, data):
-                rows += 1
-                if row.label is None or row.label == "":
-                    raise DataError(f"{row.where}: empty label in column '{data.label_column}'")
-                labels[row.label] += 1
-                if not row.text:
-                    empty_texts += 1
-                if row.invalid:
-                    invalid_rows += 1
-                    first_invalid = first_invalid or row.invalid
-        described = ", ".join(files) if len(files) < 4 else f"{files[0]} and {len(files) - 1} more files"
-        if rows == 0:
-            raise DataError(f"{described}: no data rows")
-        if empty_texts == rows:
-            raise DataError(f"{described}: text column '{data.text_column}' is empty in all {rows} rows")
-        if len(labels) < 2:
-            raise DataError(f"{described}: label column '{data.label_column}' has a single class "
-                            f"{list(labels)}; a classifier needs at least two")
-        warnings = []
-        if empty_texts:
-            warnings.append(f"{empty_texts} of {rows} rows have an empty text; they are kept and "
-                            "encoded as a dedicated empty-text token")
-        if invalid_rows:
-            encoding = data.encoding if data.format == "csv" else "utf-8"
-            warnings.append(f"{invalid_rows} of {rows} rows contain bytes that are not valid {encoding} "
-                            f"(first: {first_invalid}); they are replaced by U+FFFD in training and serving "
-                            f"alike{_encoding_hint(data, files)}")
-        rare = _rare_classes(labels, data.split)
-        if rare:
-            warnings.append(rare)
-        return InputReport(files=files, rows=rows, warnings=warnings, details={
-            LABEL_VALUES: sorted(labels), LABEL_COUNTS: dict(sorted(labels.items()))})
+        if split_files is None:
+            split_files = {split: splits.split_files(data, split) for split in splits.predefined(data)}
+        files = {"train": files or resolve_input_files(data), **split_files}
+        splits.same_files(files)
+        scans = {}
+        for split, names in files.items():
+            with contextlib.nullcontext() if split == "train" else splits.naming_field(split):
+                scans[split] = _scan(config, names, keep_texts=len(files) > 1)
+        report = _train_report(config, files["train"], scans["train"])
+        for split in splits.PREDEFINED:
+            if split not in scans:
+                continue
+            scan = scans[split]
+            report.notes.append(f"{split} split: {scan.rows} rows from {splits.described(files[split])} "
+                                f"({splits.FIELDS[split]})")
+            unknown = {label: n for label, n in scan.labels.items() if label not in scans["train"].labels}
+            if unknown:
+                shown = ", ".join(f"'{label}' ({n})" for label, n in sorted(unknown.items())[:_SHOWN])
+                report.warnings.append(f"{sum(unknown.values())} rows of the {split} split have a class the train "
+                                       f"split never has: {shown}; no prediction can be right on them")
+        if len(files) > 1:
+            report.details["split_files"] = files
+            report.warnings.extend(splits.leakage("texts", {split: scan.texts for split, scan in scans.items()}))
+        return report
 
     def merge_details(self, details: list[dict]) -> dict:
         """Every span's classes, and their rows summed."""
@@ -112,13 +100,13 @@ class TextClassificationTask(Task):
                 counts[label] = counts.get(label, 0) + count
         return {**details[-1], LABEL_VALUES: sorted(counts), LABEL_COUNTS: dict(sorted(counts.items()))}
 
-    def example_gen(self, config, data_path: str):
+    def example_gen(self, config, data_paths: dict[str, str]):
         """TFX's ExampleGen for `data.format` (csv with `data.encoding`/`data.delimiter`, tfrecord,
-        parquet) with a hash split into `data.split`'s buckets; it runs the input check too."""
+        parquet) with a hash split into `data.split`'s buckets (of the train file, when the eval
+        split is not given as its own file); it runs the input check too."""
         from rnnflow.components.ingest.input_report import reporting_example_gen
 
-        input_base, pattern = split_input_path(data_path)
-        return reporting_example_gen(config, input_base=input_base, pattern=pattern, splits={
+        return reporting_example_gen(config, data_paths, buckets={
             "train": config.data.split.train_buckets, "eval": config.data.split.eval_buckets})
 
     def unbounded_features(self, config) -> list[str]:
@@ -187,6 +175,65 @@ class TextClassificationTask(Task):
                     aggregate=tfma.AggregationOptions(
                         macro_average=True, class_weights={i: 1.0 for i in class_ids})),
             ])
+
+
+@dataclasses.dataclass
+class _Scan:
+    rows: int
+    labels: collections.Counter
+    empty_texts: int
+    invalid_rows: int
+    first_invalid: str | None
+    texts: list[tuple[str, str]]  # (text, where), kept for the leakage check between splits
+
+
+def _scan(config, files: list[str], *, keep_texts: bool) -> _Scan:
+    data = config.data
+    reader = {"csv": _scan_csv, "tfrecord": _scan_tfrecord, "parquet": _scan_parquet}[data.format]
+    columns = [data.text_column, data.label_column]
+    if config.evaluation.slice_feature:
+        columns.append(config.evaluation.slice_feature)
+    scan = _Scan(0, collections.Counter(), 0, 0, None, [])
+    for file in files:
+        for row in reader(file, columns, data):
+            scan.rows += 1
+            if row.label is None or row.label == "":
+                raise DataError(f"{row.where}: empty label in column '{data.label_column}'")
+            scan.labels[row.label] += 1
+            if not row.text:
+                scan.empty_texts += 1
+            elif keep_texts:
+                scan.texts.append((row.text, row.where))
+            if row.invalid:
+                scan.invalid_rows += 1
+                scan.first_invalid = scan.first_invalid or row.invalid
+    if scan.rows == 0:
+        raise DataError(f"{splits.described(files)}: no data rows")
+    return scan
+
+
+def _train_report(config, files: list[str], scan: _Scan) -> InputReport:
+    data, rows, labels = config.data, scan.rows, scan.labels
+    described = splits.described(files)
+    if scan.empty_texts == rows:
+        raise DataError(f"{described}: text column '{data.text_column}' is empty in all {rows} rows")
+    if len(labels) < 2:
+        raise DataError(f"{described}: label column '{data.label_column}' has a single class "
+                        f"{list(labels)}; a classifier needs at least two")
+    warnings = []
+    if scan.empty_texts:
+        warnings.append(f"{scan.empty_texts} of {rows} rows have an empty text; they are kept and "
+                        "encoded as a dedicated empty-text token")
+    if scan.invalid_rows:
+        encoding = data.encoding if data.format == "csv" else "utf-8"
+        warnings.append(f"{scan.invalid_rows} of {rows} rows contain bytes that are not valid {encoding} "
+                        f"(first: {scan.first_invalid}); they are replaced by U+FFFD in training and serving "
+                        f"alike{_encoding_hint(data, files)}")
+    rare = None if data.eval_path else _rare_classes(labels, data.split)
+    if rare:
+        warnings.append(rare)
+    return InputReport(files=files, rows=rows, warnings=warnings, details={
+        LABEL_VALUES: sorted(labels), LABEL_COUNTS: dict(sorted(labels.items()))})
 
 
 def _model_spec():

@@ -23,7 +23,9 @@ class TrainingData(TaskData):
         self.vocab_size = preprocessing.vocabulary_size(self.tf_transform_output, config.task.oov_buckets)
 
     def train_examples(self, config: PipelineConfig) -> int:
-        split = config.data.split  # approximate: a hash split
+        split = config.data.split  # approximate: a hash split, unless the eval split is its own file
+        if config.data.eval_path:
+            return self.input_report["rows"]
         return round(self.input_report["rows"] * split.train_buckets / (split.train_buckets + split.eval_buckets))
 
     def compatibility(self) -> dict:
@@ -45,7 +47,10 @@ class TrainingData(TaskData):
     def build_model(self, config: PipelineConfig) -> keras.Model:
         return build_text_classifier(config.model, config.training, vocab_size=self.vocab_size,
                                      num_classes=len(self.class_names), label_smoothing=config.task.label_smoothing,
-                                     input_name=TOKEN_IDS, steps_per_epoch=self.steps_per_epoch)
+                                     input_name=TOKEN_IDS, steps_per_epoch=self.steps_per_epoch,
+                                     oov_id=self.vocab_size - config.task.oov_buckets,
+                                     vectors=self.pretrained(config, TOKEN_VOCABULARY, first_id=preprocessing.FIRST_VOCAB_ID,
+                                                             size=self.vocab_size))
 
     def reference_outputs(self, model, transformed) -> dict:
         """The in-memory model's class probabilities for a transformed batch, as training feeds it."""

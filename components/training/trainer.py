@@ -23,7 +23,7 @@ from rnnflow.components.training.progress import PROGRESS_PREFIX, TrainingProgre
 from rnnflow.components.tasks import get_task
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import (
-    TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields, resolve_training, unresolved)
+    TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields, resolve_path, resolve_training, unresolved)
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
@@ -81,6 +81,31 @@ class TaskData:
     def summary_fields(self) -> dict:
         return {}
 
+    def pretrained(self, config: PipelineConfig, vocabulary: str, *, first_id: int, size: int):
+        """The word embedding's initial rows [size, embedding_dim] from `model.pretrained_embeddings`
+        aligned to the Transform vocabulary file `vocabulary` (word i has id first_id + i), or None
+        without a vectors file; read once per run (tuning trials share it)."""
+        from rnnflow.components.training.pretrained import aligned_vectors
+
+        path, dim = config.model.pretrained_embeddings, config.model.embedding_dim
+        if not path:
+            return None
+        cached = getattr(self, "_vectors", None)
+        if cached is None or cached[0] != (path, dim):
+            words = [w.decode("utf-8", "replace") for w in self.tf_transform_output.vocabulary_by_name(vocabulary)]
+            vectors = aligned_vectors(resolve_path(path), words, first_id=first_id, size=size, dim=dim,
+                                      seed=config.training.seed)
+            log.info("pretrained embeddings: %s", vectors.coverage)
+            print(PROGRESS_PREFIX + "pretrained embeddings: {covered} of {vocabulary} words covered "
+                  "({coverage:.1%})".format(**vectors.coverage), flush=True)
+            cached = self._vectors = ((path, dim), vectors)
+        return cached[1].matrix
+
+    def pretrained_coverage(self) -> dict:
+        """{"pretrained_embeddings": coverage} once `pretrained` has read a file."""
+        cached = getattr(self, "_vectors", None)
+        return {"pretrained_embeddings": cached[1].coverage} if cached else {}
+
     def train(self) -> tf.data.Dataset:
         return self.dataset(self.fn_args.train_files, shuffle=True)
 
@@ -109,7 +134,7 @@ def train_and_export(fn_args, data_cls: type[TaskData]) -> None:
                       data.reference_outputs)
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
-        **history_summary(history), **data.summary_fields(), "warm_start": warm,
+        **history_summary(history), **data.summary_fields(), **data.pretrained_coverage(), "warm_start": warm,
         "model": describe_model(model, config.model, get_task(config.task_type).honours),
         "hyperparameters": hyperparameters,
         "resolved": data.resolved})

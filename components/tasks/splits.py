@@ -1,0 +1,152 @@
+"""Predefined splits: a dataset's own dev and test files (`data.eval_path`, `data.test_path`).
+
+One place for what every task does the same with them: which splits a config predefines, the
+config checks, the files each names, TFX's `Input` with one `Split` pattern per file (under one
+common input base), and the leakage check between splits. The tasks only read their files.
+
+Without `eval_path` the task splits `data.path` as before (hash, contiguous block or time);
+with it, `data.path` is all train. `test_path` adds a test split either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import Iterable
+
+from rnnflow.pipeline import config as config_lib
+
+PREDEFINED = ("eval", "test")  # the splits a config may give as files, in order
+FIELDS = {"train": "data.path", "eval": "data.eval_path", "test": "data.test_path"}
+_SHOWN_TEXT = 80  # characters of a leaked record the warning quotes
+
+
+def split_paths(data) -> dict[str, str]:
+    """split -> the path naming its files: train always, eval and test where given."""
+    paths = {"train": data.path}
+    for split in PREDEFINED:
+        value = getattr(data, f"{split}_path", None)
+        if value:
+            paths[split] = value
+    return paths
+
+
+def predefined(data) -> tuple[str, ...]:
+    """The splits given as their own files ("eval", "test"), in that order."""
+    return tuple(split for split in split_paths(data) if split != "train")
+
+
+def check_paths(config, *, series: bool) -> None:
+    """ConfigErrors for predefined split paths that cannot work: the same file twice, a span
+    spec in some paths only (TFX resolves one span for every split), rolling spans of one series."""
+    from rnnflow.components.tasks.base import has_span
+
+    data = config.data
+    paths = split_paths(data)
+    seen: dict[str, str] = {}
+    for split, path in paths.items():
+        resolved = config_lib.resolve_path(path)
+        if resolved in seen:
+            raise config_lib.ConfigError(f"{FIELDS[split]}: {path} is also {FIELDS[seen[resolved]]}; the "
+                                         f"{split} split must be other data than the {seen[resolved]} split")
+        seen[resolved] = split
+    if len(paths) > 1 and len({has_span(p) for p in paths.values()}) > 1:
+        spanned = [FIELDS[s] for s, p in paths.items() if has_span(p)]
+        raise config_lib.ConfigError(
+            f"{', '.join(spanned)} {'has' if len(spanned) == 1 else 'have'} a span spec and the other split paths "
+            "do not: give every split path the same {SPAN} (or date) spec, or none (TFX reads one span of each)")
+    if series and len(paths) > 1 and data.rolling_spans > 1:
+        raise config_lib.ConfigError("data.rolling_spans: the latest spans of one series and predefined eval/test "
+                                     "files do not combine; use 1 with data.eval_path/test_path")
+
+
+def split_files(data, split: str, spans: int = 1) -> list[str]:
+    """The files the split's path names, or a DataError naming its field."""
+    from rnnflow.components.tasks.base import resolve_input_files
+
+    return resolve_input_files(data, spans=spans, field=FIELDS[split].split(".", 1)[1])
+
+
+def example_gen_input(paths: dict[str, str]):
+    """(input_base, `example_gen_pb2.Input`): one Split per path, named as the split, each
+    pattern relative to the paths' common base (the directories before any span spec)."""
+    from tfx.proto import example_gen_pb2
+
+    from rnnflow.components.tasks.base import split_input_path
+
+    bases = {split: split_input_path(path) for split, path in paths.items()}
+    common = _common_parts([base.split("/") for base, _ in bases.values()])
+    input_base = "/".join(common) or "/"
+    splits = []
+    for split, (base, pattern) in bases.items():
+        relative = "/".join(base.split("/")[len(common):] + [pattern])
+        splits.append(example_gen_pb2.Input.Split(name=split, pattern=relative))
+    return input_base, example_gen_pb2.Input(splits=splits)
+
+
+def _common_parts(parts: list[list[str]]) -> list[str]:
+    common = []
+    for items in zip(*parts):
+        if len(set(items)) != 1:
+            break
+        common.append(items[0])
+    # "gs://bucket/x" splits into ["gs:", "", "bucket", "x"]: never cut inside a URI's scheme.
+    return common if len(common) != 2 or common[1] != "" else []
+
+
+def leakage(unit: str, texts: dict[str, Iterable[tuple[str, str]]]) -> list[str]:
+    """Warnings for records found in two splits: `texts` maps split -> (record text, where it
+    is) in split order (train first); each later split is compared with every earlier one, and
+    a warning gives the count and the first shared record of each pair."""
+    seen: dict[str, dict[bytes, tuple[str, str]]] = {}
+    warnings = []
+    for split, records in texts.items():
+        own: dict[bytes, tuple[str, str]] = {}
+        shared: dict[str, list] = {earlier: [] for earlier in seen}
+        for text, where in records:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            own.setdefault(key, (text, where))
+            for earlier, keys in seen.items():
+                if key in keys:
+                    shared[earlier].append((text, where, keys[key][1]))
+        for earlier, found in shared.items():
+            if found:
+                text, where, first = found[0]
+                shown = text if len(text) <= _SHOWN_TEXT else text[:_SHOWN_TEXT] + "..."
+                warnings.append(f"leakage: {len(found)} {unit} of the {split} split also occur in the {earlier} split "
+                                f"(first: {where}, also {first}: {shown!r}); the {split} scores overstate how the "
+                                "model does on unseen data: remove them from one of the files")
+        seen[split] = own
+    return warnings
+
+
+@contextlib.contextmanager
+def naming_field(split: str):
+    """A DataError raised reading a predefined split's files, prefixed with its field."""
+    from rnnflow.components.tasks.base import DataError
+
+    try:
+        yield
+    except DataError as e:
+        if str(e).startswith(FIELDS[split]):
+            raise
+        raise DataError(f"{FIELDS[split]}: {e}") from None
+
+
+def described(files: list[str]) -> str:
+    return ", ".join(files) if len(files) < 4 else f"{files[0]} and {len(files) - 1} more files"
+
+
+def same_files(files_by_split: dict[str, list[str]]) -> None:
+    """A DataError when two splits resolve to the same file (globs can overlap)."""
+    from rnnflow.components.tasks.base import DataError
+
+    owner: dict[str, str] = {}
+    for split, files in files_by_split.items():
+        for file in files:
+            key = os.path.abspath(file) if "://" not in file else file
+            if key in owner:
+                raise DataError(f"{FIELDS[split]}: {file} is also read as the {owner[key]} split "
+                                f"({FIELDS[owner[key]]}); a file belongs to one split")
+            owner[key] = split
