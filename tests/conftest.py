@@ -135,9 +135,9 @@ class Harness:
 
 
 def _conll_data(output_dir: pathlib.Path) -> list[str]:
-    """CoNLL-2003's own splits (predefined: `data.eval_path`, `data.test_path`), samples of each."""
+    """A sample of CoNLL-2003's train file (hash-split into train and eval) and of its test file
+    (`data.test_path`, scored once at the end)."""
     return [f"data.path={conll_sample(output_dir / 'conll_train.txt')}",
-            f"data.eval_path={conll_sample(output_dir / 'conll_valid.txt', 'valid.txt', 120)}",
             f"data.test_path={conll_sample(output_dir / 'conll_test.txt', 'test.txt', 120)}"]
 
 
@@ -193,7 +193,7 @@ HARNESS = {
     "text_classification": Harness("sentiment", tuple(FAST_OVERRIDES), "quickstart.ipynb",
                                    synthetic=_synthetic_reviews),
     "forecasting": Harness("forecast", tuple(WEATHER_OVERRIDES), "forecasting.ipynb", synthetic=_synthetic_series),
-    # CoNLL-2003's first 400 training sentences, 120 of its dev and of its test file
+    # CoNLL-2003's first 400 training sentences and 120 of its test file
     "sequence_labeling": Harness("ner", tuple(NER_OVERRIDES), "ner.ipynb", data=_conll_data,
                                  synthetic=_synthetic_sentences),
     # The built-in config's reviews as train, eval and test files

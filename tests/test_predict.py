@@ -75,21 +75,31 @@ def test_predict_scores_reviews_with_ids_and_reports_the_unscorable_row_by_line(
     assert report.failed == [("line 6", "column `text`: invalid UTF-8 (byte 0xe9 at character 3)")]
 
 
-def test_the_three_transports_answer_the_same_for_both_tasks(sentiment_servers, forecast_servers, weather_config):
-    window = last_window_request(weather_config)
-    for (_, targets), name, inputs in ((sentiment_servers, "sentiment", {"text": ["A fine film.", "", "Awful."]}),
-                                       (forecast_servers, "forecast", window)):
-        answers = {}
-        for transport, target in targets.items():
-            with open_model(target, name) as model:
-                assert set(model.inputs) == set(inputs)
-                answers[transport] = model.predict(inputs)
-        for transport in ("rest", "grpc"):
-            for key, value in answers["local"].items():
-                if value.dtype == object:
-                    assert [to_text(v) for v in answers[transport][key]] == [to_text(v) for v in value]
-                else:
-                    np.testing.assert_allclose(answers[transport][key], value, rtol=1e-5, atol=1e-6)
+def _same_answers_on_every_transport(targets, name, inputs) -> dict:
+    answers = {}
+    for transport, target in targets.items():
+        with open_model(target, name) as model:
+            assert set(model.inputs) == set(inputs)
+            answers[transport] = model.predict(inputs)
+    for transport in ("rest", "grpc"):
+        for key, value in answers["local"].items():
+            if value.dtype == object:
+                assert [to_text(v) for v in answers[transport][key]] == [to_text(v) for v in value]
+            else:
+                np.testing.assert_allclose(answers[transport][key], value, rtol=1e-5, atol=1e-6)
+    return answers
+
+
+# One test per task, so each reads one shared run (conftest groups tests by the run they read).
+def test_the_three_transports_answer_the_same_for_a_classifier(sentiment_servers):
+    _, targets = sentiment_servers
+    answers = _same_answers_on_every_transport(targets, "sentiment", {"text": ["A fine film.", "", "Awful."]})
+    assert answers["local"]["probabilities"].shape == (3, 2)
+
+
+def test_the_three_transports_answer_the_same_for_a_forecaster(forecast_servers, weather_config):
+    _, targets = forecast_servers
+    answers = _same_answers_on_every_transport(targets, "forecast", last_window_request(weather_config))
     assert answers["local"]["forecast"].shape == (1, weather_config.task.horizon, 1)
 
 

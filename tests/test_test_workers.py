@@ -15,3 +15,11 @@ def test_under_loadgroup_each_test_is_scheduled_with_the_group_conftest_gives_it
     group = run_group(request.node) or request.node.module.__name__
     assert request.node.nodeid.endswith(f"@{group}"), request.node.nodeid
 
+
+
+def test_no_test_reads_two_shared_runs_so_no_run_is_built_twice(request):
+    from conftest import RUN_FIXTURES
+
+    both = [item.nodeid for item in request.session.items
+            if sum(name in item.fixturenames for name in RUN_FIXTURES) > 1]
+    assert not both, f"these tests read two shared runs (split them, one run each): {both}"

@@ -137,23 +137,24 @@ class _ReportingExecutor:
         config = config_from(exec_properties)
         input_base, files = span_input(exec_properties)
         report = get_task(config.task_type).preflight(config, files, split_files=predefined_input(exec_properties))
-        super().Do(input_dict, output_dict, {
-            **exec_properties, standard_component_specs.INPUT_BASE_KEY: input_base})
-        for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
-            if self._hash_split_train(exec_properties):
-                names = artifact_utils.decode_split_names(examples.split_names)
-                examples.split_names = artifact_utils.encode_split_names(["train", "eval", *names[1:]])
-            set_report(examples, report, [driver_span(exec_properties)])
-
-    @staticmethod
-    def _hash_split_train(exec_properties) -> bool:
+        properties = {**exec_properties, standard_component_specs.INPUT_BASE_KEY: input_base}
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         names = [split.name for split in input_config.splits]
-        return len(names) > 1 and "eval" not in names
+        if len(names) > 1 and "eval" not in names:
+            # TFX names the output splits after the input's: an eval split read from the train
+            # pattern, which GenerateExamplesByBeam hash-splits from train instead.
+            train = input_config.splits[0]
+            input_config = example_gen_pb2.Input(splits=[
+                train, example_gen_pb2.Input.Split(name="eval", pattern=train.pattern), *input_config.splits[1:]])
+            properties[standard_component_specs.INPUT_CONFIG_KEY] = proto_utils.proto_to_json(input_config)
+            properties[_HASH_SPLIT_TRAIN] = True
+        super().Do(input_dict, output_dict, properties)
+        for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+            set_report(examples, report, [driver_span(exec_properties)])
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX's name)
-        if not self._hash_split_train(exec_properties):
+        if not exec_properties.get(_HASH_SPLIT_TRAIN):
             return super().GenerateExamplesByBeam(pipeline, exec_properties)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
@@ -163,11 +164,15 @@ class _ReportingExecutor:
                       example_gen_pb2.Input(splits=input_config.splits[:1])),
                   standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(_hash_output(
                       {"train": split.train_buckets, "eval": split.eval_buckets}))}
-        result = super().GenerateExamplesByBeam(pipeline, hashed)
+        result = super().GenerateExamplesByBeam(pipeline, hashed)  # TFX's own hash partition
         to_records = self.GetInputSourceToExamplePTransform()
-        for other in input_config.splits[1:]:
+        for other in input_config.splits[2:]:
             result[other.name] = pipeline | f"InputToRecord[{other.name}]" >> to_records(exec_properties, other.pattern)
         return result
+
+
+# An exec property the executor adds for itself: train and eval hash-split from the train files.
+_HASH_SPLIT_TRAIN = "_rnnflow_hash_split_train"
 
 
 def _hash_output(buckets: dict[str, int]):

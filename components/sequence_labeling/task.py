@@ -30,6 +30,9 @@ class SequenceLabelingTask(Task):
     tuner_fn = "rnnflow.components.sequence_labeling.trainer.tuner_fn"
     examples_signature = EXAMPLES_SIGNATURE
     ingest_class = "rnnflow.components.sequence_labeling.ingest.SentenceIngest"
+    # Word dropout: a tagger must tag names it has never seen, which the character encoder can
+    # read only if training sometimes hides the word (benchmarks/ner_conll.py measures it).
+    section_defaults = {"model": {"word_dropout": 0.1}}
     # Many-to-many: a tag per step, no pooling; sentences in, no missing-text policy.
     honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "embedding_dim", "residual", "layer_norm",
                                  "input_dropout", "dropout", "word_dropout", "pretrained_embeddings",
