@@ -240,7 +240,7 @@ def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: 
 
 def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None):
     """The optimizer of a resolved training config (`resolve_training` replaces auto fields)."""
-    for field in ("learning_rate", "lr_schedule"):
+    for field in ("epochs", "learning_rate", "lr_schedule"):
         if getattr(training, field) == AUTO:
             raise ValueError(f"training.{field} is auto: resolve the config for the data first "
                              "(rnnflow.pipeline.config.resolve_training)")

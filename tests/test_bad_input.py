@@ -43,7 +43,7 @@ def _collect(example):
 def _example_gen(directory, file_name, options):
     """What the pipeline's CSV ExampleGen makes of a file: [{column: [values]}]."""
     config = load_config("sentiment", [f"data.encoding={options.encoding}", f"data.delimiter='{options.delimiter}'"])
-    component = reporting_example_gen(config, input_base=str(directory), pattern=file_name, splits={"train": 1})
+    component = reporting_example_gen(config, {"train": os.path.join(str(directory), file_name)}, buckets={"train": 1})
     properties = {"input_base": str(directory), "custom_config": component.exec_properties["custom_config"]}
     _COLLECTED.clear()
     with beam.Pipeline(runner="DirectRunner", options=beam.options.pipeline_options.PipelineOptions(

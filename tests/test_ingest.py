@@ -21,7 +21,7 @@ def test_every_task_with_its_own_format_ingests_through_the_one_scaffold(tmp_pat
         ingest = task.ingest()
         assert isinstance(ingest, task_example_gen.Ingest) and ingest.splits == task.splits
         config = load_config(BUILTIN[task_type], ["data.path=x.txt"] if task_type == "sequence_labeling" else [])
-        component = task.example_gen(config, str(tmp_path / "input.csv"))
+        component = task.example_gen(config, {"train": str(tmp_path / "input.csv")})
         assert component.id == ingest.node_id
         assert component.executor_spec.executor_class is task_example_gen.Executor
 

@@ -134,7 +134,7 @@ def test_the_tagger_loss_ignores_padding_and_decodes_every_real_step(decoder, ch
     from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
     model = build_tagger(ModelConfig(units=8, embedding_dim=8, dropout=0.0), TrainingConfig(batch_size=2, learning_rate=0.03,
-                                                                               lr_schedule="constant"),
+                                                                               lr_schedule="constant", epochs=1),
                          vocab_size=20, num_tags=5, char_vocab_size=12, word_chars=4, char_encoder=char_encoder,
                          char_units=6, decoder=decoder)
     words = np.array([[3, 4, 5, 0, 0], [6, 7, 0, 0, 0]])

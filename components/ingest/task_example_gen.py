@@ -30,7 +30,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from rnnflow.components.ingest.ingest_config import config_from, example_gen_custom_config
 from rnnflow.components.ingest.input_report import driver_span, predefined_input, set_report, span_input
 from rnnflow.components.tasks import get_task, splits as splits_lib
-from rnnflow.components.tasks.base import InputReport, resolve_input_files, split_input_path
+from rnnflow.components.tasks.base import (InputReport, naming_field, predefined_split_files, resolve_input_files,
+                                           same_files, split_input_path)
 
 EXAMPLES_FILE_PREFIX = "data_tfrecord"
 
@@ -102,18 +103,20 @@ class Ingest:
         return rows
 
     def read_splits(self, config, files: dict[str, list[str]]) -> dict[str, Any]:
-        splits_lib.same_files(files)
+        same_files(files)
         reads = {"train": self.read(config, files["train"])}
         for split in splits_lib.PREDEFINED:
             if split in files:
-                with splits_lib.naming_field(split):
+                with naming_field(split):
                     reads[split] = self.read_split(config, split, files[split])
         return reads
 
-    def report_splits(self, config, files: dict[str, list[str]], reads: dict[str, Any],
-                      rows: dict[str, list]) -> InputReport:
-        """The train report, then each predefined split's check and the leakage between splits."""
+    def report_splits(self, config, files: dict[str, list[str]], reads: dict[str, Any]) -> tuple[InputReport, dict]:
+        """(the input report, split -> records): the train report first (its checks name the
+        problem before any split is made), the rows, then each predefined split's check and the
+        leakage between splits."""
         report = self.report(config, files["train"], reads["train"])
+        rows = self.rows(config, reads)
         given = [split for split in splits_lib.PREDEFINED if split in reads]
         for split in given:
             self.check_split(config, split, files[split], reads[split], report, reads["train"])
@@ -123,7 +126,7 @@ class Ingest:
             report.details["split_files"] = files
             report.warnings.extend(splits_lib.leakage(self.unit, {
                 split: self._texts(split, split_rows) for split, split_rows in rows.items()}))
-        return report
+        return report, rows
 
     def _texts(self, split: str, records: list):
         for i, record in enumerate(records):
@@ -133,9 +136,8 @@ class Ingest:
 
     def preflight(self, config, files: list[str] | None = None) -> InputReport:
         files = {"train": files or self.preflight_files(config),
-                 **{split: splits_lib.split_files(config.data, split) for split in splits_lib.predefined(config.data)}}
-        reads = self.read_splits(config, files)
-        return self.report_splits(config, files, reads, self.rows(config, reads))
+                 **{split: predefined_split_files(config.data, split) for split in splits_lib.predefined(config.data)}}
+        return self.report_splits(config, files, self.read_splits(config, files))[0]
 
 
 def write_splits(pipeline: beam.Pipeline, rows: dict[str, list], to_examples: dict[str, Callable],
@@ -160,8 +162,7 @@ class Executor(BaseBeamExecutor):
         spans, files = ingest.input_files(exec_properties, config)
         files = {"train": files, **predefined_input(exec_properties)}
         reads = ingest.read_splits(config, files)
-        rows = ingest.rows(config, reads)
-        report = ingest.report_splits(config, files, reads, rows)
+        report, rows = ingest.report_splits(config, files, reads)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         # The train read turns the records split from it into examples; a predefined split's, its own.
         to_examples = {split: ingest.to_example(config, reads.get(split, reads["train"])) for split in rows}

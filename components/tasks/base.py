@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import glob
 import importlib
 import os
-import re
 from typing import Any, Callable
 
+from rnnflow.components.tasks.splits import FIELDS, check_paths, has_span, split_input_path  # noqa: F401 (has_span, split_input_path: re-exported)
 from rnnflow.pipeline import config as config_lib
 
 
@@ -98,9 +99,7 @@ class Task(abc.ABC):
             raise config_lib.ConfigError(
                 f"data.rolling_spans: {config.data.rolling_spans} needs spans, but data.path has no "
                 f"{{SPAN}} or {{YYYY}}{{MM}}{{DD}} spec: {config.data.path}")
-        from rnnflow.components.tasks import splits
-
-        splits.check_paths(config, series=self.spans_form_one_series)
+        check_paths(config, series=self.spans_form_one_series)
         if isinstance(config.data, config_lib.CsvFields):
             from rnnflow.components.ingest.csv_input import CsvOptions, check_options
 
@@ -285,22 +284,6 @@ def bound_over_trivial(bound: float, trivial: float | None, margin: float, *, hi
     return max(bound, wanted)
 
 
-# TFX span and date specs a data.path may contain (`{SPAN}`, `{SPAN:2}`, `{YYYY}{MM}{DD}`, `{VERSION}`).
-_SPAN_SPEC = re.compile(r"\{(SPAN(:\d+)?|YYYY|MM|DD|VERSION(:\d+)?)\}")
-
-
-def has_span(path: str) -> bool:
-    return bool(_SPAN_SPEC.search(path))
-
-
-def split_input_path(path: str) -> tuple[str, str]:
-    """(input_base, pattern) for TFX's ExampleGen: the directories before the first one that
-    holds a span/date spec, and the rest (`data/span-{SPAN}/*.csv` -> `data`, `span-{SPAN}/*.csv`)."""
-    parts = path.split("/")
-    first = next((i for i, part in enumerate(parts[:-1]) if has_span(part)), len(parts) - 1)
-    return "/".join(parts[:first]), "/".join(parts[first:])
-
-
 def resolve_input_files(data_config, spans: int = 1, field: str = "path") -> list[str]:
     """The files `data.<field>` (`data.path`, or a predefined split's `eval_path`/`test_path`)
     names (a file or a glob, with TFX span/date specs resolved to the latest span, or the
@@ -318,6 +301,36 @@ def resolve_input_files(data_config, spans: int = 1, field: str = "path") -> lis
         what = "matches no files" if glob.has_magic(path) else "file not found"
         raise DataError(f"data.{field}: {what}: {path}")
     return files
+
+
+# Predefined splits' files (`data.eval_path`, `data.test_path`; `splits.py` has the rest).
+
+def predefined_split_files(data, split: str, spans: int = 1) -> list[str]:
+    """The files the split's path names, or a DataError naming its field."""
+    return resolve_input_files(data, spans=spans, field=FIELDS[split].split(".", 1)[1])
+
+
+@contextlib.contextmanager
+def naming_field(split: str):
+    """A DataError raised reading a predefined split's files, prefixed with its field."""
+    try:
+        yield
+    except DataError as e:
+        if str(e).startswith(FIELDS[split]):
+            raise
+        raise DataError(f"{FIELDS[split]}: {e}") from None
+
+
+def same_files(files_by_split: dict[str, list[str]]) -> None:
+    """A DataError when two splits resolve to the same file (globs can overlap)."""
+    owner: dict[str, str] = {}
+    for split, files in files_by_split.items():
+        for file in files:
+            key = os.path.abspath(file) if "://" not in file else file
+            if key in owner:
+                raise DataError(f"{FIELDS[split]}: {file} is also read as the {owner[key]} split "
+                                f"({FIELDS[owner[key]]}); a file belongs to one split")
+            owner[key] = split
 
 
 def latest_spans(path: str, count: int, last: int | None = None, field: str = "path") -> list[tuple[int, list[str]]]:

@@ -1,8 +1,9 @@
 """Predefined splits: a dataset's own dev and test files (`data.eval_path`, `data.test_path`).
 
 One place for what every task does the same with them: which splits a config predefines, the
-config checks, the files each names, TFX's `Input` with one `Split` pattern per file (under one
-common input base), and the leakage check between splits. The tasks only read their files.
+config checks, TFX's `Input` with one `Split` pattern per file (under one common input base),
+and the leakage check between splits (a leaf: the file readers that raise `DataError` are in
+`base.py`: `split_files`, `same_files`, `naming_field`). The tasks only read their files.
 
 Without `eval_path` the task splits `data.path` as before (hash, contiguous block or time);
 with it, `data.path` is all train. `test_path` adds a test split either way.
@@ -10,12 +11,27 @@ with it, `data.path` is all train. `test_path` adds a test split either way.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
+import re
 from typing import Iterable
 
 from rnnflow.pipeline import config as config_lib
+
+# TFX span and date specs a data path may contain (`{SPAN}`, `{SPAN:2}`, `{YYYY}{MM}{DD}`, `{VERSION}`).
+_SPAN_SPEC = re.compile(r"\{(SPAN(:\d+)?|YYYY|MM|DD|VERSION(:\d+)?)\}")
+
+
+def has_span(path: str) -> bool:
+    return bool(_SPAN_SPEC.search(path))
+
+
+def split_input_path(path: str) -> tuple[str, str]:
+    """(input_base, pattern) for TFX's ExampleGen: the directories before the first one that
+    holds a span/date spec, and the rest (`data/span-{SPAN}/*.csv` -> `data`, `span-{SPAN}/*.csv`)."""
+    parts = path.split("/")
+    first = next((i for i, part in enumerate(parts[:-1]) if has_span(part)), len(parts) - 1)
+    return "/".join(parts[:first]), "/".join(parts[first:])
+
 
 PREDEFINED = ("eval", "test")  # the splits a config may give as files, in order
 FIELDS = {"train": "data.path", "eval": "data.eval_path", "test": "data.test_path"}
@@ -40,8 +56,6 @@ def predefined(data) -> tuple[str, ...]:
 def check_paths(config, *, series: bool) -> None:
     """ConfigErrors for predefined split paths that cannot work: the same file twice, a span
     spec in some paths only (TFX resolves one span for every split), rolling spans of one series."""
-    from rnnflow.components.tasks.base import has_span
-
     data = config.data
     paths = split_paths(data)
     seen: dict[str, str] = {}
@@ -61,19 +75,10 @@ def check_paths(config, *, series: bool) -> None:
                                      "files do not combine; use 1 with data.eval_path/test_path")
 
 
-def split_files(data, split: str, spans: int = 1) -> list[str]:
-    """The files the split's path names, or a DataError naming its field."""
-    from rnnflow.components.tasks.base import resolve_input_files
-
-    return resolve_input_files(data, spans=spans, field=FIELDS[split].split(".", 1)[1])
-
-
 def example_gen_input(paths: dict[str, str]):
     """(input_base, `example_gen_pb2.Input`): one Split per path, named as the split, each
     pattern relative to the paths' common base (the directories before any span spec)."""
     from tfx.proto import example_gen_pb2
-
-    from rnnflow.components.tasks.base import split_input_path
 
     bases = {split: split_input_path(path) for split, path in paths.items()}
     common = _common_parts([base.split("/") for base, _ in bases.values()])
@@ -121,32 +126,5 @@ def leakage(unit: str, texts: dict[str, Iterable[tuple[str, str]]]) -> list[str]
     return warnings
 
 
-@contextlib.contextmanager
-def naming_field(split: str):
-    """A DataError raised reading a predefined split's files, prefixed with its field."""
-    from rnnflow.components.tasks.base import DataError
-
-    try:
-        yield
-    except DataError as e:
-        if str(e).startswith(FIELDS[split]):
-            raise
-        raise DataError(f"{FIELDS[split]}: {e}") from None
-
-
 def described(files: list[str]) -> str:
     return ", ".join(files) if len(files) < 4 else f"{files[0]} and {len(files) - 1} more files"
-
-
-def same_files(files_by_split: dict[str, list[str]]) -> None:
-    """A DataError when two splits resolve to the same file (globs can overlap)."""
-    from rnnflow.components.tasks.base import DataError
-
-    owner: dict[str, str] = {}
-    for split, files in files_by_split.items():
-        for file in files:
-            key = os.path.abspath(file) if "://" not in file else file
-            if key in owner:
-                raise DataError(f"{FIELDS[split]}: {file} is also read as the {owner[key]} split "
-                                f"({FIELDS[owner[key]]}); a file belongs to one split")
-            owner[key] = split

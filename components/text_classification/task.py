@@ -12,7 +12,8 @@ from rnnflow.components.ingest.csv_input import (CsvFormatError, CsvOptions, del
                                          format_hint, read_head, read_records)
 from rnnflow.components.tasks import splits
 from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessing_threshold, bound_over_trivial,
-                                           is_candidate, open_input, resolve_input_files)
+                                           is_candidate, naming_field, open_input, predefined_split_files,
+                                           resolve_input_files, same_files)
 from rnnflow.components.text_classification.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, LABEL_COUNTS, LABEL_ID,
                                                            LABEL_VALUES, METRICS, PROBABILITIES, TRANSFORM_SIGNATURE,
                                                            SplitConfig, TextClassificationConfig, TextDataConfig)
@@ -68,12 +69,12 @@ class TextClassificationTask(Task):
         never saw are counted and named) and for texts shared with an earlier split."""
         data = config.data
         if split_files is None:
-            split_files = {split: splits.split_files(data, split) for split in splits.predefined(data)}
+            split_files = {split: predefined_split_files(data, split) for split in splits.predefined(data)}
         files = {"train": files or resolve_input_files(data), **split_files}
-        splits.same_files(files)
+        same_files(files)
         scans = {}
         for split, names in files.items():
-            with contextlib.nullcontext() if split == "train" else splits.naming_field(split):
+            with contextlib.nullcontext() if split == "train" else naming_field(split):
                 scans[split] = _scan(config, names, keep_texts=len(files) > 1)
         report = _train_report(config, files["train"], scans["train"])
         for split in splits.PREDEFINED:
