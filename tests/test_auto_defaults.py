@@ -76,8 +76,10 @@ def test_auto_is_accepted_where_documented_and_a_bad_value_names_the_field():
 def test_a_model_is_never_built_from_an_unresolved_config():
     from rnnflow.models.recurrent import make_optimizer
 
-    with pytest.raises(ValueError, match="training.learning_rate is auto"):
+    with pytest.raises(ValueError, match="training.epochs is auto"):
         make_optimizer(TrainingConfig())
+    with pytest.raises(ValueError, match="training.learning_rate is auto"):
+        make_optimizer(TrainingConfig(epochs=3))
 
 
 def test_a_numeric_range_can_tune_a_field_that_may_be_auto():
