@@ -43,7 +43,7 @@ def test_split_paths_that_cannot_work_are_config_errors_naming_the_field(tmp_pat
     with pytest.raises(ConfigError, match=r"data.path has a span spec and the other split paths do not"):
         load_config("sentiment", [f"data.path={tmp_path}/span-{{SPAN}}/a.csv", f"data.eval_path={dev}"])
     with pytest.raises(ConfigError, match=r"data.test_path: a series' splits are consecutive"):
-        load_config("forecast", [f"data.eval_path={dev}"])
+        load_config("forecast", [f"data.path={train}", f"data.eval_path={dev}"])
     assert load_config("sentiment", [f"data.path={train}", f"data.test_path={dev}"]).data.test_path == dev
 
 
@@ -53,10 +53,15 @@ def test_each_split_file_becomes_one_tfx_input_split_under_their_common_base():
     assert base == "/data"
     assert [(s.name, s.pattern) for s in input_config.splits] == [
         ("train", "conll/train.txt"), ("eval", "conll/dev/valid.txt"), ("test", "other/test.txt")]
-    base, input_config = splits.example_gen_input({"train": "gs://a/x/span-{SPAN}/t.csv",
-                                                   "test": "gs://b/span-{SPAN}/t.csv"})
-    assert base == "gs:/" or base == "/"  # no common bucket: patterns keep the whole URI below the base
-    assert all("span-{SPAN}" in s.pattern for s in input_config.splits)
+    base, input_config = splits.example_gen_input({"train": "gs://bucket/a/span-{SPAN}/t.csv",
+                                                   "test": "gs://bucket/b/span-{SPAN}/t.csv"})
+    assert base == "gs://bucket"
+    assert [s.pattern for s in input_config.splits] == ["a/span-{SPAN}/t.csv", "b/span-{SPAN}/t.csv"]
+    for other in ("gs://another/t.csv", "pkg://tfx/t.csv"):
+        with pytest.raises(ConfigError, match="data.path, data.test_path: .* share no root directory, bucket or package"):
+            splits.example_gen_input({"train": "gs://bucket/t.csv", "test": other})
+    with pytest.raises(ConfigError, match="share no root directory"):
+        load_config("sentiment", ["data.path=gs://bucket/train.csv", "data.test_path=/data/test.csv"])
 
 
 def test_leakage_counts_records_shared_between_splits_and_names_the_first():

@@ -70,6 +70,8 @@ def check_paths(config, *, series: bool) -> None:
         raise config_lib.ConfigError(
             f"{', '.join(spanned)} {'has' if len(spanned) == 1 else 'have'} a span spec and the other split paths "
             "do not: give every split path the same {SPAN} (or date) spec, or none (TFX reads one span of each)")
+    if len(paths) > 1:
+        common_base({split: config_lib.pipeline_path(path) for split, path in paths.items()})
     if series and len(paths) > 1 and data.rolling_spans > 1:
         raise config_lib.ConfigError("data.rolling_spans: the latest spans of one series and predefined eval/test "
                                      "files do not combine; use 1 with data.eval_path/test_path")
@@ -81,23 +83,30 @@ def example_gen_input(paths: dict[str, str]):
     from tfx.proto import example_gen_pb2
 
     bases = {split: split_input_path(path) for split, path in paths.items()}
-    common = _common_parts([base.split("/") for base, _ in bases.values()])
-    input_base = "/".join(common) or "/"
+    common = common_base(paths)
     splits = []
     for split, (base, pattern) in bases.items():
         relative = "/".join(base.split("/")[len(common):] + [pattern])
         splits.append(example_gen_pb2.Input.Split(name=split, pattern=relative))
-    return input_base, example_gen_pb2.Input(splits=splits)
+    return "/".join(common) or "/", example_gen_pb2.Input(splits=splits)
 
 
-def _common_parts(parts: list[list[str]]) -> list[str]:
+def common_base(paths: dict[str, str]) -> list[str]:
+    """The directory parts every split's path starts with: TFX's ExampleGen reads all splits
+    under one input base, so the files must share a root directory, bucket or package; a
+    ConfigError names the fields otherwise (`gs://a/...` beside `gs://b/...` or a local path)."""
+    parts = [split_input_path(path)[0].split("/") for path in paths.values()]
     common = []
     for items in zip(*parts):
         if len(set(items)) != 1:
             break
         common.append(items[0])
-    # "gs://bucket/x" splits into ["gs:", "", "bucket", "x"]: never cut inside a URI's scheme.
-    return common if len(common) != 2 or common[1] != "" else []
+    # "gs://bucket/x" splits into ["gs:", "", "bucket", "x"]: a URI's base needs its bucket.
+    if not common or (common[0].endswith(":") and len(common) < 3):
+        raise config_lib.ConfigError(
+            f"{', '.join(FIELDS[s] for s in paths)}: {', '.join(paths.values())} share no root directory, bucket "
+            "or package; TFX's ExampleGen reads every split under one input base: put the files under one")
+    return common
 
 
 def leakage(unit: str, texts: dict[str, Iterable[tuple[str, str]]]) -> list[str]:
