@@ -47,7 +47,6 @@ from rnnflow.components.ingest.package_filesystem import local_path
 from rnnflow.components.tasks import InputReport, get_task
 from rnnflow.components.tasks.base import DataError, has_span, latest_spans, split_input_path
 from rnnflow.components.tasks import splits as splits_lib
-from rnnflow.components.tasks.splits import FIELDS
 from rnnflow.pipeline.config import PipelineConfig, parse_config, replace_fields
 
 REPORT_PROPERTY = "input_report"  # custom property of ExampleGen's Examples (JSON)
@@ -82,7 +81,7 @@ def predefined_input(exec_properties: dict[str, Any]) -> dict[str, list[str]]:
     for split in input_config.splits[1:]:
         files = sorted(local_path(f) for f in fileio.glob(os.path.join(input_base, split.pattern)))
         if not files:
-            raise DataError(f"{FIELDS[split.name]}: matches no files: {os.path.join(input_base, split.pattern)}")
+            raise DataError(f"{splits_lib.FIELDS[split.name]}: matches no files: {os.path.join(input_base, split.pattern)}")
         found[split.name] = files
     return found
 

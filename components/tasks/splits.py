@@ -3,7 +3,7 @@
 One place for what every task does the same with them: which splits a config predefines, the
 config checks, TFX's `Input` with one `Split` pattern per file (under one common input base),
 and the leakage check between splits (a leaf: the file readers that raise `DataError` are in
-`base.py`: `split_files`, `same_files`, `naming_field`). The tasks only read their files.
+`base.py`: `predefined_split_files`, `same_files`, `naming_field`). The tasks only read their files.
 
 Without `eval_path` the task splits `data.path` as before (hash, contiguous block or time);
 with it, `data.path` is all train. `test_path` adds a test split either way.
