@@ -36,6 +36,7 @@ test: setup
 # Recompile the lock after editing requirements/requirements.in (needs `uv`).
 lock:
 	uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_31 --generate-hashes \
+		--override requirements/overrides.txt \
 		requirements/requirements.in -o requirements/lock.txt
 
 # The pipeline image for Kubeflow / Vertex (see Dockerfile); push it with `docker push $(IMAGE)`.

@@ -96,9 +96,8 @@ def _declared_messages():
     add(monitoring.message_type.add(name="MonitoringConfig"), "prometheus_config", 1, field.TYPE_MESSAGE,
         ".tensorflow.serving.PrometheusConfig")
     pool.Add(monitoring)
-    factory = message_factory.MessageFactory(pool)
-    return (factory.GetPrototype(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
-            factory.GetPrototype(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")))
+    return (message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
+            message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")))
 
 
 BatchingParameters, MonitoringConfig = _declared_messages()
