@@ -85,6 +85,7 @@ def run_one(data_path: str, mode: str, horizon: int, epochs: int, seed: int, anc
     import keras
     import tensorflow as tf
 
+    from rnnflow.components.forecasting.baselines import Baselines
     from rnnflow.components.forecasting.metrics import ForecastAccumulator
     from rnnflow.models.recurrent import build_forecaster
 
@@ -107,7 +108,7 @@ def run_one(data_path: str, mode: str, horizon: int, epochs: int, seed: int, anc
     train_seconds = time.time() - started
     forecast = model.predict({"window": x_test}, batch_size=512, verbose=0)
 
-    accumulator = ForecastAccumulator(horizon, len(target_index), SEASON)
+    accumulator = ForecastAccumulator(horizon, len(target_index), Baselines(season=SEASON))
     for history_window, actual, predicted in zip(x_test[..., target_index], y_test, forecast):
         accumulator.add(history_window, actual, predicted)
     metrics = accumulator.metrics()
@@ -120,7 +121,7 @@ def run_one(data_path: str, mode: str, horizon: int, epochs: int, seed: int, anc
         "persistence_mse": float(np.mean((persistence - y_test) ** 2)),
         "persistence_mae": metrics["baseline_persistence_mae"],
         "seasonal_naive_mae": metrics["baseline_seasonal_naive_mae"],
-        "skill_vs_persistence_mae": metrics["skill"],
+        "skill_vs_persistence_mae": metrics["skill_over_persistence"],
         "epochs_run": len(history.epoch), "train_seconds": round(train_seconds, 1),
         "params": model.count_params(),
     }

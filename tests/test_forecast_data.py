@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from rnnflow.components.forecasting import metrics, series as series_lib
+from rnnflow.components.forecasting import baselines, metrics, series as series_lib
 from rnnflow.components.forecasting.schema import OWNED_ROWS, WINDOW_END_TIME, future_feature
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline.config import ConfigError, load_config
@@ -221,6 +222,12 @@ def test_column_names_must_work_as_serving_inputs(tmp_path):
     (["data.target_columns=[time]"], "'time' is the time column"),
     (["tuning.objective=val_accuracy"], "the forecasting task tunes on val_loss, not val_accuracy"),
     (["evaluation.metric=auc"], "evaluation.metric: unknown field"),
+    (["task.anchor=revin"], "task.anchor: revin needs task.encoder: segments"),
+    (["task.segment_length=4"], "task.segment_length: 4 needs task.encoder: segments"),
+    (["task.encoder=segments", "model.cell=mingru"], "model.cell: the segments encoder runs an lstm or gru"),
+    (["task.encoder=segments", "task.calendar_features=true"], "task.calendar_features: the segments encoder"),
+    (["task.encoder=segments", "task.calendar_features=false", "task.lookback=12", "task.segment_length=5"],
+     "task.segment_length: 5 does not divide task.lookback 12"),
 ])
 def test_config_errors(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -229,10 +236,61 @@ def test_config_errors(tmp_path, overrides, message):
 
 def test_baselines_by_hand():
     history = np.array([[1.0], [2.0], [3.0], [4.0], [5.0]])  # lookback 5, one target
-    assert metrics.persistence_forecast(history, 3)[:, 0].tolist() == [5, 5, 5]
+    assert baselines.persistence_forecast(history, 3)[:, 0].tolist() == [5, 5, 5]
     # season 2: step h takes the value 2*ceil(h/2) steps before it.
-    assert metrics.seasonal_naive_forecast(history, 5, season=2)[:, 0].tolist() == [4, 5, 4, 5, 4]
-    assert metrics.seasonal_naive_forecast(history, 2, season=5)[:, 0].tolist() == [1, 2]
+    assert baselines.seasonal_naive_forecast(history, 5, season=2)[:, 0].tolist() == [4, 5, 4, 5, 4]
+    assert baselines.seasonal_naive_forecast(history, 2, season=5)[:, 0].tolist() == [1, 2]
+    # linear: last + (x - last) W; W picks the first lookback step's offset for step 1 and 0 for step 2.
+    weights = np.zeros((5, 2))
+    weights[0, 0] = 1.0
+    assert baselines.linear_forecast(history, weights)[:, 0].tolist() == [1.0, 5.0]
+
+
+def test_the_linear_baseline_recovers_a_linear_law_and_is_shift_and_scale_invariant():
+    """Train windows whose future is a fixed linear map of the lookback (relative to the last
+    value): fit_linear finds that map from batches, and it forecasts another channel's level and
+    scale as well (one map shared by the channels, applied in original units)."""
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(6, 3)) * 0.3
+    true[-1] = 0.0  # the last step's offset from itself is always 0: nothing to learn there
+    histories = rng.normal(size=(200, 6, 2))
+    last = histories[:, -1:, :]
+    futures = last + np.einsum("lh,blt->bht", true, histories - last)
+    weights = baselines.fit_linear(((histories[i:i + 50], futures[i:i + 50]) for i in range(0, 200, 50)), ridge=1e-9)
+    assert weights.shape == (6, 3) and np.allclose(weights, true, atol=1e-6)
+    shifted = histories[0] * 10 + 100
+    assert np.allclose(baselines.linear_forecast(shifted, weights), futures[0] * 10 + 100, atol=1e-4)
+    assert baselines.fit_linear(iter([])) is None
+
+
+def test_climatology_is_the_train_mean_per_seasonal_position():
+    hours = np.arange(48) * 3600  # two days, hourly
+    values = np.stack([hours // 3600 % 24 + 24 * (hours // 86400)], axis=-1).astype(float)  # hour, +24 on day 2
+    climate = baselines.climatology(hours, values, period_seconds=86400, positions=24, frequency_seconds=3600)
+    assert climate["means"][5] == [5 + 12.0]  # hour 5: 5 and 29
+    # A window ending at hour 22 forecasts hours 23, 0 and 1.
+    forecast = baselines.climatology_forecast(22 * 3600, 3, climate)
+    assert forecast[:, 0].tolist() == [23 + 12.0, 0 + 12.0, 1 + 12.0]
+    # A position no train row reaches takes the overall mean.
+    sparse = baselines.climatology(np.array([0, 3600]), np.array([[1.0], [3.0]]), period_seconds=4 * 3600,
+                                   positions=4, frequency_seconds=3600)
+    assert sparse["means"] == [[1.0], [3.0], [2.0], [2.0]]
+
+
+def test_daily_climatology_is_by_day_of_year_with_two_years_of_train_rows():
+    assert baselines.climatology_period(86400, 7, 730) == (baselines.YEAR_SECONDS, 365)
+    assert baselines.climatology_period(86400, 7, 700) == (7 * 86400, 7)
+    assert baselines.climatology_period(3600, 24, 10_000) == (86400, 24)
+    assert baselines.climatology_period(3600, None, 10_000) is None
+    days = pd.date_range("2001-01-01", "2004-12-31", freq="D")
+    seconds = days.asi8 // 10**9
+    values = days.dayofyear.to_numpy()[:, None].astype(float)  # a perfect annual cycle
+    climate = baselines.climatology(seconds, values, period_seconds=baselines.YEAR_SECONDS, positions=365,
+                                    frequency_seconds=86400)
+    # Forecasting mid-July of a later year from its day of year stays within a day of the truth.
+    end = pd.Timestamp("2007-07-14").value // 10**9
+    forecast = baselines.climatology_forecast(end, 3, climate)[:, 0]
+    assert np.abs(forecast - np.array([196, 197, 198])).max() <= 1.0
 
 
 def test_error_metrics_by_hand():
@@ -249,14 +307,25 @@ def test_error_metrics_by_hand():
 
 
 def test_skill_compares_with_persistence_on_the_same_windows():
-    accumulator = metrics.ForecastAccumulator(horizon=2, targets=1, season=None)
+    accumulator = metrics.ForecastAccumulator(horizon=2, targets=1)
     history = np.array([[0.0], [1.0]])
     accumulator.add(history, actual=np.array([[2.0], [3.0]]), forecast=np.array([[2.0], [2.0]]))
     result = accumulator.metrics()
     assert result["baseline_persistence_mae"] == pytest.approx(1.5)  # |2-1|, |3-1|
     assert result["mae"] == pytest.approx(0.5)
-    assert result["skill"] == pytest.approx(1 - 0.5 / 1.5)
-    assert result["baseline_seasonal_naive_mae"] is None
+    assert result["skill"] == pytest.approx(1 - 0.5 / 1.5) == result["skill_over_persistence"]
+    assert result["baseline_seasonal_naive_mae"] is None and result["baseline_linear_mae"] is None
+
+
+def test_skill_is_measured_against_the_best_baseline():
+    """A linear map that extrapolates the trend beats persistence on a ramp: the model must beat it."""
+    weights = np.array([[-1.0, -2.0], [0.0, 0.0]])  # last + (x0 - last) * (-1, -2): continue the slope
+    accumulator = metrics.ForecastAccumulator(horizon=2, targets=1, baselines=baselines.Baselines(linear=weights))
+    accumulator.add(np.array([[0.0], [1.0]]), actual=np.array([[2.0], [3.0]]), forecast=np.array([[2.0], [2.5]]))
+    result = accumulator.metrics()
+    assert result["baseline_linear_mae"] == pytest.approx(0.0)
+    assert result["best_baseline_mae"] == 0.0 and result["skill"] == -math.inf
+    assert result["skill_over_persistence"] == pytest.approx(1 - 0.25 / 1.5)
 
 
 def test_parquet_with_native_datetime_and_float_columns(tmp_path):

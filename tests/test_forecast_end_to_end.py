@@ -47,16 +47,22 @@ def test_run_beats_persistence_and_reports_both(weather):
     assert validation["skew"]["examples"] == validation["agreement"]["examples"]
     assert validation["skew"]["outputs"]["forecast"]["within_tolerance"]
     metrics = summary["metrics"]
-    for name in ("mae", "rmse", "smape", "baseline_persistence_mae", "baseline_persistence_rmse",
-                 "baseline_seasonal_naive_mae", "skill", "mae_h1", "rmse_h7", "smape_h7"):
+    baselines = ("baseline_persistence_mae", "baseline_seasonal_naive_mae", "baseline_linear_mae",
+                 "baseline_climatology_mae")
+    for name in ("mae", "rmse", "smape", *baselines, "baseline_persistence_rmse", "baseline_linear_rmse",
+                 "skill", "skill_over_persistence", "mae_h1", "rmse_h7", "smape_h7"):
         assert metrics[name] is not None, name
-    assert metrics["mae"] < metrics["baseline_persistence_mae"]
-    assert metrics["skill"] == pytest.approx(1 - metrics["mae"] / metrics["baseline_persistence_mae"], rel=1e-6)
+    # Blessed: the model beats every baseline, the linear map fitted on the train windows included.
+    assert metrics["best_baseline_mae"] == pytest.approx(min(metrics[b] for b in baselines))
+    assert metrics["mae"] < metrics["best_baseline_mae"]
+    assert metrics["skill"] == pytest.approx(1 - metrics["mae"] / metrics["best_baseline_mae"], rel=1e-6)
+    assert metrics["skill_over_persistence"] == pytest.approx(
+        1 - metrics["mae"] / metrics["baseline_persistence_mae"], rel=1e-6)
     assert metrics["example_count"] == summary["input"]["details"]["splits"]["eval"]["windows"]
     # The test split is reported separately, with the same metrics.
     test = summary["test_metrics"]
     assert summary["test_windows"] == summary["input"]["details"]["splits"]["test"]["windows"]
-    assert test["mae"] != metrics["mae"] and "baseline_persistence_mae" in test
+    assert test["mae"] != metrics["mae"] and all(test[b] is not None for b in baselines)
     assert "eval metrics:" in result.stdout and "test metrics:" in result.stdout
     assert "mae_h3" not in result.stdout  # per-step values stay in the JSON
     with open(summary["plot"], "rb") as f:

@@ -11,7 +11,7 @@ import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
 from rnnflow.components.forecasting import metrics as forecast_metrics
-from rnnflow.components.forecasting.schema import future_feature
+from rnnflow.components.forecasting.schema import WINDOW_END_TIME, future_feature
 from rnnflow.components.language_model import metrics as lm_metrics
 from rnnflow.components.sequence_labeling import metrics as ner_metrics
 
@@ -74,3 +74,31 @@ def test_forecast_scores_read_raw_windows_and_report_skill_over_persistence():
     assert blessing == {"skill": pytest.approx(1 - 0.5 / 1.5)}
     assert rest["mae"] == pytest.approx(0.5) and rest["baseline_persistence_mae"] == pytest.approx(1.5)
     assert math.isnan(rest["baseline_seasonal_naive_mae"]) and "skill" not in rest
+    assert math.isnan(rest["baseline_linear_mae"]) and math.isnan(rest["baseline_climatology_mae"])
+
+
+def test_forecast_scores_read_the_linear_side_file_and_the_window_end_time_for_the_climatology(tmp_path):
+    """The metric config names the Trainer's linear map by path and carries the climatology; the
+    climatology's season position comes from each example's window_end_time."""
+    from rnnflow.components.forecasting.baselines import write_linear
+
+    path = str(tmp_path / "linear_baseline.npy")
+    write_linear(path, np.array([[-1.0, -2.0], [0.0, 0.0]]))  # continue the last step's slope
+
+    class Config:
+        class task:
+            horizon = 2
+
+    class Report:
+        details = {"targets": ["y"], "season": None, "linear_baseline": path,
+                   "climatology": {"period_seconds": 7200, "frequency_seconds": 3600, "means": [[10.0], [3.0]]}}
+
+    configs = forecast_metrics.metric_configs(Config, Report, skill_threshold=None)
+    # Ends at hour 1 (odd): steps at hours 2 and 3 -> climatology 10, 3.
+    elements = [{"features": {"y": np.array([1.0, 2.0]), future_feature("y"): np.array([3.0, 4.0]),
+                              WINDOW_END_TIME: np.array([3600])},
+                 "predictions": np.array([[3.0], [4.5]])}]
+    blessing, rest = (combined(built(c), elements) for c in configs)
+    assert rest["baseline_linear_mae"] == pytest.approx(0.0)  # 2 + 1, 2 + 2: exact
+    assert rest["baseline_climatology_mae"] == pytest.approx((7 + 1) / 2)
+    assert rest["best_baseline_mae"] == 0.0 and blessing == {"skill": -math.inf}

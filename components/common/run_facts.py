@@ -9,6 +9,7 @@ read and write (gfile, so `gs://` and local paths alike) and a reader per file.
 | rnnflow_facts.json         | Trainer                 | beside the Format-Serving model      | Evaluator, gates, warm start |
 | rnnflow_weights.weights.h5 | Trainer                 | beside the Format-Serving model      | the next warm start          |
 | serving_reference.json     | Trainer                 | beside the Format-Serving model      | ServingValidator             |
+| linear_baseline.npy        | Trainer (forecasting)   | beside the Format-Serving model      | Evaluator, test report       |
 | training_summary.json      | Trainer                 | model_run                            | run summary                  |
 | drift.json                 | DriftGate               | its baseline output                  | run summary                  |
 | serving_validation.json    | ServingValidator        | its blessing                         | Pusher, run summary          |
@@ -35,6 +36,7 @@ RAW_EVAL_SAMPLE_FILE = "raw_eval_sample.tfrecord.gz"
 FACTS_FILE = "rnnflow_facts.json"  # config, input report, what a warm start must match
 WEIGHTS_FILE = "rnnflow_weights.weights.h5"  # Keras weights, for warm starts
 REFERENCE_FILE = "serving_reference.json"
+LINEAR_BASELINE_FILE = "linear_baseline.npy"  # forecasting's linear baseline; the facts name its path
 # The Trainer's model_run directory.
 TRAINING_SUMMARY_FILE = "training_summary.json"
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner

@@ -1,45 +1,44 @@
-"""Forecast errors in original units, with the persistence and seasonal-naive baselines
-computed on the same windows.
+"""Forecast errors in original units, with four baselines computed on the same windows.
 
 `ErrorSums` is plain numpy, used by the TFMA metrics below (eval split, blessing)
 and by `ForecastReport` (test split). The TFMA metrics read the raw lookback
-window and future values from the examples' features, so the baselines need no
-model and the labels are exactly the raw series values.
+window, the window's end time and the future values from the examples' features, so the
+labels are exactly the raw series values.
+
+The baselines (`Baselines`, built from the model's facts by `baselines_from`):
+- persistence: f = the last lookback value;
+- seasonal naive: f(t+h) = y(t+h - s*ceil(h/s)) (season s <= lookback);
+- linear (NLinear, Zeng et al. 2023): f = last + (x - last) W, one [lookback, horizon] map
+  shared by the target channels, fitted by ridge least squares on the train windows in
+  train-standardized units by the Trainer (`fit_linear`); it is scale and shift invariant per
+  channel, so the same W applies in original units;
+- climatology: the train mean of each target at each seasonal position (hour of day for
+  hourly data; day of year for daily data with two years of train rows, else day of week),
+  from the ExampleGen's train rows (`climatology`).
 
 Definitions (averaged over targets and horizon steps; `_h<k>` is step k only):
 - mae = mean |y - f|, rmse = sqrt(mean (y - f)^2),
 - smape = 100 * mean 2|y - f| / (|y| + |f|) (0 where both are 0),
-- persistence f = the last lookback value; seasonal naive f(t+h) = y(t+h - s*ceil(h/s)),
-- skill = 1 - mae / baseline_persistence_mae (> 0: better than persistence).
+- skill = 1 - mae / (the lowest baseline mae): > 0 only when the model beats every baseline;
+  skill_over_persistence = 1 - mae / baseline_persistence_mae.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
 from rnnflow.components.evaluation import task_metrics
-from rnnflow.components.forecasting.schema import future_feature
+from rnnflow.components.forecasting.baselines import BASELINES, PERSISTENCE, Baselines, read_linear
+from rnnflow.components.forecasting.schema import WINDOW_END_TIME, future_feature
 
 SKILL = "skill"
-PERSISTENCE = "baseline_persistence"
-SEASONAL_NAIVE = "baseline_seasonal_naive"
-
-
-def persistence_forecast(history: np.ndarray, horizon: int) -> np.ndarray:
-    """history [lookback, targets] -> [horizon, targets]: the last value repeated."""
-    return np.repeat(history[-1:], horizon, axis=0)
-
-
-def seasonal_naive_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
-    """history [lookback, targets] -> [horizon, targets]: the value one season (or
-    several, for steps beyond one season) before each forecast step."""
-    lookback = len(history)
-    steps = np.arange(1, horizon + 1)
-    index = lookback - 1 + steps - season * np.ceil(steps / season).astype(int)
-    return history[index]
+SKILL_OVER_PERSISTENCE = "skill_over_persistence"
+BEST_BASELINE_MAE = "best_baseline_mae"
+ERRORS = ("mae", "rmse", "smape")
 
 
 class ErrorSums:
@@ -86,42 +85,45 @@ class ErrorSums:
 
 
 class ForecastAccumulator:
-    """Model, persistence and seasonal-naive error sums over the same windows."""
+    """The model's and every available baseline's error sums over the same windows."""
 
-    def __init__(self, horizon: int, targets: int, season: int | None):
-        self.horizon, self.season = horizon, season
+    def __init__(self, horizon: int, targets: int, baselines: Baselines | None = None):
+        self.horizon, self.baselines = horizon, baselines or Baselines()
         self.model = ErrorSums(horizon, targets)
-        self.persistence = ErrorSums(horizon, targets)
-        self.seasonal = ErrorSums(horizon, targets) if season else None
+        self.errors = {name: ErrorSums(horizon, targets) for name in BASELINES}
 
-    def add(self, history: np.ndarray, actual: np.ndarray, forecast: np.ndarray) -> None:
-        """One window: history [lookback, targets], actual and forecast [horizon, targets]."""
+    def add(self, history: np.ndarray, actual: np.ndarray, forecast: np.ndarray, end_time: int | None = None) -> None:
+        """One window: history [lookback, targets], actual and forecast [horizon, targets];
+        `end_time`: the window's last lookback time in seconds (for the climatology)."""
         self.model.add(actual, forecast)
-        self.persistence.add(actual, persistence_forecast(history, self.horizon))
-        if self.seasonal:
-            self.seasonal.add(actual, seasonal_naive_forecast(history, self.horizon, self.season))
+        for name, baseline in self.baselines.forecasts(history, self.horizon, end_time).items():
+            if baseline is not None:
+                self.errors[name].add(actual, baseline)
 
     def merge(self, other: "ForecastAccumulator") -> "ForecastAccumulator":
         self.model.merge(other.model)
-        self.persistence.merge(other.persistence)
-        if self.seasonal:
-            self.seasonal.merge(other.seasonal)
+        for name, errors in self.errors.items():
+            errors.merge(other.errors[name])
         return self
 
     def metrics(self) -> dict[str, float | None]:
         result: dict[str, Any] = self.model.metrics(per_step=True)
-        result.update(self.persistence.metrics(f"{PERSISTENCE}_"))
-        if self.seasonal:
-            result.update(self.seasonal.metrics(f"{SEASONAL_NAIVE}_"))
-        else:
-            result.update({f"{SEASONAL_NAIVE}_{m}": None for m in ("mae", "rmse", "smape")})
-        persistence_mae = result.get(f"{PERSISTENCE}_mae")
-        if persistence_mae:
-            result[SKILL] = 1.0 - result["mae"] / persistence_mae
-        elif result.get("mae") is not None:
-            # A perfectly predictable (constant) series: any error is worse than persistence.
-            result[SKILL] = 0.0 if result["mae"] == 0 else -math.inf
+        for name, errors in self.errors.items():
+            result.update(errors.metrics(f"{name}_") or {f"{name}_{m}": None for m in ERRORS})
+        baseline_maes = [result[f"{name}_mae"] for name in BASELINES if result[f"{name}_mae"] is not None]
+        result[BEST_BASELINE_MAE] = min(baseline_maes) if baseline_maes else None
+        result[SKILL] = _skill(result.get("mae"), result[BEST_BASELINE_MAE])
+        result[SKILL_OVER_PERSISTENCE] = _skill(result.get("mae"), result[f"{PERSISTENCE}_mae"])
         return result
+
+
+def _skill(mae: float | None, baseline_mae: float | None) -> float | None:
+    if mae is None or baseline_mae is None:
+        return None
+    if baseline_mae:
+        return 1.0 - mae / baseline_mae
+    # A perfectly predictable (constant) series: any error is worse than the baseline.
+    return 0.0 if mae == 0 else -math.inf
 
 
 def window_arrays(features: dict, targets: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -133,25 +135,31 @@ def window_arrays(features: dict, targets: list[str]) -> tuple[np.ndarray, np.nd
 
 
 class WindowErrors(task_metrics.Scores):
-    """`ForecastAccumulator` over the examples' raw lookback and future features and the forecast."""
+    """`ForecastAccumulator` over the examples' raw lookback, end time and future features and the
+    forecast. Its keyword arguments are JSON (TFMA's metric config): the linear map by the path
+    of the Trainer's side file (`linear_baseline`), the climatology as `climatology()` gave it."""
 
-    def __init__(self, targets=(), horizon: int = 1, season: int | None = None):
+    def __init__(self, targets=(), horizon: int = 1, season: int | None = None, linear_baseline: str | None = None,
+                 climatology: dict | None = None):
         self.targets = list(targets)
-        self.accumulator = ForecastAccumulator(horizon, len(self.targets), season)
+        baselines = Baselines(season, _cached_linear(linear_baseline), climatology)
+        self.accumulator = ForecastAccumulator(horizon, len(self.targets), baselines)
 
     @classmethod
-    def features(cls, targets=(), **_) -> list[str]:
-        return [*targets, *(future_feature(t) for t in targets)]
+    def features(cls, targets=(), climatology=None, **_) -> list[str]:
+        return [*targets, *(future_feature(t) for t in targets), *([WINDOW_END_TIME] if climatology else [])]
 
     @classmethod
     def names(cls, horizon: int = 1, **_) -> list[str]:
-        accumulator = ForecastAccumulator(horizon, 1, season=1)
+        accumulator = ForecastAccumulator(horizon, 1)
         accumulator.add(np.zeros((1, 1)), np.ones((horizon, 1)), np.ones((horizon, 1)))
         return list(accumulator.metrics())
 
     def add(self, features: dict, prediction: np.ndarray) -> None:
         history, actual = window_arrays(features, self.targets)
-        self.accumulator.add(history, actual, prediction.astype(np.float64).reshape(actual.shape))
+        end_time = features.get(WINDOW_END_TIME)
+        self.accumulator.add(history, actual, prediction.astype(np.float64).reshape(actual.shape),
+                             None if end_time is None else int(np.asarray(end_time).reshape(-1)[0]))
 
     def merge(self, other: "WindowErrors") -> "WindowErrors":
         self.accumulator.merge(other.accumulator)
@@ -159,6 +167,12 @@ class WindowErrors(task_metrics.Scores):
 
     def scores(self) -> dict[str, float | None]:
         return self.accumulator.metrics()
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_linear(path: str | None) -> np.ndarray | None:
+    """TFMA makes a `WindowErrors` per accumulator: the side file is read once per process."""
+    return read_linear(path)
 
 
 class ForecastScores(task_metrics.TaskMetric):
@@ -170,4 +184,5 @@ def metric_configs(config, report, skill_threshold) -> list:
     details = report.details
     return task_metrics.metric_configs(ForecastScores, SKILL, skill_threshold, "forecast_errors",
                                        targets=details["targets"], horizon=config.task.horizon,
-                                       season=details["season"])
+                                       season=details["season"], linear_baseline=details.get("linear_baseline"),
+                                       climatology=details.get("climatology"))

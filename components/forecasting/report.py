@@ -17,7 +17,8 @@ from tfx.utils import path_utils
 
 from rnnflow.components.common import run_facts
 from rnnflow.components.forecasting.features import window_feature_spec
-from rnnflow.components.forecasting.metrics import ForecastAccumulator, persistence_forecast, window_arrays
+from rnnflow.components.forecasting.baselines import Baselines, baselines_from, persistence_forecast
+from rnnflow.components.forecasting.metrics import ForecastAccumulator, window_arrays
 from rnnflow.components.forecasting.schema import EVAL_SIGNATURE, FORECAST, WINDOW_END_TIME
 from rnnflow.components.ingest.input_report import read_model_facts
 
@@ -32,19 +33,20 @@ class ForecastTestReport(artifact.Artifact):
 
 
 def evaluate_split(saved_model_dir: str, files: list[str], *, columns: list[str], targets: list[str],
-                   lookback: int, horizon: int, season: int | None) -> dict:
-    """Runs the exported model on windowed examples; returns metrics and the arrays to plot."""
+                   lookback: int, horizon: int, baselines: Baselines) -> dict:
+    """Runs the exported model on windowed examples; returns metrics (the model's and the
+    baselines') and the arrays to plot."""
     model = tf.saved_model.load(saved_model_dir)
     serve = model.signatures[EVAL_SIGNATURE]
     spec = window_feature_spec(columns, lookback, targets=targets, horizon=horizon)
-    accumulator = ForecastAccumulator(horizon, len(targets), season)
+    accumulator = ForecastAccumulator(horizon, len(targets), baselines)
     end_times, histories, actuals, forecasts = [], [], [], []
     for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_BATCH):
         parsed = {k: v.numpy() for k, v in tf.io.parse_example(batch, spec).items()}
         forecast = serve(examples=batch)[FORECAST].numpy()
         for i in range(len(forecast)):
             history, actual = window_arrays({k: v[i] for k, v in parsed.items()}, targets)
-            accumulator.add(history, actual, forecast[i])
+            accumulator.add(history, actual, forecast[i], int(parsed[WINDOW_END_TIME][i]))
             histories.append(history)
             actuals.append(actual)
         end_times.append(parsed[WINDOW_END_TIME])
@@ -57,6 +59,7 @@ def evaluate_split(saved_model_dir: str, files: list[str], *, columns: list[str]
         "history": np.stack(histories)[order] if histories else None,
         "actual": np.stack(actuals)[order] if actuals else None,
         "forecast": np.concatenate(forecasts)[order] if forecasts else None,
+        "linear": baselines.linear,
     }
 
 
@@ -77,6 +80,10 @@ def plot_forecasts(result: dict, *, target: str, target_index: int, frequency_se
     persistence = history[:, -1]
     model_mae = np.abs(actual - forecast).mean(axis=0)
     persistence_mae = np.abs(actual - persistence[:, None]).mean(axis=0)
+    # The linear baseline (when the model has one), the strongest simple peer on most series.
+    linear = (history[:, -1:] + (history - history[:, -1:]) @ result["linear"]
+              if result.get("linear") is not None else None)
+    linear_mae = np.abs(actual - linear).mean(axis=0) if linear is not None else None
 
     figure = plt.figure(figsize=(13, 8), constrained_layout=True)
     grid = figure.add_gridspec(2, 2)
@@ -84,6 +91,8 @@ def plot_forecasts(result: dict, *, target: str, target_index: int, frequency_se
     top.plot(at, actual[:, lead - 1], color="black", linewidth=1.2, label="actual")
     top.plot(at, forecast[:, lead - 1], color="tab:blue", linewidth=1.2, label=f"model, {lead} steps ahead")
     top.plot(at, persistence, color="tab:orange", linewidth=1, alpha=0.8, label=f"persistence, {lead} steps ahead")
+    if linear is not None:
+        top.plot(at, linear[:, lead - 1], color="tab:green", linewidth=1, alpha=0.8, label=f"linear, {lead} steps ahead")
     top.set_title(f"{target}, test split: forecasts made {lead} steps earlier "
                   f"(MAE model {model_mae[lead - 1]:.3g}, persistence {persistence_mae[lead - 1]:.3g})")
     top.legend(loc="upper left")
@@ -92,6 +101,8 @@ def plot_forecasts(result: dict, *, target: str, target_index: int, frequency_se
     steps = np.arange(1, horizon + 1)
     by_step.plot(steps, model_mae, marker="o", color="tab:blue", label="model")
     by_step.plot(steps, persistence_mae, marker="o", color="tab:orange", label="persistence")
+    if linear_mae is not None:
+        by_step.plot(steps, linear_mae, marker="o", color="tab:green", label="linear")
     by_step.set_xlabel("horizon step")
     by_step.set_ylabel(f"MAE ({target})")
     by_step.set_title(f"Test MAE by horizon step ({result['windows']} windows)")
@@ -106,6 +117,8 @@ def plot_forecasts(result: dict, *, target: str, target_index: int, frequency_se
     example.plot(future, forecast[i], color="tab:blue", marker=".", label="model")
     example.plot(future, persistence_forecast(history[i][:, None], horizon)[:, 0], color="tab:orange",
                  linestyle="--", label="persistence")
+    if linear is not None:
+        example.plot(future, linear[i], color="tab:green", linestyle="--", label="linear")
     example.set_title(f"One window (ending {end[i]})")
     example.legend(fontsize="small")
     figure.autofmt_xdate()
@@ -127,7 +140,7 @@ def ForecastReport(
     files = tf.io.gfile.glob(os.path.join(examples.uri, "Split-test", "*"))
     result = evaluate_split(path_utils.serving_model_path(model.uri), files, columns=details["columns"],
                             targets=details["targets"], lookback=task.lookback, horizon=task.horizon,
-                            season=details["season"])
+                            baselines=baselines_from(details))
     run_facts.write_json(os.path.join(report.uri, METRICS_FILE), {
         "metrics": result["metrics"], "windows": result["windows"],
         "blessed": bool(blessing.get_int_custom_property("blessed"))})

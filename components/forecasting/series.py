@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from rnnflow.components.forecasting.baselines import climatology, climatology_period
 from rnnflow.components.forecasting.schema import (
     as_naive_utc, check_column_name, frequency_seconds, season_steps)
 from rnnflow.components.ingest.csv_input import (CsvFormatError, CsvOptions, delimiter_hint, format_hint, not_csv_message,
@@ -169,6 +170,7 @@ def report_for(series: Series, plan: dict[str, list[Window]], config) -> InputRe
     """The input report of a read series and its window plan."""
     season = season_steps(config, series.frequency_seconds)
     warnings, notes = [*series.warnings, *_constant_targets(series, config)], list(series.notes)
+    climatology = _train_climatology(series, config, season)
     if season is not None and season > config.task.lookback:
         notes.append(f"season {season} is longer than lookback {config.task.lookback}: "
                      "no seasonal-naive baseline")
@@ -179,8 +181,21 @@ def report_for(series: Series, plan: dict[str, list[Window]], config) -> InputRe
         "frequency_seconds": series.frequency_seconds,
         "frequency": _step_name(series.frequency_seconds),
         "season": season,
+        "climatology": climatology,
         "splits": split_summary(series, config, plan),
     })
+
+
+def _train_climatology(series: Series, config, season: int | None) -> dict | None:
+    """The climatology baseline: each target's train mean per seasonal position (None without a
+    season or train rows)."""
+    first, end = split_rows(series, config, "train" if config.data.eval_path else None)["train"]
+    period = climatology_period(series.frequency_seconds, season, end - first)
+    if period is None or end <= first:
+        return None
+    indices = [series.columns.index(t) for t in series.targets]
+    return climatology(series.times.asi8[first:end] // 10**9, series.values[first:end][:, indices],
+                       period_seconds=period[0], positions=period[1], frequency_seconds=series.frequency_seconds)
 
 
 def _constant_targets(series: Series, config) -> list[str]:

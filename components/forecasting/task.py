@@ -67,6 +67,25 @@ class ForecastingTask(Task):
                               f"{split.train_fraction + split.eval_fraction:g} leaves no test split")
         if data.frequency is not None:
             frequency_seconds(data.frequency)
+        self._validate_encoder(config)
+
+    @staticmethod
+    def _validate_encoder(config) -> None:
+        task = config.task
+        if task.encoder != "segments":
+            for field, value, allowed in (("anchor", task.anchor, ("last_value", "none")),
+                                          ("segment_length", task.segment_length, (None,))):
+                if value not in allowed:
+                    raise ConfigError(f"task.{field}: {value} needs task.encoder: segments")
+            return
+        if config.model.cell not in ("lstm", "gru"):
+            raise ConfigError(f"model.cell: the segments encoder runs an lstm or gru, not {config.model.cell}")
+        if task.calendar_features:
+            raise ConfigError("task.calendar_features: the segments encoder forecasts each series from its own "
+                              "past only; set it false (or use task.encoder: steps)")
+        if task.segment_length and task.lookback % task.segment_length:
+            raise ConfigError(f"task.segment_length: {task.segment_length} does not divide task.lookback "
+                              f"{task.lookback}")
 
     def unbounded_features(self, config) -> list[str]:
         return list(RESERVED_NAMES)

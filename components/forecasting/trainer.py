@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from rnnflow.components.common import run_facts
 from rnnflow.components.forecasting import export
+from rnnflow.components.forecasting.baselines import fit_linear, write_linear
 from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.schema import FORECAST, TARGET, TARGET_MEAN, TARGET_STD, WINDOW
 from rnnflow.components.training.trainer import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_forecaster
+from rnnflow.models.segment_forecaster import build_segment_forecaster
 from rnnflow.pipeline.config import PipelineConfig
 
 
@@ -30,8 +33,15 @@ class TrainingData(TaskData):
 
     def build_model(self, config: PipelineConfig):
         task, columns = config.task, self.details["columns"]
+        targets = [columns.index(t) for t in self.details["targets"]]
+        if task.encoder == "segments":
+            return build_segment_forecaster(config.model, config.training, lookback=task.lookback,
+                                            input_width=self.input_width, horizon=task.horizon,
+                                            target_indices=targets, normalization=task.anchor,
+                                            segment=task.segment_length, loss=task.loss, input_name=WINDOW,
+                                            steps_per_epoch=self.steps_per_epoch)
         return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=self.input_width,
-                                horizon=task.horizon, target_indices=[columns.index(t) for t in self.details["targets"]],
+                                horizon=task.horizon, target_indices=targets,
                                 series_channels=len(columns), anchor=task.anchor, loss=task.loss,
                                 input_name=WINDOW, steps_per_epoch=self.steps_per_epoch)
 
@@ -45,6 +55,19 @@ class TrainingData(TaskData):
     def export(self, model, serving_dir: str) -> None:
         export.export_serving_model(model, self.tf_transform_output, config=self.config, details=self.details,
                                     export_dir=serving_dir)
+        self.fit_linear_baseline(serving_dir)
+
+    def fit_linear_baseline(self, serving_dir: str) -> None:
+        """The linear baseline (`baselines.fit_linear`) on this model's train windows, beside the
+        model; the facts name it, so the Evaluator and the test report score it on the same windows."""
+        targets = [self.details["columns"].index(t) for t in self.details["targets"]]
+        batches = ((features[WINDOW].numpy()[:, :, targets], target.numpy())
+                   for features, target in self.dataset(self.fn_args.train_files, shuffle=False))
+        weights = fit_linear(batches)
+        if weights is not None:
+            path = run_facts.beside_model(serving_dir, run_facts.LINEAR_BASELINE_FILE)
+            write_linear(path, weights)
+            self.input_report["details"]["linear_baseline"] = path
 
 
 def run_fn(fn_args) -> None:

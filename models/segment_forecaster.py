@@ -1,0 +1,179 @@
+"""Segment-recurrent forecasting (SegRNN, Lin et al. 2023) and reversible instance
+normalization (RevIN, Kim et al. 2022), Keras 3.
+
+What linear forecasters exploit, learnt by a recurrent network:
+- channel independence: every target series is forecast from its own history with the same
+  weights; a learnt channel embedding tells the decoder which series it is;
+- per-window normalization: each window is standardized by its own mean and std (`revin`,
+  with a learnt per-channel affine map) or taken relative to its last value (`last_value`),
+  and the forecast is mapped back, so a level or scale shift between train and test does not
+  bias the forecast;
+- segments: the lookback is cut into segments of `segment` steps, each projected to a vector,
+  and the recurrent cell runs over segments (lookback / segment steps, not lookback);
+- parallel decoding: every output segment is decoded at once from the encoder's last state
+  and the segment's position and channel embeddings (one recurrent step each), with no feedback
+  of the model's own forecasts.
+
+The recurrent layer is a stock Keras LSTM/GRU (cuDNN-eligible on GPU), shared by encoder and
+decoder as in the paper; every op is core TensorFlow, so the export serves on stock TF Serving.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from rnnflow.models.recurrent import CELLS, FORECAST_LOSSES, JIT_COMPILE, make_optimizer
+from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+
+NORMALIZATIONS = ("revin", "last_value", "none")
+MAX_AUTO_SEGMENT = 48  # SegRNN's segment length for long lookbacks
+
+
+def auto_segment(lookback: int) -> int:
+    """The largest divisor of `lookback` up to 48 that leaves at least two segments (1 for a
+    lookback of 1)."""
+    candidates = [s for s in range(1, min(MAX_AUTO_SEGMENT, lookback // 2) + 1) if lookback % s == 0]
+    return max(candidates, default=1)
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
+class TakeChannels(keras.layers.Layer):
+    """[batch, steps, features] -> [batch, steps, len(indices)]."""
+
+    def __init__(self, indices: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.indices = list(indices)
+
+    def call(self, x):
+        return keras.ops.take(x, self.indices, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices}
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
+class InstanceNormalization(keras.layers.Layer):
+    """Per window and channel: `revin` standardizes by the window's own mean and std, then
+    applies a learnt affine map per channel; `last_value` subtracts the last step; `none`
+    passes through. Returns (normalized, location, scale); `Denormalize` inverts it."""
+
+    def __init__(self, mode: str = "revin", epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {mode!r}")
+        self.mode, self.epsilon = mode, epsilon
+
+    def build(self, input_shape):
+        if self.mode == "revin":
+            channels = input_shape[-1]
+            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="affine_weight")
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="affine_bias")
+
+    def call(self, x):
+        ops = keras.ops
+        if self.mode == "revin":
+            location = ops.mean(x, axis=1, keepdims=True)
+            scale = ops.sqrt(ops.var(x, axis=1, keepdims=True) + self.epsilon)
+            return (x - location) / scale * self.gamma + self.beta, location, scale
+        location = x[:, -1:, :] if self.mode == "last_value" else ops.zeros_like(x[:, -1:, :])
+        return x - location, location, ops.ones_like(location)
+
+    def denormalize(self, y, location, scale):
+        if self.mode == "revin":
+            y = (y - self.beta) / (self.gamma + self.epsilon * self.epsilon)
+        return y * scale + location
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
+class Denormalize(keras.layers.Layer):
+    """The inverse of an `InstanceNormalization` layer (passed in, so the affine map is shared)."""
+
+    def __init__(self, normalization: InstanceNormalization, **kwargs):
+        super().__init__(**kwargs)
+        self.normalization = normalization
+
+    def call(self, y, location, scale):
+        return self.normalization.denormalize(y, location, scale)
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
+class SegmentRecurrence(keras.layers.Layer):
+    """[batch, lookback, channels] normalized series -> [batch, horizon, channels]: segments
+    projected, one recurrent layer over them, every output segment decoded in parallel."""
+
+    def __init__(self, cell: str, units: int, segment: int, horizon: int, channels: int, dropout: float = 0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.cell, self.units, self.segment = cell, units, segment
+        self.horizon, self.channels, self.dropout = horizon, channels, dropout
+        self.outputs_per_series = math.ceil(horizon / segment)
+
+    def build(self, input_shape):
+        lookback = input_shape[1]
+        if lookback % self.segment:
+            raise ValueError(f"lookback {lookback} is not a multiple of the segment length {self.segment}")
+        self.inputs_per_series = lookback // self.segment
+        self.project = keras.layers.Dense(self.units, activation="relu", name="segment_projection")
+        self.project.build((None, self.inputs_per_series, self.segment))
+        self.recurrent = CELLS[self.cell](self.units, return_state=True, name=f"segment_{self.cell}")
+        self.recurrent.build((None, None, self.units))
+        position_units = self.units // 2
+        self.position = self.add_weight(shape=(self.outputs_per_series, position_units), name="position_embedding",
+                                        initializer=keras.initializers.RandomNormal(stddev=1.0))
+        self.channel = self.add_weight(shape=(self.channels, self.units - position_units), name="channel_embedding",
+                                       initializer=keras.initializers.RandomNormal(stddev=1.0))
+        self.drop = keras.layers.Dropout(self.dropout)
+        self.head = keras.layers.Dense(self.segment, name="segment_head")
+        self.head.build((None, self.units))
+
+    def call(self, x, training=None):
+        ops = keras.ops
+        batch = ops.shape(x)[0]
+        channels, outputs = self.channels, self.outputs_per_series
+        # Channel independence: each (window, channel) is one series of segments.
+        series = ops.reshape(ops.transpose(x, (0, 2, 1)), (-1, self.inputs_per_series, self.segment))
+        _, *state = self.recurrent(self.project(series))
+        # One decoder query per (window, channel, output segment): position + channel embedding.
+        queries = ops.concatenate([
+            ops.broadcast_to(self.position[None, :, :], (channels, outputs, self.position.shape[-1])),
+            ops.broadcast_to(self.channel[:, None, :], (channels, outputs, self.channel.shape[-1]))], axis=-1)
+        queries = ops.reshape(ops.tile(queries[None], (batch, 1, 1, 1)), (-1, 1, self.units))
+        state = [ops.repeat(s, outputs, axis=0) for s in state]
+        decoded, *_ = self.recurrent(queries, initial_state=state)
+        segments = self.head(self.drop(decoded, training=training))  # [batch * channels * outputs, segment]
+        forecast = ops.reshape(segments, (-1, channels, outputs * self.segment))[:, :, :self.horizon]
+        return ops.transpose(forecast, (0, 2, 1))
+
+    def get_config(self):
+        return {**super().get_config(), "cell": self.cell, "units": self.units, "segment": self.segment,
+                "horizon": self.horizon, "channels": self.channels, "dropout": self.dropout}
+
+
+def build_segment_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: int, input_width: int,
+                             horizon: int, target_indices: list[int], normalization: str, segment: int | None,
+                             loss: str, input_name: str, steps_per_epoch: int | None = None) -> keras.Model:
+    """[batch, lookback, input_width] -> [batch, horizon, targets]: the target series, each
+    alone (channel independence), normalized, segment-recurrent, mapped back. Other input
+    features (covariates, calendar) are not read: a series is forecast from its own past.
+    `model.cell` (lstm or gru), `model.units` (the segment and state width) and `model.dropout`
+    (before the output head) configure it."""
+    if model.cell not in ("lstm", "gru"):
+        raise ValueError(f"model.cell: the segment encoder needs lstm or gru, got {model.cell}")
+    segment = segment or auto_segment(lookback)
+    window = keras.Input(shape=(lookback, input_width), dtype="float32", name=input_name)
+    series = TakeChannels(target_indices, name="targets")(window)
+    normalize = InstanceNormalization(normalization, name="instance_normalization")
+    normalized, location, scale = normalize(series)
+    change = SegmentRecurrence(model.cell, model.units, segment, horizon, len(target_indices), model.dropout,
+                               dtype="float32", name="segment_recurrence")(normalized)
+    forecast = Denormalize(normalize, dtype="float32", name="forecast")(change, location, scale)
+    forecaster = keras.Model({input_name: window}, forecast, name="segment_forecaster")
+    forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),
+                       metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+                       jit_compile=JIT_COMPILE[training.jit_compile])
+    return forecaster

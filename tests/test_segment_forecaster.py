@@ -1,0 +1,76 @@
+"""The segment-recurrent forecaster (SegRNN with RevIN): shapes, what per-window normalization
+promises, the segment length it picks, cuDNN eligibility and a SavedModel that answers as Keras."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnnflow.models.recurrent import cudnn_eligibility
+from rnnflow.models.segment_forecaster import auto_segment, build_segment_forecaster
+from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+
+TRAINING = TrainingConfig(epochs=1, batch_size=8, learning_rate=0.01, lr_schedule="constant")
+
+
+def _model(normalization="revin", cell="gru", lookback=24, horizon=10, targets=(0, 3), segment=None):
+    return build_segment_forecaster(ModelConfig(cell=cell, units=16, dropout=0.1), TRAINING, lookback=lookback,
+                                    input_width=5, horizon=horizon, target_indices=list(targets),
+                                    normalization=normalization, segment=segment, loss="mse", input_name="window")
+
+
+@pytest.mark.parametrize("lookback, segment", [(720, 48), (336, 48), (96, 48), (28, 14), (24, 12), (7, 1), (1, 1)])
+def test_auto_segment_is_the_largest_divisor_up_to_48_leaving_two_segments(lookback, segment):
+    assert auto_segment(lookback) == segment
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_forecasts_every_target_for_every_step_and_reads_only_the_targets(cell):
+    model = _model(cell=cell)
+    window = np.random.default_rng(0).normal(size=(4, 24, 5)).astype("float32")
+    forecast = model({"window": window}).numpy()
+    assert forecast.shape == (4, 10, 2)
+    other = window.copy()
+    other[..., [1, 2, 4]] += 50.0  # columns that are not targets
+    assert np.allclose(model({"window": other}).numpy(), forecast, atol=1e-5)
+    assert [r["eligible"] for r in cudnn_eligibility(model)] == [True]
+
+
+@pytest.mark.parametrize("normalization, invariant", [("revin", True), ("last_value", True), ("none", False)])
+def test_per_window_normalization_makes_a_level_shift_shift_the_forecast(normalization, invariant):
+    model = _model(normalization)
+    window = np.random.default_rng(1).normal(size=(4, 24, 5)).astype("float32")
+    shifted = model({"window": window + 100.0}).numpy() - 100.0
+    assert np.allclose(shifted, model({"window": window}).numpy(), atol=1e-3) == invariant
+
+
+def test_revin_forecasts_scale_with_the_window():
+    model = _model("revin")
+    window = np.random.default_rng(2).normal(size=(4, 24, 5)).astype("float32")
+    assert np.allclose(model({"window": window * 10.0}).numpy(), 10.0 * model({"window": window}).numpy(),
+                       rtol=1e-3, atol=1e-3)
+
+
+def test_a_horizon_that_is_not_whole_segments_is_cut_and_the_export_answers_as_keras(tmp_path):
+    model = _model(horizon=7, segment=6)  # two output segments of 6, cut to 7 steps
+    window = np.random.default_rng(3).normal(size=(8, 24, 5)).astype("float32")
+    model.fit({"window": window}, np.zeros((8, 7, 2), "float32"), epochs=1, verbose=0)
+
+    class Module(tf.Module):
+        def __init__(self, keras_model):
+            super().__init__()
+            self.keras_model = keras_model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 24, 5], tf.float32)])
+        def forecast(self, x):
+            return self.keras_model({"window": x}, training=False)
+
+    tf.saved_model.save(Module(model), str(tmp_path / "model"))
+    restored = tf.saved_model.load(str(tmp_path / "model"))
+    expected = model({"window": window}).numpy()
+    assert expected.shape == (8, 7, 2)
+    assert np.allclose(restored.forecast(tf.constant(window)).numpy(), expected, atol=1e-6)
+
+
+def test_a_lookback_the_segment_does_not_divide_is_refused():
+    with pytest.raises(ValueError, match="lookback 24 is not a multiple of the segment length 5"):
+        _model(segment=5)
