@@ -8,8 +8,9 @@ What linear forecasters exploit, learnt by a recurrent network:
   with a learnt per-channel affine map) or taken relative to its last value (`last_value`),
   and the forecast is mapped back, so a level or scale shift between train and test does not
   bias the forecast;
-- segments: the lookback is cut into segments of `segment` steps, each projected to a vector,
-  and the recurrent cell runs over segments (lookback / segment steps, not lookback);
+- segments: the lookback is cut into segments of `segment` steps (padded in front with its first
+  value when the segment does not divide it), each projected to a vector, and the recurrent
+  cell runs over segments (lookback / segment steps, not lookback);
 - parallel decoding: every output segment is decoded at once from the encoder's last state
   and the segment's position and channel embeddings (one recurrent step each), with no feedback
   of the model's own forecasts.
@@ -57,7 +58,8 @@ class TakeChannels(keras.layers.Layer):
 class InstanceNormalization(keras.layers.Layer):
     """Per window and channel: `revin` standardizes by the window's own mean and std, then
     applies a learnt affine map per channel; `last_value` subtracts the last step; `none`
-    passes through. Returns (normalized, location, scale); `Denormalize` inverts it."""
+    passes through. Returns (normalized, location, scale), where `Denormalize`'s
+    y * scale + location inverts the normalization (the affine map included)."""
 
     def __init__(self, mode: str = "revin", epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
@@ -74,16 +76,14 @@ class InstanceNormalization(keras.layers.Layer):
     def call(self, x):
         ops = keras.ops
         if self.mode == "revin":
-            location = ops.mean(x, axis=1, keepdims=True)
-            scale = ops.sqrt(ops.var(x, axis=1, keepdims=True) + self.epsilon)
-            return (x - location) / scale * self.gamma + self.beta, location, scale
+            mean = ops.mean(x, axis=1, keepdims=True)
+            std = ops.sqrt(ops.var(x, axis=1, keepdims=True) + self.epsilon)
+            normalized = (x - mean) / std * self.gamma + self.beta
+            # y -> (y - beta) / gamma * std + mean, as one scale and location for `Denormalize`.
+            scale = std / (self.gamma + self.epsilon * self.epsilon)
+            return normalized, mean - self.beta * scale, scale
         location = x[:, -1:, :] if self.mode == "last_value" else ops.zeros_like(x[:, -1:, :])
         return x - location, location, ops.ones_like(location)
-
-    def denormalize(self, y, location, scale):
-        if self.mode == "revin":
-            y = (y - self.beta) / (self.gamma + self.epsilon * self.epsilon)
-        return y * scale + location
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}
@@ -91,14 +91,10 @@ class InstanceNormalization(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="rnnflow")
 class Denormalize(keras.layers.Layer):
-    """The inverse of an `InstanceNormalization` layer (passed in, so the affine map is shared)."""
-
-    def __init__(self, normalization: InstanceNormalization, **kwargs):
-        super().__init__(**kwargs)
-        self.normalization = normalization
+    """The inverse of `InstanceNormalization`: y * scale + location (per window and channel)."""
 
     def call(self, y, location, scale):
-        return self.normalization.denormalize(y, location, scale)
+        return y * scale + location
 
 
 @keras.saving.register_keras_serializable(package="rnnflow")
@@ -115,9 +111,9 @@ class SegmentRecurrence(keras.layers.Layer):
 
     def build(self, input_shape):
         lookback = input_shape[1]
-        if lookback % self.segment:
-            raise ValueError(f"lookback {lookback} is not a multiple of the segment length {self.segment}")
-        self.inputs_per_series = lookback // self.segment
+        # A lookback the segment does not divide is padded in front with its first value.
+        self.padding = -lookback % self.segment
+        self.inputs_per_series = (lookback + self.padding) // self.segment
         self.project = keras.layers.Dense(self.units, activation="relu", name="segment_projection")
         self.project.build((None, self.inputs_per_series, self.segment))
         self.recurrent = CELLS[self.cell](self.units, return_state=True, name=f"segment_{self.cell}")
@@ -135,6 +131,8 @@ class SegmentRecurrence(keras.layers.Layer):
         ops = keras.ops
         batch = ops.shape(x)[0]
         channels, outputs = self.channels, self.outputs_per_series
+        if self.padding:
+            x = ops.concatenate([ops.repeat(x[:, :1, :], self.padding, axis=1), x], axis=1)
         # Channel independence: each (window, channel) is one series of segments.
         series = ops.reshape(ops.transpose(x, (0, 2, 1)), (-1, self.inputs_per_series, self.segment))
         _, *state = self.recurrent(self.project(series))
@@ -171,7 +169,7 @@ def build_segment_forecaster(model: ModelConfig, training: TrainingConfig, *, lo
     normalized, location, scale = normalize(series)
     change = SegmentRecurrence(model.cell, model.units, segment, horizon, len(target_indices), model.dropout,
                                dtype="float32", name="segment_recurrence")(normalized)
-    forecast = Denormalize(normalize, dtype="float32", name="forecast")(change, location, scale)
+    forecast = Denormalize(dtype="float32", name="forecast")(change, location, scale)
     forecaster = keras.Model({input_name: window}, forecast, name="segment_forecaster")
     forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),
                        metrics=[keras.metrics.MeanAbsoluteError(name="mae")],

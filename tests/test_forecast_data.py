@@ -226,8 +226,8 @@ def test_column_names_must_work_as_serving_inputs(tmp_path):
     (["task.segment_length=4"], "task.segment_length: 4 needs task.encoder: segments"),
     (["task.encoder=segments", "model.cell=mingru"], "model.cell: the segments encoder runs an lstm or gru"),
     (["task.encoder=segments", "task.calendar_features=true"], "task.calendar_features: the segments encoder"),
-    (["task.encoder=segments", "task.calendar_features=false", "task.lookback=12", "task.segment_length=5"],
-     "task.segment_length: 5 does not divide task.lookback 12"),
+    (["task.encoder=segments", "task.calendar_features=false", "task.lookback=12", "task.segment_length=13"],
+     "task.segment_length: 13 is longer than task.lookback 12"),
 ])
 def test_config_errors(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -291,6 +291,19 @@ def test_daily_climatology_is_by_day_of_year_with_two_years_of_train_rows():
     end = pd.Timestamp("2007-07-14").value // 10**9
     forecast = baselines.climatology_forecast(end, 3, climate)[:, 0]
     assert np.abs(forecast - np.array([196, 197, 198])).max() <= 1.0
+
+
+def test_the_linear_baseline_fits_a_linear_series_exactly():
+    """A ramp: the future continues the slope, which one shared linear map expresses exactly."""
+    ramp = np.arange(200, dtype=float)[:, None] * 0.5 + 3.0
+    lookback, horizon = 6, 4
+    starts = range(len(ramp) - lookback - horizon)
+    histories = np.stack([ramp[s:s + lookback] for s in starts])
+    futures = np.stack([ramp[s + lookback:s + lookback + horizon] for s in starts])
+    weights = baselines.fit_linear([(histories, futures)])
+    later = np.arange(1000, 1006, dtype=float)[:, None] * -2.0  # another slope and level
+    expected = (np.arange(1006, 1010, dtype=float) * -2.0)[:, None]
+    assert np.allclose(baselines.linear_forecast(later, weights), expected, atol=1e-3)
 
 
 def test_error_metrics_by_hand():

@@ -248,6 +248,10 @@ def test_a_classifier_run_with_a_test_file_hash_splits_train_and_reports_test_ac
 
 @pytest.mark.e2e
 def test_a_forecaster_run_on_eval_and_test_files_reports_the_test_file(tmp_path):
+    """Also the end-to-end run of the segments encoder with RevIN, and of the gate against the
+    baselines: a sinusoid obeys a linear recurrence, so the linear baseline fitted on the train
+    windows forecasts it almost exactly; two epochs of the recurrent model lose to it, and the
+    default evaluation.min_skill (0: beat every baseline) refuses the model."""
     header = ["date", "level", "weekday"]
     paths = {field: write_csv(tmp_path / f"{field}.csv", header, _series_rows(days, start))
              for field, days, start in (("path", 160, datetime.date(2020, 1, 1)),
@@ -256,12 +260,23 @@ def test_a_forecaster_run_on_eval_and_test_files_reports_the_test_file(tmp_path)
     output_dir = tmp_path / "run"
     overrides = [*(f"data.{field}={path}" for field, path in paths.items()), "data.target_columns=[level]",
                  "data.time_column=date", "data.feature_columns=[]", "task.lookback=8", "task.horizon=2",
-                 "training.epochs=2", "evaluation.min_skill=-1"]
+                 "training.epochs=2", "task.encoder=segments", "task.anchor=revin",
+                 "task.calendar_features=false", "task.segment_length=3", "model.units=16"]
     result = run_cli(["run", "--config", "forecast", "--output-dir", str(output_dir),
                       *[a for o in overrides for a in ("--set", o)]])
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((output_dir / "run_summary.json").read_text())
+    metrics = summary["metrics"]
+    assert summary["status"] == "not_blessed" and summary["pushed_model"] is None
+    assert metrics["baseline_linear_mae"] < 0.05 * metrics["baseline_persistence_mae"]
+    assert metrics["best_baseline_mae"] == metrics["baseline_linear_mae"] < metrics["mae"]
+    assert metrics["skill"] == pytest.approx(1 - metrics["mae"] / metrics["baseline_linear_mae"]) and metrics["skill"] < 0
     assert _components(summary)["ForecastReport"] == "complete"
     assert summary["test_windows"] == 50 - 8 - 2 + 1
     assert summary["test_metrics"]["mae"] > 0
+    # The segment-recurrent model (lookback 8 padded to 3 segments of 3).
+    assert [c["layer"] for c in summary["model"]["cudnn"]] == ["segment_recurrence/segment_lstm"]
+    # Every baseline scored on the test file's windows; the linear one from the Trainer's side file.
+    for baseline in ("persistence", "seasonal_naive", "linear", "climatology"):
+        assert summary["test_metrics"][f"baseline_{baseline}_mae"] is not None, baseline
     assert summary["input"]["details"]["splits"]["test"]["first_time"].startswith("2020-07-29")

@@ -71,6 +71,21 @@ def test_a_horizon_that_is_not_whole_segments_is_cut_and_the_export_answers_as_k
     assert np.allclose(restored.forecast(tf.constant(window)).numpy(), expected, atol=1e-6)
 
 
-def test_a_lookback_the_segment_does_not_divide_is_refused():
-    with pytest.raises(ValueError, match="lookback 24 is not a multiple of the segment length 5"):
-        _model(segment=5)
+@pytest.mark.parametrize("lookback, segment, horizon", [(25, 12, 10), (7, 3, 1), (30, 48 // 4, 25)])
+def test_a_lookback_the_segment_does_not_divide_is_padded_and_every_step_is_decoded(lookback, segment, horizon):
+    model = _model(lookback=lookback, segment=segment, horizon=horizon)
+    window = np.random.default_rng(4).normal(size=(3, lookback, 5)).astype("float32")
+    forecast = model({"window": window}).numpy()
+    assert forecast.shape == (3, horizon, 2) and np.isfinite(forecast).all()
+
+
+def test_revin_survives_a_constant_channel_and_channels_a_million_times_apart():
+    model = _model("revin")
+    window = np.random.default_rng(5).normal(size=(4, 24, 5)).astype("float32")
+    window[..., 0] = 7.0  # a constant target channel: std 0
+    window[..., 3] *= 1e6
+    forecast = model({"window": window}).numpy()
+    assert np.isfinite(forecast).all()
+    assert np.allclose(forecast[..., 0], 7.0, atol=1e-2)  # no variation in, the level out (within the affine map)
+    # The large channel's forecast is on its own scale, the constant one's on its level.
+    assert np.abs(forecast[..., 1]).max() > 1e3

@@ -84,8 +84,8 @@ class ForecastingConfig:
     # decoded in parallel from position and channel embeddings; it reads the targets' own
     # history only (no covariates, no calendar features).
     encoder: Literal["steps", "segments"] = "steps"
-    # The segments encoder's segment length (a divisor of lookback); unset: the largest divisor
-    # of lookback up to 48 that leaves at least two segments.
+    # The segments encoder's segment length (at most lookback; a lookback it does not divide is
+    # padded in front); unset: the largest divisor of lookback up to 48 leaving two segments.
     segment_length: Optional[int] = constraint(None, min=1)
 
 

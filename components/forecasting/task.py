@@ -83,8 +83,8 @@ class ForecastingTask(Task):
         if task.calendar_features:
             raise ConfigError("task.calendar_features: the segments encoder forecasts each series from its own "
                               "past only; set it false (or use task.encoder: steps)")
-        if task.segment_length and task.lookback % task.segment_length:
-            raise ConfigError(f"task.segment_length: {task.segment_length} does not divide task.lookback "
+        if task.segment_length and task.segment_length > task.lookback:
+            raise ConfigError(f"task.segment_length: {task.segment_length} is longer than task.lookback "
                               f"{task.lookback}")
 
     def unbounded_features(self, config) -> list[str]:
