@@ -50,12 +50,14 @@ PUBLISHED = {
 BENCHMARK_SETTINGS = ["task.loss=mse"]
 
 
-def load_columns(path: str) -> tuple[list[str], np.ndarray]:
+def load_columns(path: str) -> tuple[list[str], np.ndarray, int]:
+    """(value columns, their first 20 months of rows, the step in seconds)."""
     import pandas as pd
 
     frame = pd.read_csv(path)
     columns = [c for c in frame.columns if c != "date"]
-    return columns, frame[columns].to_numpy(np.float64)[:TEST_END]
+    step = int(pd.to_datetime(frame["date"]).diff().dropna().mode()[0].total_seconds())
+    return columns, frame[columns].to_numpy(np.float64)[:TEST_END], step
 
 
 def split_windows(values: np.ndarray, lookback: int, horizon: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -97,14 +99,17 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
     from rnnflow.components.forecasting.baselines import fit_linear
     from rnnflow.models.recurrent import build_forecaster
     from rnnflow.models.segment_forecaster import build_segment_forecaster
-    from rnnflow.pipeline.config import load_config, resolve_training
+    from rnnflow.components.forecasting.schema import auto_task_fields
+    from rnnflow.pipeline.config import load_config, replace_fields, resolve_training
 
-    columns, values = load_columns(data_path)
+    columns, values, step = load_columns(data_path)
     if mode == "S":
         columns, values = ["OT"], values[:, [columns.index("OT")]]
     config = load_config("forecast", [f"data.path={os.path.abspath(data_path)}", f"data.target_columns=[{', '.join(columns)}]",
                                       "task.calendar_features=false", f"task.horizon={horizon}",
                                       *BENCHMARK_SETTINGS, *overrides])
+    # The `auto` task fields (lookback, encoder, anchor) as the pipeline resolves them on the train rows.
+    config = replace_fields(config, auto_task_fields(config.task, step, TRAIN_END))
     task = config.task
     windows = split_windows(values, task.lookback, horizon)
     (x_train, y_train), (x_eval, y_eval), (x_test, y_test) = (windows[s] for s in ("train", "eval", "test"))

@@ -39,6 +39,7 @@ def examples_of(task, config, report, files) -> tuple[dict, dict[str, list[bytes
     if task.ingest_class:
         ingest = task.ingest()
         read = ingest.read(config, files)
+        config = ingest.resolve(config, read)
         rows = ingest.split(config, read)
         to_example = ingest.to_example(config, read)
         return ingest.feature_spec(config, report), {
@@ -114,7 +115,7 @@ def test_check_model(task_type, tmp_path):
     with tf.io.TFRecordWriter(raw_train, options="GZIP") as writer:
         for record in examples["train"]:
             writer.write(record)
-    resolved = task.resolve_data_defaults(config, [raw_train])
+    resolved = task.resolve_data_defaults(config, [raw_train], dataclasses.asdict(report))
     config = replace_fields(config, resolved["values"]) if resolved["values"] else config
     graph = str(tmp_path / "transform_graph")
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))

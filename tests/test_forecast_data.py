@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -77,6 +78,7 @@ def test_each_train_input_row_is_owned_exactly_once(tmp_path, stride):
 def test_no_window_crosses_a_split_and_eval_test_targets_follow_all_train_targets():
     config = load_config("forecast")
     series = series_lib.read_series(config)
+    config = series_lib.resolve_auto(config, series)
     plan = series_lib.plan_windows(series, config)
     bounds = series_lib.split_rows(series, config)
     lookback, horizon = config.task.lookback, config.task.horizon
@@ -186,8 +188,55 @@ def test_series_shorter_than_one_window(tmp_path):
 
 def test_split_too_short_for_a_window_is_named(tmp_path):
     config = config_for(write_csv(tmp_path, hourly(16)))
-    with pytest.raises(DataError, match=r"the eval split \(4 rows.*no complete window"):
+    with pytest.raises(DataError, match=r"the eval split \(4 rows.*no complete window.*the longest task.lookback "
+                                        r"that fits with task.horizon 2 is 2"):
         series_lib.plan_windows(series_lib.read_series(config), config)
+
+
+def test_lookback_longer_than_the_train_split_names_the_longest_that_fits(tmp_path):
+    config = config_for(write_csv(tmp_path, hourly(200)), "task.lookback=150")
+    with pytest.raises(DataError, match=r"the train split \(100 rows.*lookback \+ horizon = 150 \+ 2 steps.*"
+                                        r"the longest task.lookback that fits with task.horizon 2 is 98"):
+        get_task("forecasting").preflight(config)
+
+
+def test_horizon_longer_than_the_eval_split_is_named(tmp_path):
+    config = config_for(write_csv(tmp_path, hourly(200)), "task.horizon=60")
+    with pytest.raises(DataError, match=r"the eval split \(50 rows.*task.horizon 60 alone needs more than 50 rows"):
+        get_task("forecasting").preflight(config)
+
+
+@pytest.mark.parametrize("step, rows, horizon, expected", [
+    (3600, 20_000, 96, 720),  # hourly: 30 days, the cap
+    (3600, 1_000, 24, 250),  # hourly but short: a quarter of the train rows
+    (86400, 1_022, 7, 30),  # daily: 30 days
+    (86400, 1_022, 40, 80),  # daily, long horizon: 2 horizons
+    (7 * 86400, 2_000, 4, 208),  # weekly: 4 yearly seasons
+    (900, 50_000, 96, 720),  # 15 minutes: 30 days = 2880 steps, capped
+])
+def test_auto_lookback_follows_frequency_and_length(step, rows, horizon, expected):
+    from rnnflow.components.forecasting.schema import auto_lookback
+
+    assert auto_lookback(step, rows, horizon)[0] == expected
+
+
+def test_auto_lookback_is_resolved_once_on_the_train_split_and_reported(tmp_path):
+    path = write_csv(tmp_path, hourly(400))
+    config = config_for(path, "task.lookback=auto")
+    report = get_task("forecasting").preflight(config)
+    assert report.details["task"]["lookback"] == 50  # 200 train rows / 4 (30 days of hours would be 720)
+    assert report.details["splits"]["train"]["windows"] == 200 - 50 - 2 + 1
+    resolved = get_task("forecasting").resolve_data_defaults(config, [], dataclasses.asdict(report))
+    # 50 steps: the steps encoder, relative to the last value, with calendar features.
+    assert resolved["values"] == {"task.lookback": 50, "task.encoder": "steps", "task.anchor": "last_value",
+                                  "task.calendar_features": True}
+    # Predefined eval/test files take the lookback resolved on the train file, not their own.
+    eval_path, test_path = (write_csv(tmp_path, hourly(120, start=start), name=f"{name}.csv")
+                            for name, start in (("eval", "2024-02-01"), ("test", "2024-03-01")))
+    train_only = config_for(path, "task.lookback=auto", f"data.eval_path={eval_path}", f"data.test_path={test_path}")
+    report = get_task("forecasting").preflight(train_only)
+    assert report.details["task"]["lookback"] == 100  # all 400 rows train
+    assert report.details["splits"]["eval"]["windows"] == 120 - 100 - 2 + 1
 
 
 def test_malformed_csv_row_names_the_file_and_line(tmp_path):
@@ -222,16 +271,34 @@ def test_column_names_must_work_as_serving_inputs(tmp_path):
     (["data.target_columns=[time]"], "'time' is the time column"),
     (["tuning.objective=val_accuracy"], "the forecasting task tunes on val_loss, not val_accuracy"),
     (["evaluation.metric=auc"], "evaluation.metric: unknown field"),
-    (["task.anchor=revin"], "task.anchor: revin needs task.encoder: segments"),
-    (["task.segment_length=4"], "task.segment_length: 4 needs task.encoder: segments"),
+    (["task.encoder=steps", "task.anchor=revin"], "task.anchor: revin needs task.encoder: segments"),
+    (["task.encoder=steps", "task.segment_length=4"], "task.segment_length: 4 needs task.encoder: segments"),
     (["task.encoder=segments", "model.cell=mingru"], "model.cell: the segments encoder runs an lstm or gru"),
     (["task.encoder=segments", "task.calendar_features=true"], "task.calendar_features: the segments encoder"),
     (["task.encoder=segments", "task.calendar_features=false", "task.lookback=12", "task.segment_length=13"],
      "task.segment_length: 13 is longer than task.lookback 12"),
+    (["task.encoder=segments", "task.calendar_features=false", "model.layers=2"],
+     "model.layers: 2 does nothing for the segments encoder"),
+    (["task.encoder=segments", "task.calendar_features=false", "model.bidirectional=true"],
+     "model.bidirectional: True does nothing for the segments encoder"),
 ])
 def test_config_errors(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         config_for(write_csv(tmp_path, hourly(20)), *overrides)
+
+
+def test_settings_the_auto_encoder_cannot_honour_are_named_once_it_is_resolved(tmp_path):
+    """`task.encoder: auto` picks steps for a short lookback: revin (segments only) is then a
+    config error at pre-flight, naming the field; a long lookback picks segments, where a
+    stacked-encoder field is named."""
+    path = write_csv(tmp_path, hourly(800))
+    with pytest.raises(ConfigError, match="task.anchor: revin needs task.encoder: segments"):
+        get_task("forecasting").preflight(config_for(path, "task.anchor=revin"))
+    with pytest.raises(ConfigError, match="model.layers: 2 does nothing for the segments encoder"):
+        get_task("forecasting").preflight(config_for(path, "task.lookback=auto", "model.layers=2"))
+    report = get_task("forecasting").preflight(config_for(path, "task.lookback=auto"))
+    assert report.details["task"] == {"lookback": 100, "encoder": "segments", "anchor": "revin",
+                                      "calendar_features": False}
 
 
 def test_baselines_by_hand():

@@ -203,12 +203,14 @@ def test_model_metadata_declares_each_input_window_length(weather, weather_confi
 def test_serving_rejects_wrong_lengths_and_non_finite_values_naming_the_input(weather, weather_config):
     _, _, summary = weather
     out = serve(summary["pushed_model"], last_window_request(weather_config), script=BAD_REQUEST_SCRIPT)
-    assert "input `temp_max` has 40 steps; this model takes 28" in out["long"]
-    assert "input `wind` has 20 steps; this model takes 28" in out["short"]
+    lookback = weather_config.task.lookback  # auto: 30 days
+    assert 20 < lookback < 40
+    assert f"input `temp_max` has 40 steps; this model takes {lookback}" in out["long"]
+    assert f"input `wind` has 20 steps; this model takes {lookback}" in out["short"]
     assert "input `wind` has 2 rows; input `precipitation` has 1" in out["rows"]
     assert "input `wind` has a NaN or infinite value at row 0, step 3" in out["inf"]
     assert "input `temp_min` has a NaN or infinite value at row 0, step 5" in out["nan"]
-    assert "input `wind` must be [batch, 28]" in out["rank"]
+    assert f"input `wind` must be [batch, {lookback}]" in out["rank"]
 
 
 def test_tensorflow_model_server_round_trip(weather, weather_config):

@@ -126,7 +126,7 @@ def test_a_tagger_reads_the_train_file_whole_and_names_tags_train_never_has(tmp_
     report = ingest.preflight(config)
     assert report.rows == 30  # all of the train file trains: no hash split
     files = {"train": [train], "eval": [dev], "test": [test]}
-    reads = ingest.read_splits(config, files)
+    config, reads = ingest.read_splits(config, files)
     rows = ingest.rows(config, reads)
     assert {k: len(v) for k, v in rows.items()} == {"train": 30, "eval": 5, "test": 2}
     assert "5 tokens of the eval split have a tag the train split never has: 'B-LOC' (5)" in " ".join(report.warnings)
@@ -275,7 +275,7 @@ def test_a_forecaster_run_on_eval_and_test_files_reports_the_test_file(tmp_path)
     assert summary["test_windows"] == 50 - 8 - 2 + 1
     assert summary["test_metrics"]["mae"] > 0
     # The segment-recurrent model (lookback 8 padded to 3 segments of 3).
-    assert [c["layer"] for c in summary["model"]["cudnn"]] == ["segment_recurrence/segment_lstm"]
+    assert [c["layer"] for c in summary["model"]["cudnn"]] == ["segment_recurrence/segment_gru"]
     # Every baseline scored on the test file's windows; the linear one from the Trainer's side file.
     for baseline in ("persistence", "seasonal_naive", "linear", "climatology"):
         assert summary["test_metrics"][f"baseline_{baseline}_mae"] is not None, baseline

@@ -55,6 +55,9 @@ class TimeSeriesIngest(Ingest):
         # Beside predefined eval and test files (given together), the train file is all train.
         return series, series_lib.plan_windows(series, config, "train" if config.data.eval_path else None)
 
+    def resolve(self, config, train_read):
+        return series_lib.resolve_auto(config, train_read[0])
+
     def read_split(self, config, split, files):
         series = series_lib.read_series(config, files)
         return series, series_lib.plan_windows(series, config, split)

@@ -13,7 +13,7 @@ from typing import Literal, Optional
 import pandas as pd
 
 from rnnflow.components.common.run_facts import SERVING_EXAMPLES_SIGNATURE
-from rnnflow.pipeline.config import ConfigError, CsvFields, constraint
+from rnnflow.pipeline.config import AUTO, Auto, ConfigError, CsvFields, constraint
 
 # Feature names of the windowed examples and of Transform's outputs, named once here.
 WINDOW_END_TIME = "window_end_time"  # int64 seconds since the epoch (UTC) of the last lookback step
@@ -64,7 +64,10 @@ class SeriesDataConfig(CsvFields):  # path, rolling_spans; CSV only: encoding, d
 @dataclasses.dataclass(frozen=True)
 class ForecastingConfig:
     type: Literal["forecasting"]
-    lookback: int = constraint(28, min=1, max=10_000)
+    # Steps of history per window; auto: from the series' frequency and length (`auto_lookback`):
+    # about 30 days of steps, at least 4 seasons and 2 horizons, at most 720 steps and a quarter
+    # of the train rows (hourly data: 720; daily: 30).
+    lookback: int | Auto = constraint(AUTO, min=1, max=10_000)
     horizon: int = constraint(7, min=1, max=10_000)
     # Steps between consecutive window starts (train, eval and test alike).
     stride: int = constraint(1, min=1)
@@ -73,17 +76,22 @@ class ForecastingConfig:
     # (robust to level shifts between train and test); revin (segments encoder): each window
     # standardized by its own mean and std per series, with a learnt affine map, and the
     # forecast mapped back (RevIN); none: absolute (normalized) values.
-    anchor: Literal["last_value", "revin", "none"] = "last_value"
+    # auto: revin with the segments encoder, last_value with steps.
+    anchor: Literal["last_value", "revin", "none", "auto"] = dataclasses.field(default=AUTO, metadata={"auto": True})
     # sin/cos of hour of day, day of week and day of year of every lookback step (those
     # finer than the series' frequency are left out).
-    calendar_features: bool = False
+    # auto: on with the steps encoder, off with segments (which reads each series' own past only).
+    calendar_features: bool | Auto = dataclasses.field(default=AUTO, metadata={"auto": True})
     # steps: the recurrent stack (model.*) over every lookback step, all columns together, and a
     # dense head for all horizon steps. segments: SegRNN (rnnflow/models/segment_forecaster.py):
     # each target series alone with shared weights (channel independence), the lookback cut
     # into segments, one LSTM/GRU (model.cell, model.units) over segments, every output segment
     # decoded in parallel from position and channel embeddings; it reads the targets' own
     # history only (no covariates, no calendar features).
-    encoder: Literal["steps", "segments"] = "steps"
+    # auto: segments when the lookback has at least SEGMENTS_MIN_LOOKBACK (96) steps, else steps:
+    # a recurrence over hundreds of steps is slow and forgets, over segments it is short; on
+    # short lookbacks the steps encoder also reads the covariates and calendar.
+    encoder: Literal["steps", "segments", "auto"] = dataclasses.field(default=AUTO, metadata={"auto": True})
     # The segments encoder's segment length (at most lookback; a lookback it does not divide is
     # padded in front); unset: the largest divisor of lookback up to 48 leaving two segments.
     segment_length: Optional[int] = constraint(None, min=1)
@@ -106,6 +114,48 @@ class ForecastEvaluationConfig:
 # Seasons inferred from the step length in seconds: daily cycle for sub-daily series,
 # weekly for daily, yearly for weekly.
 _SEASONS = {60 * 15: 96, 60 * 30: 48, 3600: 24, 86400: 7, 7 * 86400: 52}
+
+
+# `task.lookback: auto`: about 30 days of history, between 4 seasons / 2 horizons and the caps.
+AUTO_LOOKBACK_DAYS = 30
+AUTO_LOOKBACK_MAX = 720
+AUTO_LOOKBACK_TRAIN_SHARE = 4  # at most train rows / 4: the train split keeps most of its windows
+
+
+SEGMENTS_MIN_LOOKBACK = 96
+AUTO_TASK_FIELDS = ("lookback", "encoder", "anchor", "calendar_features")
+
+
+def auto_task_fields(task: "ForecastingConfig", frequency_seconds: int, train_rows: int) -> dict:
+    """The `auto` fields of `task` resolved for a series (dotted field -> value), in order: the
+    lookback (`auto_lookback`), then the encoder from the lookback, then the anchor and calendar
+    features from the encoder."""
+    values: dict = {}
+    lookback = task.lookback
+    if lookback == AUTO:
+        lookback = values["task.lookback"] = auto_lookback(frequency_seconds, train_rows, task.horizon)[0]
+    encoder = task.encoder
+    if encoder == AUTO:
+        encoder = values["task.encoder"] = "segments" if lookback >= SEGMENTS_MIN_LOOKBACK else "steps"
+    if task.anchor == AUTO:
+        values["task.anchor"] = "revin" if encoder == "segments" else "last_value"
+    if task.calendar_features == AUTO:
+        values["task.calendar_features"] = encoder == "steps"
+    return values
+
+
+def auto_lookback(frequency_seconds: int, train_rows: int, horizon: int) -> tuple[int, str]:
+    """(lookback, how it was chosen) for `task.lookback: auto`. Long lookbacks are what the
+    linear and segment-recurrent forecasters exploit on hourly data (336-720 steps in the
+    literature); the caps keep enough train windows on short series."""
+    season = _SEASONS.get(frequency_seconds, 1)
+    wanted = max(AUTO_LOOKBACK_DAYS * 86400 // max(frequency_seconds, 1), 4 * season, 2 * horizon)
+    cap = min(AUTO_LOOKBACK_MAX, train_rows // AUTO_LOOKBACK_TRAIN_SHARE)
+    lookback = max(1, min(wanted, cap))
+    reason = (f"{AUTO_LOOKBACK_DAYS} days, 4 seasons of {season} or 2 horizons, whichever is longest ({wanted} "
+              f"steps), capped at {AUTO_LOOKBACK_MAX} and at train rows / {AUTO_LOOKBACK_TRAIN_SHARE} "
+              f"({train_rows // AUTO_LOOKBACK_TRAIN_SHARE})")
+    return lookback, reason
 
 
 def season_steps(config, frequency_seconds: int) -> int | None:

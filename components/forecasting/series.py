@@ -15,10 +15,11 @@ import pandas as pd
 
 from rnnflow.components.forecasting.baselines import climatology, climatology_period
 from rnnflow.components.forecasting.schema import (
-    as_naive_utc, check_column_name, frequency_seconds, season_steps)
+    AUTO_TASK_FIELDS, as_naive_utc, auto_task_fields, check_column_name, frequency_seconds, season_steps)
 from rnnflow.components.ingest.csv_input import (CsvFormatError, CsvOptions, delimiter_hint, format_hint, not_csv_message,
                                          read_head, read_records)
 from rnnflow.components.tasks.base import DataError, InputReport, open_input, resolve_input_files
+from rnnflow.pipeline.config import replace_fields
 
 _SHOWN = 5  # rows named per problem in an error message
 
@@ -121,18 +122,29 @@ def split_rows(series: Series, config, only: str | None = None) -> dict[str, tup
     return {"train": (0, eval_at), "eval": (eval_at, test_at), "test": (test_at, rows)}
 
 
+def resolve_auto(config, series: Series):
+    """`config` with the task's `auto` fields (lookback, encoder, anchor, calendar features)
+    resolved on the train series (`schema.auto_task_fields`: its frequency and train rows);
+    unchanged when none is auto. The ingest resolves them once, on the train read, and records
+    them in the input report (details `resolved`); Transform hands them to the Trainer."""
+    first, end = split_rows(series, config, "train" if config.data.eval_path else None)["train"]
+    values = auto_task_fields(config.task, series.frequency_seconds, end - first)
+    return replace_fields(config, values) if values else config
+
+
 def plan_windows(series: Series, config, only: str | None = None) -> dict[str, list[Window]]:
     """Windows of lookback + horizon rows, each inside one split and one gap-free segment.
 
     Train windows own their first `min(stride, lookback)` lookback rows, the last one in
     a segment all of its lookback rows, so every train row that the model sees as input
-    counts exactly once in the normalization statistics.
+    counts exactly once in the normalization statistics. An `auto` lookback is resolved on this
+    series (`resolve_auto`: pass the resolved config when the series is not the train's).
     """
-    task = config.task
+    task = resolve_auto(config, series).task
     length = task.lookback + task.horizon
     if len(series.times) < length:
         raise DataError(f"the series has {len(series.times)} rows after cleaning, fewer than "
-                        f"lookback + horizon = {length}")
+                        f"lookback + horizon = {length}{_longest_fit(len(series.times), task)}")
     plan: dict[str, list[Window]] = {}
     for split, (first, end) in split_rows(series, config, only).items():
         windows = []
@@ -143,7 +155,7 @@ def plan_windows(series: Series, config, only: str | None = None) -> dict[str, l
                 owned = task.lookback if i == len(starts) - 1 else min(task.stride, task.lookback)
                 windows.append(Window(start, owned if split == "train" else 0))
         if not windows:
-            raise DataError(_no_window_message(series, split, first, end, length))
+            raise DataError(_no_window_message(series, split, first, end, task))
         plan[split] = windows
     return plan
 
@@ -176,6 +188,8 @@ def report_for(series: Series, plan: dict[str, list[Window]], config) -> InputRe
                      "no seasonal-naive baseline")
         season = None
     return InputReport(files=series.files, rows=len(series.times), warnings=warnings, notes=notes, details={
+        # The task fields that `auto` may leave to the data, as this run has them (`resolve_auto`).
+        "task": {f: getattr(config.task, f) for f in AUTO_TASK_FIELDS},
         "columns": series.columns,
         "targets": series.targets,
         "frequency_seconds": series.frequency_seconds,
@@ -350,13 +364,23 @@ def _handle_bad_cells(frame, columns, policy, warnings) -> pd.DataFrame:
     return frame
 
 
-def _no_window_message(series: Series, split: str, first: int, end: int, length: int) -> str:
+def _no_window_message(series: Series, split: str, first: int, end: int, task) -> str:
     if end <= first:
         return f"the {split} split is empty; check data.split"
     runs = [min(end, e) - max(first, s) for s, e in series.segments() if min(end, e) > max(first, s)]
+    run = max(runs, default=0)
     return (f"the {split} split ({end - first} rows, {series.times[first]} to {series.times[end - 1]}) "
-            f"holds no complete window of lookback + horizon = {length} steps (longest gap-free run: "
-            f"{max(runs, default=0)} rows); use more data, a shorter lookback/horizon or other split fractions")
+            f"holds no complete window of lookback + horizon = {task.lookback} + {task.horizon} steps (longest "
+            f"gap-free run: {run} rows){_longest_fit(run, task)}; use more data, a shorter lookback/horizon "
+            "or other split fractions")
+
+
+def _longest_fit(rows: int, task) -> str:
+    """What fits `rows` consecutive rows: the longest lookback with this horizon, or that the
+    horizon alone does not fit."""
+    if rows > task.horizon:
+        return f"; the longest task.lookback that fits with task.horizon {task.horizon} is {rows - task.horizon}"
+    return f"; task.horizon {task.horizon} alone needs more than {rows} rows"
 
 
 def _where(frame: pd.DataFrame) -> str:

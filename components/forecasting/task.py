@@ -9,13 +9,17 @@ persistence forecast by a margin; `ForecastReport` evaluates the test split once
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from rnnflow.components.forecasting.schema import (EVAL_SIGNATURE, FORECAST, RESERVED_NAMES, SPLITS,
                                                    ForecastEvaluationConfig, ForecastingConfig, SeriesDataConfig,
                                                    parse_timestamp, frequency_seconds)
 from rnnflow.components.tasks.base import InputReport, Task, blessing_threshold
-from rnnflow.pipeline.config import ConfigError
+from rnnflow.pipeline.config import AUTO, ConfigError
+
+# model.* fields of the recurrent stack that only the steps encoder reads.
+_STEPS_ONLY_MODEL_FIELDS = ("bidirectional", "layers", "pooling", "residual", "layer_norm", "input_dropout")
 
 
 class ForecastingTask(Task):
@@ -27,6 +31,8 @@ class ForecastingTask(Task):
     honoured_fields = {"model": ("cell", "bidirectional", "layers", "units", "pooling", "residual", "layer_norm",
                                  "input_dropout", "dropout"),
                        "serving": ("base_dir", "model_name", "keep_versions", "tf_serving_version", "validation_examples")}
+    # A forecaster reads the past in time order: one direction unless asked for both.
+    section_defaults = {"model": {"bidirectional": False}}
     evaluation_config_cls = ForecastEvaluationConfig
     splits = SPLITS
     preprocessing_fn = "rnnflow.components.forecasting.preprocessing.preprocessing_fn"
@@ -72,20 +78,40 @@ class ForecastingTask(Task):
     @staticmethod
     def _validate_encoder(config) -> None:
         task = config.task
+        if task.encoder == AUTO:  # checked once the ingest resolves it (`series.resolve_auto`)
+            return
         if task.encoder != "segments":
-            for field, value, allowed in (("anchor", task.anchor, ("last_value", "none")),
+            for field, value, allowed in (("anchor", task.anchor, ("last_value", "none", AUTO)),
                                           ("segment_length", task.segment_length, (None,))):
                 if value not in allowed:
                     raise ConfigError(f"task.{field}: {value} needs task.encoder: segments")
             return
         if config.model.cell not in ("lstm", "gru"):
             raise ConfigError(f"model.cell: the segments encoder runs an lstm or gru, not {config.model.cell}")
-        if task.calendar_features:
+        default = dataclasses.replace(type(config.model)(), **ForecastingTask.section_defaults["model"])
+        for field in _STEPS_ONLY_MODEL_FIELDS:
+            given = getattr(config.model, field)
+            if given != getattr(default, field):
+                raise ConfigError(f"model.{field}: {given!r} does nothing for the segments encoder (one model.cell "
+                                  f"of model.units over segments, model.dropout); remove it (default "
+                                  f"{getattr(default, field)!r}) or use task.encoder: steps")
+        if task.calendar_features is True:
             raise ConfigError("task.calendar_features: the segments encoder forecasts each series from its own "
                               "past only; set it false (or use task.encoder: steps)")
-        if task.segment_length and task.segment_length > task.lookback:
+        if task.segment_length and task.lookback != AUTO and task.segment_length > task.lookback:
             raise ConfigError(f"task.segment_length: {task.segment_length} is longer than task.lookback "
                               f"{task.lookback}")
+
+    def resolve_data_defaults(self, config, train_files, report) -> dict:
+        """The task's `auto` fields (lookback, encoder, anchor, calendar features) as the ingest
+        resolved them on the train series (`series.resolve_auto`; its windows have that lookback)."""
+        details = report["details"]
+        values = {f"task.{field}": value for field, value in details["task"].items()
+                  if getattr(config.task, field) == AUTO}
+        if not values:
+            return {"values": {}, "measured": {}}
+        return {"values": values, "measured": {"frequency_seconds": details["frequency_seconds"],
+                                               "train_rows": details["splits"]["train"]["rows"]}}
 
     def unbounded_features(self, config) -> list[str]:
         return list(RESERVED_NAMES)

@@ -229,7 +229,7 @@ class _TransformExecutor(transform_executor.Executor):
         custom_config["input"] = report
         train_files = sorted(f for e in examples for f in fileio.glob(
             os.path.join(artifact_utils.get_split_uri([e], "train"), "*")))
-        resolved = task.resolve_data_defaults(config, train_files)
+        resolved = task.resolve_data_defaults(config, train_files, report)
         if resolved["values"]:
             # preprocessing_fn parses the same config back (`config_of`), auto fields resolved.
             custom_config["config"] = replace_fields(config, resolved["values"]).to_dict()

@@ -80,6 +80,12 @@ class Ingest:
         text); None: records are not compared (a task whose `check_split` does its own)."""
         raise NotImplementedError
 
+    def resolve(self, config, train_read):
+        """`config` with the fields the input decides (`auto` values the task resolves at ingest,
+        e.g. a forecaster's lookback) resolved on the train read; every later step (the other
+        splits' reads, the report, the examples) uses it. Default: unchanged."""
+        return config
+
     def read_split(self, config, split: str, files: list[str]) -> Any:
         """A predefined split's files, read (default: as `read` reads the train files)."""
         return self.read(config, files)
@@ -102,14 +108,16 @@ class Ingest:
                 rows[split] = self.records(config, reads[split])
         return rows
 
-    def read_splits(self, config, files: dict[str, list[str]]) -> dict[str, Any]:
+    def read_splits(self, config, files: dict[str, list[str]]) -> tuple[Any, dict[str, Any]]:
+        """(the config resolved on the train read (`resolve`), split -> its read)."""
         same_files(files)
         reads = {"train": self.read(config, files["train"])}
+        config = self.resolve(config, reads["train"])
         for split in splits_lib.PREDEFINED:
             if split in files:
                 with naming_field(split):
                     reads[split] = self.read_split(config, split, files[split])
-        return reads
+        return config, reads
 
     def report_splits(self, config, files: dict[str, list[str]], reads: dict[str, Any]) -> tuple[InputReport, dict]:
         """(the input report, split -> records): the train report first (its checks name the
@@ -137,7 +145,8 @@ class Ingest:
     def preflight(self, config, files: list[str] | None = None) -> InputReport:
         files = {"train": files or self.preflight_files(config),
                  **{split: predefined_split_files(config.data, split) for split in splits_lib.predefined(config.data)}}
-        return self.report_splits(config, files, self.read_splits(config, files))[0]
+        config, reads = self.read_splits(config, files)
+        return self.report_splits(config, files, reads)[0]
 
 
 def write_splits(pipeline: beam.Pipeline, rows: dict[str, list], to_examples: dict[str, Callable],
@@ -161,7 +170,7 @@ class Executor(BaseBeamExecutor):
         ingest = get_task(config.task_type).ingest()
         spans, files = ingest.input_files(exec_properties, config)
         files = {"train": files, **predefined_input(exec_properties)}
-        reads = ingest.read_splits(config, files)
+        config, reads = ingest.read_splits(config, files)
         report, rows = ingest.report_splits(config, files, reads)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         # The train read turns the records split from it into examples; a predefined split's, its own.

@@ -189,11 +189,14 @@ class Task(abc.ABC):
         (`validation.schema: previous`) gives them no value domain."""
         return []
 
-    def resolve_data_defaults(self, config: config_lib.PipelineConfig, train_files: list[str]) -> dict[str, Any]:
+    def resolve_data_defaults(self, config: config_lib.PipelineConfig, train_files: list[str],
+                              report: dict[str, Any]) -> dict[str, Any]:
         """The task's `auto` fields resolved on the training data, which Transform reads before
         it analyzes: {"values": {dotted field: value}, "measured": {what they came from}}.
         `config` is the run's config as Transform parsed it; `train_files` are the train
-        split's gzipped tf.Example TFRecords. Tasks without such fields resolve nothing.
+        split's gzipped tf.Example TFRecords; `report` the input report (a dict) of the
+        Examples, where the ingest records what it resolved itself (`Ingest.resolve`). Tasks
+        without such fields resolve nothing.
         `config_lib.replace_fields` applies the values, in Transform and in the Trainer alike."""
         return {"values": {}, "measured": {}}
 

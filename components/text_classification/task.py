@@ -113,7 +113,7 @@ class TextClassificationTask(Task):
     def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]
 
-    def resolve_data_defaults(self, config, train_files: list[str]) -> dict:
+    def resolve_data_defaults(self, config, train_files: list[str], report) -> dict:
         if not any(getattr(config.task, f) == AUTO for f in ("max_tokens", "vocab_size", "min_frequency")):
             return {"values": {}, "measured": {}}
         from rnnflow.components.text_classification import data_scale
