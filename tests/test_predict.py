@@ -141,7 +141,7 @@ def test_predict_forecasts_windows_and_names_the_row_with_the_wrong_window_lengt
     assert 0.0 < forecasts.mean() < 15.0  # late-December Seattle, degrees Celsius
     [(where, why)] = report.failed
     assert where == ("row 2" if fmt == "parquet" else "line 2" if fmt == "jsonl" else "line 3")
-    assert "input `wind` has 5 steps; this model takes 28" in why
+    assert f"input `wind` has 5 steps; this model takes {weather_config.task.lookback}" in why
 
 
 def test_predict_cli_exits_3_when_rows_are_skipped_and_strict_writes_nothing(sentiment_servers, tmp_path):
