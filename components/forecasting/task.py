@@ -9,7 +9,6 @@ persistence forecast by a margin; `ForecastReport` evaluates the test split once
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from rnnflow.components.forecasting.schema import (EVAL_SIGNATURE, FORECAST, RESERVED_NAMES, SPLITS,
@@ -75,8 +74,7 @@ class ForecastingTask(Task):
             frequency_seconds(data.frequency)
         self._validate_encoder(config)
 
-    @staticmethod
-    def _validate_encoder(config) -> None:
+    def _validate_encoder(self, config) -> None:
         task = config.task
         if task.encoder == AUTO:  # checked once the ingest resolves it (`series.resolve_auto`)
             return
@@ -88,7 +86,7 @@ class ForecastingTask(Task):
             return
         if config.model.cell not in ("lstm", "gru"):
             raise ConfigError(f"model.cell: the segments encoder runs an lstm or gru, not {config.model.cell}")
-        default = dataclasses.replace(type(config.model)(), **ForecastingTask.section_defaults["model"])
+        default = self.section_default(config, "model")
         for field in _STEPS_ONLY_MODEL_FIELDS:
             given = getattr(config.model, field)
             if given != getattr(default, field):

@@ -109,12 +109,17 @@ class Task(abc.ABC):
         self.check_capabilities(config)
         self.validate_config(config)
 
+    def section_default(self, config: config_lib.PipelineConfig, section: str):
+        """`config`'s section as this task defaults it: the shared dataclass's defaults with the
+        task's `section_defaults`."""
+        return dataclasses.replace(type(getattr(config, section))(), **self.section_defaults.get(section, {}))
+
     def check_capabilities(self, config: config_lib.PipelineConfig) -> None:
         """A shared field this task ignores, set to anything but its default, and a tuning
         objective or searched field it cannot honour: a ConfigError naming the field and the task."""
         for section in sorted(self.honoured_fields):
             value = getattr(config, section)
-            default = dataclasses.replace(type(value)(), **self.section_defaults.get(section, {}))
+            default = self.section_default(config, section)
             for field in dataclasses.fields(value):
                 given = getattr(value, field.name)
                 if not self.honours(f"{section}.{field.name}") and given != getattr(default, field.name):
