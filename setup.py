@@ -21,7 +21,9 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGES),
     package_dir=PACKAGES,
-    package_data={"rnnflow.pipeline.configs": ["*.yaml"]},
+    # Built-in configs, and the sample data a task package ships in its data/ folder (with its licence).
+    package_data={"rnnflow.pipeline.configs": ["*.yaml"],
+                  **{package: ["data/*"] for package in PACKAGES if package.startswith("rnnflow.components.")}},
     # The full, pinned stack is requirements/lock.txt; these are the direct imports.
     install_requires=[
         "tfx[kfp]==1.16.0",

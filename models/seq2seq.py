@@ -329,7 +329,9 @@ def beam_search(model, source_ids, *, start_id: int, end_id: int, beam_size=4, m
     The loop stops when every hypothesis has its end token. Partial hypotheses are ranked with
     the penalty too (as tf-addons' BeamSearchDecoder), so with alpha > 0 a beam of 1 may differ
     from greedy decoding; with alpha 0 it is greedy decoding."""
-    beam = _checked(beam_size, "beam_size", 1, MAX_BEAM)
+    # A value unknown to shape inference: a Python beam_size would give the loop's first state a
+    # static beam width that top_k's (dynamic k) output then loses.
+    beam = tf.compat.v1.placeholder_with_default(_checked(beam_size, "beam_size", 1, MAX_BEAM), [])
     max_length = _checked(max_length, "max_length", 1, MAX_LENGTH)
     decoder, memory, keys, mask, states, feed, limit = _encode(model, source_ids, max_length, length_ratio,
                                                                length_offset)

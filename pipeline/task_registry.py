@@ -14,6 +14,7 @@ TASKS = {
     "language_model": "rnnflow.components.language_model.task:TASK",
     "sequence_labeling": "rnnflow.components.sequence_labeling.task:TASK",
     "text_classification": "rnnflow.components.text_classification.task:TASK",
+    "translation": "rnnflow.components.translation.task:TASK",
 }
 
 

@@ -121,6 +121,11 @@ CHARLM_OVERRIDES = ["training.epochs=2", "model.units=64", "model.layers=1", "ev
                     "evaluation.baseline_margin=-1"]
 
 
+# A small model for a few minutes: the tests check plumbing and the serving contract, not BLEU.
+TRANSLATE_OVERRIDES = ["training.epochs=2", "model.units=32", "model.embedding_dim=32", "task.vocab_size=2000",
+                       "evaluation.min_bleu=0", "evaluation.max_regression=100"]
+
+
 # ---------------------------------------------------------------------------
 # The test harness, keyed by the task registry: one row per registered task. Its finished run
 # (one per session, shared by every test that asks) feeds the task's own end-to-end tests, the
@@ -193,6 +198,35 @@ def _synthetic_text(folder: pathlib.Path) -> list[str]:
     return [f"data.path={path}", "data.format=text", "task.window=16"]
 
 
+def _pair_splits(output_dir: pathlib.Path) -> list[str]:
+    """The shipped English-French sample as a train file and a test file (`data.test_path`) of
+    about a tenth of its sources (every translation of a source in the same file)."""
+    import zlib
+
+    from rnnflow.pipeline.config import load_config, resolve_path
+
+    lines = pathlib.Path(resolve_path(load_config("translate", []).data.path)).read_text(encoding="utf-8").splitlines()
+    test = [line for line in lines if zlib.crc32(line.split("\t")[0].encode()) % 10 == 0]
+    train = [line for line in lines if zlib.crc32(line.split("\t")[0].encode()) % 10 != 0]
+    paths = {"path": output_dir / "pairs_train.tsv", "test_path": output_dir / "pairs_test.tsv"}
+    paths["path"].write_text("\n".join(train) + "\n", encoding="utf-8")
+    paths["test_path"].write_text("\n".join(test) + "\n", encoding="utf-8")
+    return [f"data.{field}={path}" for field, path in paths.items()]
+
+
+def _synthetic_pairs(folder: pathlib.Path) -> list[str]:
+    french = {"good": "bon", "bad": "mauvais", "film": "film", "plot": "intrigue", "actor": "acteur",
+              "scene": "scène", "great": "génial", "dull": "ennuyeux", "story": "histoire", "end": "fin"}
+    lines = []
+    for i in range(80):
+        words = [WORDS[(i * 7 + j) % len(WORDS)] for j in range(2 + i % 4)]
+        lines.append(f"{' '.join(words)}.\t{' '.join(french[w] for w in words)} !")
+    path = folder / "pairs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [f"data.path={path}", "task.max_source_tokens=12", "task.max_target_tokens=12", "task.min_frequency=1",
+            "task.beam_size=2", "data.split.eval_percent=25"]
+
+
 HARNESS = {
     "text_classification": Harness("sentiment", tuple(FAST_OVERRIDES), "quickstart.ipynb",
                                    synthetic=_synthetic_reviews),
@@ -203,6 +237,9 @@ HARNESS = {
     # The built-in config's reviews as train, eval and test files
     "language_model": Harness("charlm", tuple(CHARLM_OVERRIDES), "charlm.ipynb", data=_review_splits,
                               synthetic=_synthetic_text),
+    # The shipped English-French sample as train (hash eval split) and a test file split off by source
+    "translation": Harness("translate", tuple(TRANSLATE_OVERRIDES), "translation.ipynb", data=_pair_splits,
+                           synthetic=_synthetic_pairs),
 }
 
 
@@ -255,6 +292,12 @@ def ner_run(task_run) -> Run:
 def charlm_run(task_run) -> Run:
     """The IMDB sample's reviews as text."""
     return task_run("language_model")
+
+
+@pytest.fixture(scope="session")
+def translate_run(task_run) -> Run:
+    """The shipped English-French sample, a test file split off it by source."""
+    return task_run("translation")
 
 
 def free_port() -> int:
@@ -356,7 +399,7 @@ def nights(tmp_path_factory):
 # ---------------------------------------------------------------------------
 
 RUN_FIXTURES = {"sentiment_run": "text_classification", "weather": "forecasting", "ner_run": "sequence_labeling",
-                "charlm_run": "language_model", "nights": "nights"}
+                "charlm_run": "language_model", "translate_run": "translation", "nights": "nights"}
 NOTEBOOK_TASKS = {harness.notebook: task_type for task_type, harness in HARNESS.items()}
 
 
