@@ -1,0 +1,130 @@
+"""English -> French translation on the Tatoeba/Anki pairs (manythings.org `fra.txt`, 142,787
+pairs, CC-BY 2.0) with the built-in `translate` defaults and only `data.*` set.
+
+    python -m benchmarks.translation_fra_eng --json out.json
+        [--data ../shared/datasets/fra_eng/fra.txt] [--pairs N] [--keep DIR]
+
+A fixed test split by source hash (every pair whose English sentence hashes into the lowest 4
+of 100 buckets: no source of the test file is in train or eval) goes to `data.test_path`; the
+rest is `data.path`, which the task hash-splits into train and eval by source. One real
+`rnnflow run --config translate`. Reported, never asserted: sacreBLEU (13a, detokenized, cased)
+and lowercased BLEU with its tokenizer, chrF, greedy and beam (`task.beam_size`), on the test
+split (the run's own test report) and eval; training time, epochs and examples/s; and from the
+pushed SavedModel in this process, serving latency p50/p99 of a 12-word sentence at batch 1 and
+64, greedy (`serving_default`) and beam 5 (`translate_beam`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+DEFAULT_DATA = os.path.join(os.environ.get("RNNFLOW_DATASETS", "../shared/datasets"), "fra_eng", "fra.txt")
+TEST_BUCKETS = 4  # of 100, by the hash of the English sentence
+SENTENCE = "I would like to know where I can buy a ticket for the train."  # 12 words (13a-tokenized: 14)
+
+
+def test_bucket(source: str) -> bool:
+    return int(hashlib.sha256(b"test:" + source.encode("utf-8")).hexdigest()[:8], 16) % 100 < TEST_BUCKETS
+
+
+def write_splits(data: str, folder: str, limit: int | None) -> dict[str, int]:
+    with open(data, encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    if limit:
+        lines = lines[::max(1, len(lines) // limit)][:limit]
+    test = [line for line in lines if test_bucket(line.split("\t")[0])]
+    train = [line for line in lines if not test_bucket(line.split("\t")[0])]
+    for name, part in (("train.tsv", train), ("test.tsv", test)):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write("\n".join(part) + "\n")
+    return {"train_file_pairs": len(train), "test_pairs": len(test)}
+
+
+def latency(model_dir: str) -> dict:
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    model = tf.saved_model.load(model_dir)
+    greedy, beam = model.signatures["serving_default"], model.signatures["translate_beam"]
+    result = {}
+    for batch in (1, 64):
+        source = tf.constant([SENTENCE] * batch)
+        calls = {"greedy": lambda: greedy(source=source),
+                 "beam_5": lambda: beam(source=source, beam_size=tf.constant(5), max_length=tf.constant(200))}
+        for name, call in calls.items():
+            call()
+            times = []
+            for _ in range(30 if batch == 1 else 5):
+                start = time.perf_counter()
+                answer = call()
+                answer["translation"].numpy()
+                times.append((time.perf_counter() - start) * 1000)
+            result[f"{name}_batch_{batch}"] = {"p50_ms": round(float(np.percentile(times, 50)), 1),
+                                               "p99_ms": round(float(np.percentile(times, 99)), 1)}
+    result["sentence"] = SENTENCE
+    result["translation_greedy"] = greedy(source=tf.constant([SENTENCE]))["translation"].numpy()[0].decode()
+    result["translation_beam_5"] = beam(source=tf.constant([SENTENCE]), beam_size=tf.constant(5),
+                                        max_length=tf.constant(200))["translation"].numpy()[0].decode()
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--pairs", type=int, help="a spread sample of this many pairs (a quick check)")
+    parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(args.data):
+        print(f"fra.txt not found at {args.data} (set RNNFLOW_DATASETS or --data)", file=sys.stderr)
+        return 2
+    scratch = args.keep or tempfile.mkdtemp(prefix="rnnflow-translation-bench-")
+    os.makedirs(scratch, exist_ok=True)
+    sizes = write_splits(args.data, scratch, args.pairs)
+    output_dir = os.path.join(scratch, "run")
+    command = [sys.executable, "-m", "rnnflow.pipeline.cli", "run", "--config", "translate", "--output-dir", output_dir,
+               "--set", f"data.path={os.path.join(scratch, 'train.tsv')}",
+               "--set", f"data.test_path={os.path.join(scratch, 'test.tsv')}"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    summary_path = os.path.join(output_dir, "run_summary.json")
+    if not os.path.exists(summary_path):
+        print(result.stdout[-3000:], result.stderr[-3000:], file=sys.stderr)
+        return 1
+    with open(summary_path, encoding="utf-8") as f:
+        summary = json.load(f)
+    training = summary.get("training") or {}
+    throughput = training.get("throughput") or [{}]
+    report = {
+        "benchmark": "translation_fra_eng", "direction": "en->fr",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "data": {**sizes, "pairs_limit": args.pairs}, "status": summary["status"],
+        "pipeline_wall_seconds": round(wall, 1), "resolved": summary.get("resolved", {}).get("values"),
+        "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
+        "stopped_by_budget": training.get("stopped_by_budget"),
+        "training_seconds": round(sum(e.get("seconds", 0) for e in throughput), 1),
+        "train_examples_per_second": throughput[-1].get("train_examples_per_second"),
+        "model": summary.get("model"), "sacrebleu_signature": summary.get("sacrebleu_signature"),
+        "eval_metrics": summary.get("metrics"), "test_metrics": summary.get("test_metrics"),
+        "command": " ".join(command[1:]),
+    }
+    if summary.get("pushed_model"):
+        report["serving_latency"] = latency(summary["pushed_model"])
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
