@@ -297,6 +297,10 @@ def test_package_builds_with_configs_for_beam_workers(tmp_path):
     sources = {f"rnnflow/{path.relative_to(REPO).as_posix()}" for top in ("pipeline", "components", "models")
                for path in (REPO / top).rglob("*.py") if "__pycache__" not in path.parts}
     assert sources <= set(names), sorted(sources - set(names))
+    # ... and the sample data a task package ships for its built-in config (with its licence).
+    shipped = {f"rnnflow/{path.relative_to(REPO).as_posix()}" for path in (REPO / "components").glob("*/data/*")}
+    assert "rnnflow/components/translation/data/eng_fra_sample.tsv" in shipped
+    assert shipped <= set(names), sorted(shipped - set(names))
 
 
 def test_tuning_adds_the_tuner_and_feeds_the_trainer():

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_cli, run_fresh
+from tf_serving_double import ModelServerDouble
 from rnnflow.components.tasks.base import DataError
 from rnnflow.components.translation import ingest, preprocessing, reading
 from rnnflow.components.translation.metrics import Sentences, corpus_scores
@@ -144,6 +145,54 @@ def test_a_long_source_is_cut_to_max_tokens_and_the_cut_is_counted(tmp_path):
     assert ids.row_lengths().numpy().tolist() == [5, 1] and cut.numpy().tolist() == [9995, 0]
 
 
+class VocabularyFiles:
+    """What the export reads of a TFTransformOutput: the vocabulary files by name."""
+
+    def __init__(self, files: dict):
+        self.files = files
+
+    def vocabulary_file_by_name(self, name):
+        return self.files[name]
+
+    def vocabulary_by_name(self, name):
+        with open(self.files[name], "rb") as f:
+            return f.read().splitlines()
+
+
+def test_the_saved_models_greedy_translation_is_pythons_greedy_decoding_token_for_token(tmp_path):
+    import dataclasses
+
+    from rnnflow.components.translation import export
+    from rnnflow.components.translation.schema import SOURCE_VOCABULARY, TARGET_VOCABULARY
+    from rnnflow.models.seq2seq import build_seq2seq
+    from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+
+    pieces = ["the", "dog", "cat", "runs", "##.", "a", "le", "chien", "chat", "court", "un", "##s", "r", "##u", "##n"]
+    vocabulary = write(tmp_path / "pieces.txt", "\n".join(pieces) + "\n")
+    task = dataclasses.replace(load_config("translate", []).task, beam_size=3)
+    tf.keras.utils.set_random_seed(1)
+    model = build_seq2seq(ModelConfig(cell="gru", units=8, embedding_dim=8, dropout=0.0),
+                          TrainingConfig(epochs=1, batch_size=4, learning_rate=0.01, lr_schedule="constant"),
+                          source_vocab=len(pieces) + 4, target_vocab=len(pieces) + 4)
+    files = VocabularyFiles({SOURCE_VOCABULARY: str(vocabulary), TARGET_VOCABULARY: str(vocabulary)})
+    export.export_serving_model(model, files, task, str(tmp_path / "model"))
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    sources = tf.constant(["the dog runs.", "a cats run", ""])
+    served = loaded.signatures["serving_default"](source=sources)
+    ids, _ = preprocessing.Encoder(str(vocabulary), len(pieces), lowercase=False, max_tokens=64)(sources)
+    python = export.decode_greedy(model, ids.to_tensor(0), task)
+    assert served["length"].numpy().tolist() == python["lengths"].numpy().tolist()
+    assert max(python["lengths"].numpy()) > 3  # an untrained model rambles: a real sequence to compare
+    tokens = np.array(preprocessing.id_tokens(pieces), dtype=object)
+    expected = [" ".join(tokens[row[:n]]).replace(" ##", "") for row, n in
+                zip(python["ids"].numpy(), python["lengths"].numpy())]
+    assert [t.decode() for t in served["translation"].numpy()] == expected
+    np.testing.assert_allclose(served["score"].numpy(), python["log_probs"].numpy(), rtol=1e-5, atol=1e-5)
+    pieces_served = loaded.signatures["attention"](source=sources)["target_pieces"].numpy()
+    for row, n, served_row in zip(python["ids"].numpy(), python["lengths"].numpy(), pieces_served):
+        assert [p.decode() for p in served_row[:n]] == list(tokens[row[:n]])
+
+
 # ---------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------
@@ -263,3 +312,17 @@ def test_rnnflow_predict_translates_a_file_of_sources_row_by_row(translate_run, 
     assert [r["id"] for r in rows] == ["a", "b", "c"]
     assert all(isinstance(r["translation"], str) for r in rows)
     assert rows[1]["translation"] == "" and rows[1]["length"] == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_rnnflow_translate_answers_over_rest_and_grpc_as_from_the_saved_model(translate_run, transport):
+    output_dir, _, _ = translate_run
+    serving = str(output_dir / "serving" / "translate")
+    sentence = ["--text", "I am happy.", "--text", "It is raining."]
+    local = run_cli(["translate", "--model", serving, *sentence, "--beam-size", "3"])
+    with ModelServerDouble("translate", serving) as server:  # a localhost double on the real protos
+        target = server.rest_url if transport == "rest" else f"grpc://{server.grpc_address}"
+        remote = run_cli(["translate", "--model", target, "--model-name", "translate", *sentence, "--beam-size", "3"])
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr[-2000:]
+    assert remote.stdout == local.stdout
