@@ -2,7 +2,7 @@
 pairs, CC-BY 2.0) with the built-in `translate` defaults and only `data.*` set.
 
     python -m benchmarks.translation_fra_eng --json out.json
-        [--data ../shared/datasets/fra_eng/fra.txt] [--pairs N] [--keep DIR]
+        [--data ../shared/datasets/fra_eng/fra.txt] [--pairs N] [--keep DIR] [--set field=value ...]
 
 A fixed test split by source hash (every pair whose English sentence hashes into the lowest 4
 of 100 buckets: no source of the test file is in train or eval) goes to `data.test_path`; the
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--pairs", type=int, help="a spread sample of this many pairs (a quick check)")
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a config override beyond data.* (a variant of the defaults; reported)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.data):
         print(f"fra.txt not found at {args.data} (set RNNFLOW_DATASETS or --data)", file=sys.stderr)
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
     output_dir = os.path.join(scratch, "run")
     command = [sys.executable, "-m", "rnnflow.pipeline.cli", "run", "--config", "translate", "--output-dir", output_dir,
                "--set", f"data.path={os.path.join(scratch, 'train.tsv')}",
-               "--set", f"data.test_path={os.path.join(scratch, 'test.tsv')}"]
+               "--set", f"data.test_path={os.path.join(scratch, 'test.tsv')}",
+               *[a for override in args.set for a in ("--set", override)]]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -108,7 +111,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "translation_fra_eng", "direction": "en->fr",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "data": {**sizes, "pairs_limit": args.pairs}, "status": summary["status"],
+        "data": {**sizes, "pairs_limit": args.pairs}, "overrides": args.set, "status": summary["status"],
         "pipeline_wall_seconds": round(wall, 1), "resolved": summary.get("resolved", {}).get("values"),
         "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
         "stopped_by_budget": training.get("stopped_by_budget"),

@@ -60,7 +60,8 @@ def test_overrides_parse_yaml_values():
     ("evaluation.slice_feature=text", "evaluation.slice_feature: cannot slice by the free-text column"),
     ("runner.beam_args=--x", "runner.beam_args: expected a list"),
     ("data.split=3", "data.split: expected a mapping"),
-    ("task.type=translation", "task.type: 'translation' is not one of: forecasting, language_model, sequence_labeling, text_classification"),
+    ("task.type=summarization", "task.type: 'summarization' is not one of: forecasting, language_model, sequence_labeling, "
+                                "text_classification, translation"),
 ])
 def test_bad_values_name_the_field_value_and_allowed(override, message):
     with pytest.raises(ConfigError) as error:

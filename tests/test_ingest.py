@@ -2,20 +2,25 @@
 gets its ExampleGen and its pre-flight check from `task_example_gen`, and every task that reads
 CSV honours `data.encoding`, `data.delimiter` and `data.quote_char` through `csv_input`."""
 
+import os
+
 import pytest
 
+from conftest import HARNESS
 from rnnflow.components.ingest import task_example_gen
 from rnnflow.components.language_model.reading import read_texts
 from rnnflow.components.tasks import DataError, get_task, task_names
 from rnnflow.pipeline.config import ConfigError, CsvFields, load_config
 
-BUILTIN = {"text_classification": "sentiment", "forecasting": "forecast", "sequence_labeling": "ner",
-           "language_model": "charlm"}
+BUILTIN = {task_type: harness.config for task_type, harness in HARNESS.items()}
+COMPONENTS = os.path.join(os.path.dirname(__file__), "..", "components")
 
 
 def test_every_task_with_its_own_format_ingests_through_the_one_scaffold(tmp_path):
     with_ingest = [t for t in task_names() if get_task(t).ingest_class]
-    assert sorted(with_ingest) == ["forecasting", "language_model", "sequence_labeling"]
+    # Exactly the task packages with an ingest module of their own (CSV tasks have none).
+    assert sorted(with_ingest) == sorted(t for t in task_names() if os.path.exists(os.path.join(COMPONENTS, t, "ingest.py")))
+    assert {"forecasting", "language_model", "sequence_labeling", "translation"} <= set(with_ingest)
     for task_type in with_ingest:
         task = get_task(task_type)
         ingest = task.ingest()

@@ -91,10 +91,9 @@ class TranslationTask(Task):
         examples = (outputs.get("PairExampleGen", {}).get("examples") or [None])[0]
         if model is None or examples is None:
             return
-        from tfx.types import artifact_utils
         from tfx.utils import path_utils
 
-        eval_files = sorted(glob.glob(os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*")))
+        eval_files = sorted(glob.glob(os.path.join(examples.uri, "Split-eval", "*")))
         summary["attention_examples"] = attention_examples(path_utils.serving_model_path(model.uri), eval_files)
 
     plot_file = "attention.png"
