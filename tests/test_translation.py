@@ -139,6 +139,13 @@ def test_words_outside_the_vocabulary_are_spelled_from_characters_and_detokenize
     assert [t.decode() for t in text.numpy()[:3]] == ["the zebra!", "the dog.", ""]
 
 
+def test_the_schema_ids_are_the_models():
+    from rnnflow.components.translation import schema
+    from rnnflow.models import seq2seq
+
+    assert schema.PAD_ID == seq2seq.PAD_ID and schema.FIRST_ID > max(schema.PAD_ID, schema.START_ID, schema.END_ID)
+
+
 def test_a_long_source_is_cut_to_max_tokens_and_the_cut_is_counted(tmp_path):
     encode = encoder(tmp_path, ["a", "b"], max_tokens=5)
     ids, cut = encode(tf.constant([" ".join(["a"] * 10_000), "b"]))
