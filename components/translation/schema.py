@@ -72,7 +72,7 @@ class TranslationConfig:
     # WordPiece vocabularies learned on the train split: the most frequent whole words (with
     # punctuation split off as continuation pieces) and every character seen at least
     # `min_frequency` times, so any word of a known script can be spelled.
-    vocab_size: int = constraint(8000, min=16, max=200_000)
+    vocab_size: int = constraint(4000, min=16, max=200_000)
     min_frequency: int = constraint(2, min=1)
     # One vocabulary for both sides (languages sharing a script share names and numbers).
     joint_vocabulary: bool = False
