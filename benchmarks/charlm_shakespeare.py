@@ -79,6 +79,8 @@ def main(argv=None) -> int:
             "status": summary["status"], "training_budget_minutes": args.minutes,
             "pipeline_wall_seconds": round(wall, 1), "epochs_run": training.get("epochs_run"),
             "stopped_by_budget": training.get("stopped_by_budget"),
+            "resolved": (summary.get("resolved") or {}).get("values"),
+            "lr_decay_fitted_to_budget": training.get("lr_decay_fitted_to_budget"),
             "train_characters_per_second": round((throughput[-1].get("train_examples_per_second") or 0) * window),
             "metrics": summary.get("metrics"), "input": summary.get("input"),
             "references": {"nanogpt_small_transformer_nats_per_char": 1.47}}

@@ -76,28 +76,13 @@ def split_windows(values: np.ndarray, lookback: int, horizon: int) -> dict[str, 
     return result
 
 
-class TimeBudget:
-    """Stops training after `seconds` (checked after each epoch)."""
-
-    def __new__(cls, seconds: float):
-        import keras
-
-        class _Budget(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.started = time.time()
-
-            def on_epoch_end(self, epoch, logs=None):
-                if time.time() - self.started > seconds:
-                    self.model.stop_training = True
-
-        return _Budget()
-
-
 def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minutes: float, seed: int) -> dict:
     import keras
     import tensorflow as tf
 
     from rnnflow.components.forecasting.baselines import fit_linear
+    from rnnflow.components.training.progress import TrainingProgress
+    from rnnflow.components.training.trainer import fitted_schedule
     from rnnflow.models.recurrent import build_forecaster
     from rnnflow.models.segment_forecaster import build_segment_forecaster
     from rnnflow.components.forecasting.schema import auto_task_fields
@@ -134,10 +119,15 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
     train = tf.data.Dataset.from_tensor_slices(({"window": x_train}, y_train)).shuffle(
         len(x_train), seed=seed).batch(training.batch_size)
     evaluation = tf.data.Dataset.from_tensor_slices(({"window": x_eval}, y_eval)).batch(512)
+    # The Trainer's budget: training stops at the step that crosses it, and a cosine decay is
+    # fitted to the steps the budget leaves.
+    budget = TrainingProgress(epochs=training.epochs, batch_size=training.batch_size, steps_per_epoch=steps,
+                              interval=60, max_seconds=minutes * 60, schedule=fitted_schedule(model.optimizer),
+                              echo=lambda line: print(f"  {mode} {horizon}: {line}", file=sys.stderr, flush=True))
     started = time.time()
     history = model.fit(train, validation_data=evaluation, epochs=training.epochs, verbose=0, callbacks=[
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience,
-                                      restore_best_weights=True), TimeBudget(minutes * 60)])
+                                      restore_best_weights=True), budget])
     train_seconds = time.time() - started
     forecast = model.predict({"window": x_test}, batch_size=512, verbose=0)
     persistence = np.repeat(x_test[:, -1:, :], horizon, axis=1)
@@ -147,6 +137,8 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
         "mode": mode, "horizon": horizon, "lookback": task.lookback, "encoder": task.encoder,
         "anchor": task.anchor, "cell": config.model.cell, "units": config.model.units,
         "batch_size": training.batch_size, "learning_rate": training.learning_rate,
+        "lr_schedule": training.lr_schedule, "lr_decay_fitted_to_budget": budget.lr_decay,
+        "stopped_by_budget": budget.stopped_by_budget,
         "windows": {s: len(w[0]) for s, w in windows.items()},
         "windows_drop_last_drops": len(x_test) % DROP_LAST_BATCH,
         "test_mse": mse(forecast), "test_mae": mae(forecast),

@@ -9,6 +9,7 @@ checks a built model against those conditions.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import keras
 import tensorflow as tf
@@ -238,6 +239,40 @@ def build_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: 
     return forecaster
 
 
+@keras.saving.register_keras_serializable(package="rnnflow")
+class BudgetedCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine decay from `initial_learning_rate` to 0 over `decay_steps`, a horizon that a time
+    budget may move while training (`fit_to`, called by the Trainer's progress callback from
+    measured step times): a run that `training.max_minutes` ends early still ends annealed
+    instead of at a high learning rate. The horizon never goes past the planned `decay_steps`."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, name: str | None = None):
+        super().__init__()
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.planned_steps = max(1, int(decay_steps))
+        self.name = name
+        self._horizon = tf.Variable(float(self.planned_steps), trainable=False, dtype=tf.float32,
+                                    name="lr_decay_steps")
+
+    @property
+    def decay_steps(self) -> int:
+        return int(self._horizon.numpy())
+
+    def fit_to(self, steps: int) -> int:
+        """Decays over `steps` optimizer steps in all (at least 1, at most the planned horizon);
+        returns the horizon now in force."""
+        self._horizon.assign(float(min(max(1, int(steps)), self.planned_steps)))
+        return self.decay_steps
+
+    def __call__(self, step):
+        progress = tf.minimum(tf.cast(step, tf.float32) / self._horizon, 1.0)
+        return self.initial_learning_rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.planned_steps,
+                "name": self.name}
+
+
 def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None):
     """The optimizer of a resolved training config (`resolve_training` replaces auto fields)."""
     for field in ("epochs", "learning_rate", "lr_schedule"):
@@ -247,7 +282,7 @@ def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None)
     learning_rate = training.learning_rate
     decay_steps = max(1, (steps_per_epoch or 100) * training.epochs)
     if training.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(training.learning_rate, decay_steps)
+        learning_rate = BudgetedCosineDecay(training.learning_rate, decay_steps)
     elif training.lr_schedule == "exponential":
         # Down to a tenth of the initial rate by the last epoch.
         learning_rate = keras.optimizers.schedules.ExponentialDecay(

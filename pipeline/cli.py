@@ -470,6 +470,10 @@ def format_summary(summary: dict) -> str:
         lines.append("spans: " + ", ".join(str(span) for span in summary["spans"]))
     if (summary.get("training") or {}).get("stopped_by_budget"):
         lines.append(f"training: {summary['training']['stopped_by_budget']} (training.max_minutes)")
+    decay = (summary.get("training") or {}).get("lr_decay_fitted_to_budget")
+    if decay:
+        lines.append(f"learning rate: decayed over {decay['fitted_steps']} of the {decay['planned_steps']} planned "
+                     "steps, to end annealed within training.max_minutes")
     warm = (summary.get("training") or {}).get("warm_start") or {}
     if warm.get("mode", "none") != "none":
         lines.append(f"warm start: from {warm['from']}" if warm["used"] else

@@ -163,6 +163,21 @@ def test_optimizers_and_schedules(optimizer, schedule):
         assert float(opt._learning_rate(10)) < 0.01
 
 
+def test_the_budgeted_cosine_decay_is_keras_cosine_until_the_budget_shortens_it():
+    import keras
+
+    from rnnflow.models.recurrent import BudgetedCosineDecay
+
+    schedule = BudgetedCosineDecay(0.01, 100)
+    reference = keras.optimizers.schedules.CosineDecay(0.01, 100)
+    for step in (0, 1, 37, 99, 100, 150):
+        assert float(schedule(step)) == pytest.approx(float(reference(step)), abs=1e-7)
+    assert schedule.fit_to(40) == 40 and float(schedule(40)) == pytest.approx(0.0, abs=1e-9)
+    assert float(schedule(20)) == pytest.approx(0.005, rel=1e-5)
+    assert schedule.fit_to(0) == 1 and schedule.fit_to(10_000) == 100  # never past the plan
+    assert BudgetedCosineDecay.from_config(schedule.get_config()).planned_steps == 100
+
+
 def test_balanced_class_weights_and_default_strategy():
     from rnnflow.components.text_classification.trainer import class_weights
     from rnnflow.components.training.trainer import distribution_strategy

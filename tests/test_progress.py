@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnflow.components.training.progress import TrainingProgress
+from rnnflow.components.training.progress import WARMUP_STEPS, TrainingProgress
+from rnnflow.components.training.trainer import fitted_schedule
 from rnnflow.models.recurrent import build_text_classifier
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig, load_config, resolve_training
 
@@ -19,10 +20,12 @@ def _training(**fields):
     return resolve_training(TrainingConfig(**fields), 1000)[0]
 
 
-def _fit(epochs, **progress_args):
+def _fit(epochs, training=None, **progress_args):
     keras.utils.set_random_seed(0)
-    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), _training(), vocab_size=20,
-                                  num_classes=2, input_name="token_ids")
+    model = build_text_classifier(ModelConfig(units=4, embedding_dim=4), training or _training(), vocab_size=20,
+                                  num_classes=2, input_name="token_ids", steps_per_epoch=10)
+    if progress_args.pop("fit_schedule", False):
+        progress_args["schedule"] = fitted_schedule(model.optimizer)
     rng = np.random.default_rng(0)
     data = tf.data.Dataset.from_tensor_slices(
         ({"token_ids": rng.integers(1, 20, size=(40, 6))}, tf.one_hot(rng.integers(0, 2, size=40), 2))).batch(4)
@@ -65,6 +68,28 @@ def test_a_budget_smaller_than_one_epoch_stops_after_that_step_and_keeps_a_model
         in progress.stopped_by_budget
     assert progress.epoch_records[0]["steps"] < 10
     assert progress.stopped_by_budget in lines
+
+
+def test_a_budget_shorter_than_the_planned_cosine_decay_ends_training_annealed():
+    # 20 epochs of 10 steps planned; at 7 s a clock call the 300 s budget leaves about 30 steps.
+    history, progress, lines = _fit(20, _training(lr_schedule="cosine", epochs=20, learning_rate=0.01),
+                                    max_seconds=300, fit_schedule=True)
+    schedule = history.model.optimizer._learning_rate
+    steps_run = int(history.model.optimizer.iterations.numpy())
+    assert progress.stopped_by_budget is not None and WARMUP_STEPS < steps_run < 60
+    assert progress.lr_decay == {"planned_steps": 200, "fitted_steps": schedule.decay_steps}
+    assert steps_run - 10 <= schedule.decay_steps <= steps_run + 10, (steps_run, schedule.decay_steps)
+    # The last step's rate is near the end of the decay, not the 0.0085 the planned horizon gives.
+    assert float(schedule(steps_run)) < 0.1 * 0.01
+    assert any("of the 200 planned steps: the learning rate now decays over those" in line for line in lines)
+
+
+def test_without_a_budget_or_when_the_plan_fits_the_decay_keeps_its_planned_horizon():
+    for budget in (None, 10_000):
+        history, progress, _ = _fit(2, _training(lr_schedule="cosine", epochs=2, learning_rate=0.01),
+                                    max_seconds=budget, fit_schedule=True)
+        assert progress.lr_decay is None and history.model.optimizer._learning_rate.decay_steps == 20
+        assert float(history.model.optimizer._learning_rate(20)) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_budget_and_interval_are_validated_config_fields():

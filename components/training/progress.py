@@ -8,7 +8,10 @@ During an epoch a line at least every `interval` seconds, and one at each epoch 
 to stdout, which is the console on a local run and the step's log on Kubeflow/Vertex, and to
 the run log. Per epoch it records train and eval examples/s for the run summary. With a time
 budget (`max_seconds`) it stops training after the step that crosses it; Keras still
-evaluates that (partial) epoch, so early stopping's best weights are kept.
+evaluates that (partial) epoch, so early stopping's best weights are kept. Given the optimizer's
+learning-rate `schedule` (one with `fit_to`, models/recurrent.py's BudgetedCosineDecay), it also
+fits the decay to the budget from the measured time per step (eval included, the first
+`WARMUP_STEPS` left out: they trace and compile), so a run the budget ends is annealed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from rnnflow.components.common import interrupts
 
 log = logging.getLogger(__name__)
 PROGRESS_PREFIX = "      "  # training lines sit under the runner's Trainer / Tuner line
+WARMUP_STEPS = 10
 
 
 def _clock_text(seconds: float) -> str:
@@ -34,7 +38,7 @@ def _clock_text(seconds: float) -> str:
 
 class TrainingProgress(keras.callbacks.Callback):
     def __init__(self, *, epochs: int, batch_size: int, steps_per_epoch: int | None = None,
-                 interval: float = 30.0, max_seconds: float | None = None, prefix: str = "",
+                 interval: float = 30.0, max_seconds: float | None = None, prefix: str = "", schedule=None,
                  echo: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
         super().__init__()
         self.epochs = epochs
@@ -43,15 +47,19 @@ class TrainingProgress(keras.callbacks.Callback):
         self.interval = interval
         self.max_seconds = max_seconds
         self.prefix = prefix
+        self.schedule = schedule
         self._echo = echo or (lambda line: print(line, flush=True))
         self._clock = clock
         self.epoch_records: list[dict] = []
         self.stopped_by_budget: str | None = None
+        # {"planned_steps", "fitted_steps"} once the budget shortened the learning-rate decay.
+        self.lr_decay: dict | None = None
 
     # -- train ------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         self._train_start = self._clock()
         self._epoch_seconds: list[float] = []
+        self._global_steps, self._reference = 0, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -62,7 +70,10 @@ class TrainingProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         interrupts.check("during training")  # a stop request that landed in TensorFlow's own callbacks
         self._steps = batch + 1
+        self._global_steps += 1
         now = self._clock()
+        if self._global_steps == WARMUP_STEPS:
+            self._reference = (now, self._global_steps)
         self._train_seconds = now - self._epoch_start
         if self.max_seconds is not None and now - self._train_start >= self.max_seconds \
                 and not self.model.stop_training:
@@ -73,6 +84,7 @@ class TrainingProgress(keras.callbacks.Callback):
         if now - self._last_line >= self.interval:
             self._last_line = now
             self._say(self._line(logs or {}, now))
+            self._fit_schedule(now)
 
     # -- eval inside fit ----------------------------------------------------------------------
     def on_test_begin(self, logs=None):
@@ -94,6 +106,7 @@ class TrainingProgress(keras.callbacks.Callback):
                   "train_examples_per_second": _rate(self._steps * self.batch_size, self._train_seconds),
                   "eval_examples_per_second": _rate(self._eval_steps * self.batch_size, self._eval_seconds)}
         self.epoch_records.append(record)
+        self._fit_schedule(now)
         metrics = _metrics_text(logs)
         left = (self.epochs - epoch - 1) * (sum(self._epoch_seconds) / len(self._epoch_seconds))
         self._say(f"epoch {epoch + 1}/{self.epochs} done in {_clock_text(record['seconds'])}  "
@@ -102,6 +115,26 @@ class TrainingProgress(keras.callbacks.Callback):
                   + (f"  run left <= {_clock_text(left)}" if epoch + 1 < self.epochs else ""))
 
     # -------------------------------------------------------------------------------------------
+    def _fit_schedule(self, now: float) -> None:
+        """Points the learning-rate decay at the last step the budget leaves time for."""
+        if self.schedule is None or self.max_seconds is None or self._reference is None \
+                or self.stopped_by_budget is not None:
+            return
+        start, steps = self._reference
+        if self._global_steps <= steps or now <= start:
+            return
+        per_step = (now - start) / (self._global_steps - steps)
+        left = max(0.0, self.max_seconds - (now - self._train_start))
+        fits = self._global_steps + int(left / per_step)
+        planned = self.schedule.planned_steps
+        if fits >= planned and self.lr_decay is None:
+            return
+        fitted = self.schedule.fit_to(fits)
+        if self.lr_decay is None:
+            self._say(f"the time budget leaves about {fitted} of the {planned} planned steps: "
+                      "the learning rate now decays over those")
+        self.lr_decay = {"planned_steps": planned, "fitted_steps": fitted}
+
     def _line(self, logs: dict, now: float) -> str:
         elapsed = now - self._epoch_start
         rate = self._steps * self.batch_size / elapsed if elapsed > 0 else 0.0

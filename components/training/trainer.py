@@ -327,7 +327,15 @@ def history_summary(history) -> dict:
         # Per epoch: steps, seconds, train and eval examples/s (TrainingProgress).
         "throughput": getattr(history, "throughput", []),
         "stopped_by_budget": getattr(history, "stopped_by_budget", None),
+        # The learning-rate decay the time budget shortened: planned and fitted steps.
+        "lr_decay_fitted_to_budget": getattr(history, "lr_decay", None),
     }
+
+
+def fitted_schedule(optimizer):
+    """The optimizer's learning-rate schedule when the time budget can move its horizon."""
+    schedule = getattr(optimizer, "_learning_rate", None)  # Keras 3 keeps the schedule object here
+    return schedule if hasattr(schedule, "fit_to") else None
 
 
 def write_training_summary(run_dir: str, summary: dict) -> None:
@@ -424,7 +432,8 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     progress = TrainingProgress(
         epochs=training.epochs, batch_size=training.batch_size,
         steps_per_epoch=getattr(data, "steps_per_epoch", None), interval=training.progress_seconds,
-        max_seconds=training.max_minutes * 60 if training.max_minutes else None, prefix=PROGRESS_PREFIX)
+        max_seconds=training.max_minutes * 60 if training.max_minutes else None, prefix=PROGRESS_PREFIX,
+        schedule=fitted_schedule(model.optimizer))
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience,
                                       restore_best_weights=True),
@@ -436,6 +445,7 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     history = model.fit(data.train(), validation_data=data.eval(), epochs=training.epochs,
                         callbacks=callbacks, class_weight=class_weight, verbose=0)
     history.throughput, history.stopped_by_budget = progress.epoch_records, progress.stopped_by_budget
+    history.lr_decay = progress.lr_decay
     keras.mixed_precision.set_global_policy("float32")
     return model, history, warm
 
