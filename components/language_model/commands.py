@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import sys
 
-from rnnflow.components.tasks.base import EXIT_USAGE, TaskCommand
+from rnnflow.components.tasks.base import TaskCommand, refused
 
 GENERATION_INPUTS = ("prompt", "max_length", "temperature", "top_k", "seed")
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
@@ -29,11 +29,8 @@ def generation_setting_errors(args) -> list[str]:
 
 
 def generate(args) -> int:
-    errors = generation_setting_errors(args)
-    if errors:
-        for error in errors:
-            print(f"rnnflow: generate: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    if (exit_code := refused("generate", generation_setting_errors(args))) is not None:
+        return exit_code
     from rnnflow.components.serving.serving_client import ServingError, open_model
 
     try:

@@ -12,7 +12,7 @@ from rnnflow.components.sequence_labeling.reading import read_sentences, split_o
 from rnnflow.components.sequence_labeling.schema import ENTITY_TYPES, SPLITS, TAG_COUNTS, TAG_LIST
 from rnnflow.components.ingest.task_example_gen import Ingest
 from rnnflow.components.tasks import splits
-from rnnflow.components.tasks.base import DataError, InputReport
+from rnnflow.components.tasks.base import DataError, InputReport, check_split_sizes
 
 
 def _sentence_example(row):
@@ -35,7 +35,8 @@ class SentenceIngest(Ingest):
         types = sorted({tag[2:] for tag in counts if tag != conll.OUTSIDE})
         if not types:
             raise DataError(f"{', '.join(files)}: every tag is O; a tagger needs at least one entity type")
-        _check_split_sizes(config, files, read.sentences)
+        check_split_sizes(config, files, [s.tokens for s in read.sentences], split_of, MIN_SENTENCES, "sentences",
+                          "a tagger")
         limit = config.task.max_tokens
         long = [(len(s.tokens), w) for s, w in zip(read.sentences, read.where) if len(s.tokens) > limit]
         rows = len(read.sentences)
@@ -89,19 +90,3 @@ _SHOWN = 3
 # The fewest sentences per split a run is worth starting with: fewer cannot train a tagger or
 # measure one, and end, minutes later, not blessed.
 MIN_SENTENCES = {"train": 20, "eval": 5}
-
-
-def _check_split_sizes(config, files: list[str], sentences) -> None:
-    if config.data.eval_path:  # all of them train; the eval file is checked on its own
-        if len(sentences) < MIN_SENTENCES["train"]:
-            raise DataError(f"{', '.join(files)}: {len(sentences)} sentences; a tagger needs at least "
-                            f"{MIN_SENTENCES['train']} train sentences: add sentences")
-        return
-    percent = config.data.split.eval_percent
-    sizes = collections.Counter(split_of(s.tokens, percent) for s in sentences)
-    short = [split for split, least in MIN_SENTENCES.items() if sizes[split] < least]
-    if short:
-        raise DataError(
-            f"{', '.join(files)}: {len(sentences)} sentences give the train split {sizes['train']} and the eval split "
-            f"{sizes['eval']} (data.split.eval_percent={percent}); a tagger needs at least "
-            f"{MIN_SENTENCES['train']} train and {MIN_SENTENCES['eval']} eval sentences: add sentences")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import dataclasses
 import glob
@@ -33,6 +34,16 @@ class TaskCommand:
 
 # The exit code of a usage error (bad flag, bad config): the same for every command.
 EXIT_USAGE = 2
+
+
+def refused(verb: str, errors: list[str]) -> int | None:
+    """A task verb's bad settings, each printed as `rnnflow VERB: ...` on stderr: EXIT_USAGE when
+    there are any, else None (go on)."""
+    import sys
+
+    for error in errors:
+        print(f"rnnflow: {verb}: {error}", file=sys.stderr)
+    return EXIT_USAGE if errors else None
 
 
 @dataclasses.dataclass
@@ -290,6 +301,28 @@ def bound_over_trivial(bound: float, trivial: float | None, margin: float, *, hi
         return min(bound, trivial - margin)
     wanted = trivial + margin if ceiling is None else min(trivial + margin, (trivial + ceiling) / 2)
     return max(bound, wanted)
+
+
+def check_split_sizes(config, files: list[str], keys: list, split_of: Callable[[Any, int], str],
+                      minimums: dict[str, int], unit: str, learner: str, by: str = "") -> None:
+    """Enough records for each split of `data.path`: all train when `data.eval_path` is given
+    (the eval file is checked on its own), else the hash split of `data.split.eval_percent` over
+    the records' split `keys` (`split_of(key, percent)` -> "train" or "eval"). A DataError names
+    the files, the counts and the minimums: a too-small split would train or measure nothing."""
+    from rnnflow.components.tasks.splits import described
+
+    if config.data.eval_path:
+        if len(keys) < minimums["train"]:
+            raise DataError(f"{described(files)}: {len(keys)} {unit}; {learner} needs at least {minimums['train']} "
+                            f"train {unit}: add {unit}")
+        return
+    percent = config.data.split.eval_percent
+    sizes = collections.Counter(split_of(key, percent) for key in keys)
+    if any(sizes[split] < least for split, least in minimums.items()):
+        raise DataError(
+            f"{described(files)}: {len(keys)} {unit} give the train split {sizes['train']} and the eval split "
+            f"{sizes['eval']} (data.split.eval_percent={percent}{', ' + by if by else ''}); {learner} needs at least "
+            f"{minimums['train']} train and {minimums['eval']} eval {unit}: add {unit}")
 
 
 def resolve_input_files(data_config, spans: int = 1, field: str = "path") -> list[str]:

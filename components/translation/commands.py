@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from rnnflow.components.tasks.base import EXIT_USAGE, TaskCommand
+from rnnflow.components.tasks.base import TaskCommand, refused
 
 
 def setting_errors(args) -> list[str]:
@@ -23,11 +23,8 @@ def setting_errors(args) -> list[str]:
 
 
 def translate(args) -> int:
-    errors = setting_errors(args)
-    if errors:
-        for error in errors:
-            print(f"rnnflow: translate: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    if (exit_code := refused("translate", setting_errors(args))) is not None:
+        return exit_code
     from rnnflow.components.serving.serving_client import ServingError, open_model
     from rnnflow.components.translation.features import SOURCE
     from rnnflow.components.translation.schema import BEAM_SIGNATURE, TRANSLATION, TRUNCATED

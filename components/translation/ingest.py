@@ -10,7 +10,7 @@ import collections
 
 from rnnflow.components.ingest.task_example_gen import Ingest
 from rnnflow.components.tasks import splits
-from rnnflow.components.tasks.base import DataError, InputReport
+from rnnflow.components.tasks.base import DataError, InputReport, check_split_sizes
 from rnnflow.components.translation import features
 from rnnflow.components.translation.reading import read_pairs, shown, split_of
 from rnnflow.components.translation.schema import SPLITS
@@ -31,7 +31,8 @@ class PairIngest(Ingest):
         if not read.pairs:
             empty = f" ({len(read.empty)} pairs with an empty side skipped)" if read.empty else ""
             raise DataError(f"{splits.described(files)}: no sentence pair{empty}")
-        _check_split_sizes(config, files, read)
+        check_split_sizes(config, files, [source for source, _ in read.pairs], split_of, MIN_PAIRS, "pairs",
+                          "a translation model", by="by source sentence")
         warnings, notes = _findings(config, read, "train")
         source_words = [len(s.split()) for s, _ in read.pairs]
         target_words = [len(t.split()) for _, t in read.pairs]
@@ -85,19 +86,3 @@ def _findings(config, read, split: str) -> tuple[list[str], list[str]]:
     if repeated:
         notes.append(f"{repeated} pairs of the {split} split repeat an earlier pair (kept: they weigh more)")
     return warnings, notes
-
-
-def _check_split_sizes(config, files: list[str], read) -> None:
-    if config.data.eval_path:  # all of them train; the eval file is checked on its own
-        if len(read.pairs) < MIN_PAIRS["train"]:
-            raise DataError(f"{splits.described(files)}: {len(read.pairs)} pairs; a translation model needs at "
-                            f"least {MIN_PAIRS['train']} train pairs: add pairs")
-        return
-    percent = config.data.split.eval_percent
-    sizes = collections.Counter(split_of(s, percent) for s, _ in read.pairs)
-    short = [split for split, least in MIN_PAIRS.items() if sizes[split] < least]
-    if short:
-        raise DataError(
-            f"{splits.described(files)}: {len(read.pairs)} pairs give the train split {sizes['train']} and the "
-            f"eval split {sizes['eval']} (data.split.eval_percent={percent}, by source sentence); a translation "
-            f"model needs at least {MIN_PAIRS['train']} train and {MIN_PAIRS['eval']} eval pairs: add pairs")
