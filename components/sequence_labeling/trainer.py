@@ -24,11 +24,6 @@ class TrainingData(TaskData):
         self.vocab_size, self.char_vocab_size = preprocessing.vocabulary_sizes(
             self.tf_transform_output, config.task.oov_buckets)
 
-    def train_examples(self, config: PipelineConfig) -> int:
-        if config.data.eval_path:  # the train file is all train
-            return self.input_report["rows"]
-        return round(self.input_report["rows"] * (100 - config.data.split.eval_percent) / 100)
-
     def compatibility(self) -> dict:
         digests = {}
         for name in (WORD_VOCABULARY, CHAR_VOCABULARY):

@@ -58,7 +58,12 @@ class TaskData:
         """Task facts read before the auto fields are resolved (vocabularies, widths)."""
 
     def train_examples(self, config: PipelineConfig) -> int:
-        raise NotImplementedError
+        """Training examples, for the `auto` training fields: by default the input rows less the
+        eval share of a hash split by `data.split.eval_percent` (all of them when `data.eval_path`
+        gives the eval split). Tasks that split otherwise or count windows override it."""
+        if config.data.eval_path:  # the train file is all train
+            return self.input_report["rows"]
+        return round(self.input_report["rows"] * (100 - config.data.split.eval_percent) / 100)
 
     def dataset(self, files, shuffle: bool) -> tf.data.Dataset:
         raise NotImplementedError

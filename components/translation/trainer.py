@@ -28,11 +28,6 @@ class TrainingData(TaskData):
     def vocab_size(self, side: str) -> int:
         return len(preprocessing.id_tokens(self.pieces[side]))
 
-    def train_examples(self, config: PipelineConfig) -> int:
-        if config.data.eval_path:  # the train file is all train
-            return self.input_report["rows"]
-        return round(self.input_report["rows"] * (100 - config.data.split.eval_percent) / 100)
-
     def compatibility(self) -> dict:
         digest = {}
         for side, name in self.vocabulary_names.items():
