@@ -51,11 +51,15 @@ def main(argv=None) -> int:
     parser.add_argument("--json", required=True)
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.data):
         print(f"tiny-shakespeare not found at {args.data} (set RNNFLOW_DATASETS or --data)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="rnnflow-charlm-bench-") as scratch:
+        if args.keep:
+            scratch = args.keep
+            os.makedirs(scratch, exist_ok=True)
         command = [sys.executable, "-m", "rnnflow.pipeline.cli", "run", "--config", "charlm", "--output-dir", scratch,
                    "--set", f"data.path={os.path.abspath(args.data)}", "--set", "data.format=text",
                    # epochs and patience: the config's auto (about 4,000 steps), within the budget.
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
         window = summary["config"]["task"]["window"]
         report = {
             "benchmark": "charlm_tiny_shakespeare", "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-            "status": summary["status"], "training_budget_minutes": args.minutes,
+            "status": summary["status"], "error": summary.get("error"), "training_budget_minutes": args.minutes,
             "pipeline_wall_seconds": round(wall, 1), "epochs_run": training.get("epochs_run"),
             "stopped_by_budget": training.get("stopped_by_budget"),
             "resolved": (summary.get("resolved") or {}).get("values"),

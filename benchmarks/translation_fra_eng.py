@@ -139,6 +139,7 @@ def main(argv=None) -> int:
         "benchmark": "translation_fra_eng", "direction": "fr->en" if args.reverse else "en->fr",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "data": {**sizes, "pairs_limit": args.pairs, "longest": args.longest}, "overrides": args.set, "status": summary["status"],
+        "error": summary.get("error"),
         "pipeline_wall_seconds": round(wall, 1), "resolved": summary.get("resolved", {}).get("values"),
         "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
         "stopped_by_budget": training.get("stopped_by_budget"),
