@@ -9,9 +9,10 @@ import dataclasses
 import glob
 import importlib
 import os
+import sys
 from typing import Any, Callable
 
-from rnnflow.components.tasks.splits import FIELDS, check_paths, has_span, split_input_path  # noqa: F401 (has_span, split_input_path: re-exported)
+from rnnflow.components.tasks.splits import FIELDS, check_paths, described, has_span, split_input_path  # noqa: F401 (has_span, split_input_path: re-exported)
 from rnnflow.pipeline import config as config_lib
 
 
@@ -39,8 +40,6 @@ EXIT_USAGE = 2
 def refused(verb: str, errors: list[str]) -> int | None:
     """A task verb's bad settings, each printed as `rnnflow VERB: ...` on stderr: EXIT_USAGE when
     there are any, else None (go on)."""
-    import sys
-
     for error in errors:
         print(f"rnnflow: {verb}: {error}", file=sys.stderr)
     return EXIT_USAGE if errors else None
@@ -309,8 +308,6 @@ def check_split_sizes(config, files: list[str], keys: list, split_of: Callable[[
     (the eval file is checked on its own), else the hash split of `data.split.eval_percent` over
     the records' split `keys` (`split_of(key, percent)` -> "train" or "eval"). A DataError names
     the files, the counts and the minimums: a too-small split would train or measure nothing."""
-    from rnnflow.components.tasks.splits import described
-
     if config.data.eval_path:
         if len(keys) < minimums["train"]:
             raise DataError(f"{described(files)}: {len(keys)} {unit}; {learner} needs at least {minimums['train']} "
