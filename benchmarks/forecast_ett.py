@@ -113,7 +113,8 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
                   loss=task.loss, input_name="window", steps_per_epoch=steps)
     if task.encoder == "segments":
         model = build_segment_forecaster(config.model, training, normalization=task.anchor,
-                                         segment=task.segment_length, **common)
+                                         segment=task.segment_length, linear_skip=task.linear_skip,
+                                         linear_weights=weights if task.linear_skip else None, **common)
     else:
         model = build_forecaster(config.model, training, series_channels=len(columns), anchor=task.anchor, **common)
     train = tf.data.Dataset.from_tensor_slices(({"window": x_train}, y_train)).shuffle(

@@ -13,7 +13,12 @@ What linear forecasters exploit, learnt by a recurrent network:
   cell runs over segments (lookback / segment steps, not lookback);
 - parallel decoding: every output segment is decoded at once from the encoder's last state
   and the segment's position and channel embeddings (one recurrent step each), with no feedback
-  of the model's own forecasts.
+  of the model's own forecasts;
+- a linear path (`linear_skip`, LSTNet's highway, NLinear's map): the normalized forecast is
+  the last value plus a linear map of the lookback relative to it, shared by the series, plus
+  the recurrent forecast. Initialized with the least-squares map of the train windows (the
+  pipeline's linear baseline) and a zero recurrent head, training starts from the linear model
+  and the recurrence learns what it misses.
 
 The recurrent layer is a stock Keras LSTM/GRU (cuDNN-eligible on GPU), shared by encoder and
 decoder as in the paper; every op is core TensorFlow, so the export serves on stock TF Serving.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 from rnnflow.models.recurrent import CELLS, FORECAST_LOSSES, JIT_COMPILE, make_optimizer
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
@@ -98,15 +104,47 @@ class Denormalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="rnnflow")
+class LinearSkip(keras.layers.Layer):
+    """[batch, lookback, channels] -> [batch, horizon, channels]: last + (x - last) @ W per
+    channel, W [lookback, horizon] shared by the channels (`baselines.linear_forecast`'s map,
+    trainable). Shift and scale equivariant, so the train windows' least-squares map fitted on
+    z-scores (`baselines.fit_linear`) is also that map after per-window normalization."""
+
+    def __init__(self, horizon: int, initial: list | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.horizon = horizon
+        self.initial = None if initial is None else np.asarray(initial, "float32")
+
+    def build(self, input_shape):
+        lookback = input_shape[1]
+        if self.initial is not None and self.initial.shape != (lookback, self.horizon):
+            raise ValueError(f"linear_skip: initial weights of shape {self.initial.shape}, the model needs "
+                             f"(lookback, horizon) = ({lookback}, {self.horizon})")
+        initializer = "zeros" if self.initial is None else keras.initializers.Constant(self.initial)
+        self.weights_map = self.add_weight(shape=(lookback, self.horizon), initializer=initializer,
+                                           name="linear_map")
+
+    def call(self, x):
+        ops = keras.ops
+        last = x[:, -1:, :]
+        return last + ops.einsum("blc,lh->bhc", x - last, self.weights_map)
+
+    def get_config(self):
+        # The initial weights are not configuration: a saved model restores the trained ones.
+        return {**super().get_config(), "horizon": self.horizon}
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
 class SegmentRecurrence(keras.layers.Layer):
     """[batch, lookback, channels] normalized series -> [batch, horizon, channels]: segments
     projected, one recurrent layer over them, every output segment decoded in parallel."""
 
     def __init__(self, cell: str, units: int, segment: int, horizon: int, channels: int, dropout: float = 0.0,
-                 **kwargs):
+                 zero_head: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.cell, self.units, self.segment = cell, units, segment
         self.horizon, self.channels, self.dropout = horizon, channels, dropout
+        self.zero_head = zero_head  # starts at a zero forecast (a residual on the linear path)
         self.outputs_per_series = math.ceil(horizon / segment)
 
     def build(self, input_shape):
@@ -124,7 +162,8 @@ class SegmentRecurrence(keras.layers.Layer):
         self.channel = self.add_weight(shape=(self.channels, self.units - position_units), name="channel_embedding",
                                        initializer=keras.initializers.RandomNormal(stddev=1.0))
         self.drop = keras.layers.Dropout(self.dropout)
-        self.head = keras.layers.Dense(self.segment, name="segment_head")
+        self.head = keras.layers.Dense(self.segment, name="segment_head",
+                                       kernel_initializer="zeros" if self.zero_head else "glorot_uniform")
         self.head.build((None, self.units))
 
     def call(self, x, training=None):
@@ -149,17 +188,20 @@ class SegmentRecurrence(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cell": self.cell, "units": self.units, "segment": self.segment,
-                "horizon": self.horizon, "channels": self.channels, "dropout": self.dropout}
+                "horizon": self.horizon, "channels": self.channels, "dropout": self.dropout,
+                "zero_head": self.zero_head}
 
 
 def build_segment_forecaster(model: ModelConfig, training: TrainingConfig, *, lookback: int, input_width: int,
                              horizon: int, target_indices: list[int], normalization: str, segment: int | None,
-                             loss: str, input_name: str, steps_per_epoch: int | None = None) -> keras.Model:
+                             loss: str, input_name: str, steps_per_epoch: int | None = None,
+                             linear_skip: bool = False, linear_weights=None) -> keras.Model:
     """[batch, lookback, input_width] -> [batch, horizon, targets]: the target series, each
     alone (channel independence), normalized, segment-recurrent, mapped back. Other input
     features (covariates, calendar) are not read: a series is forecast from its own past.
     `model.cell` (lstm or gru), `model.units` (the segment and state width) and `model.dropout`
-    (before the output head) configure it."""
+    (before the output head) configure it. `linear_skip` adds the linear path (module docstring),
+    started at `linear_weights` [lookback, horizon] (None: zeros, i.e. the last value)."""
     if model.cell not in ("lstm", "gru"):
         raise ValueError(f"model.cell: the segment encoder needs lstm or gru, got {model.cell}")
     segment = segment or auto_segment(lookback)
@@ -168,7 +210,10 @@ def build_segment_forecaster(model: ModelConfig, training: TrainingConfig, *, lo
     normalize = InstanceNormalization(normalization, name="instance_normalization")
     normalized, location, scale = normalize(series)
     change = SegmentRecurrence(model.cell, model.units, segment, horizon, len(target_indices), model.dropout,
-                               dtype="float32", name="segment_recurrence")(normalized)
+                               zero_head=linear_skip, dtype="float32", name="segment_recurrence")(normalized)
+    if linear_skip:
+        linear = LinearSkip(horizon, linear_weights, dtype="float32", name="linear_skip")(normalized)
+        change = keras.layers.Add(dtype="float32", name="linear_plus_recurrent")([linear, change])
     forecast = Denormalize(dtype="float32", name="forecast")(change, location, scale)
     forecaster = keras.Model({input_name: window}, forecast, name="segment_forecaster")
     forecaster.compile(optimizer=make_optimizer(training, steps_per_epoch), loss=FORECAST_LOSSES[loss](),

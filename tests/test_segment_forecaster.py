@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rnnflow.components.forecasting.baselines import linear_forecast
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.models.segment_forecaster import auto_segment, build_segment_forecaster
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
@@ -12,10 +13,11 @@ from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 TRAINING = TrainingConfig(epochs=1, batch_size=8, learning_rate=0.01, lr_schedule="constant")
 
 
-def _model(normalization="revin", cell="gru", lookback=24, horizon=10, targets=(0, 3), segment=None):
+def _model(normalization="revin", cell="gru", lookback=24, horizon=10, targets=(0, 3), segment=None, **linear):
     return build_segment_forecaster(ModelConfig(cell=cell, units=16, dropout=0.1), TRAINING, lookback=lookback,
                                     input_width=5, horizon=horizon, target_indices=list(targets),
-                                    normalization=normalization, segment=segment, loss="mse", input_name="window")
+                                    normalization=normalization, segment=segment, loss="mse", input_name="window",
+                                    **linear)
 
 
 @pytest.mark.parametrize("lookback, segment", [(720, 48), (336, 48), (96, 48), (28, 14), (24, 12), (7, 1), (1, 1)])
@@ -89,3 +91,30 @@ def test_revin_survives_a_constant_channel_and_channels_a_million_times_apart():
     assert np.allclose(forecast[..., 0], 7.0, atol=1e-2)  # no variation in, the level out (within the affine map)
     # The large channel's forecast is on its own scale, the constant one's on its level.
     assert np.abs(forecast[..., 1]).max() > 1e3
+
+
+@pytest.mark.parametrize("normalization", ["revin", "last_value", "none"])
+def test_with_the_linear_path_an_untrained_model_is_the_linear_baseline_it_starts_from(normalization):
+    rng = np.random.default_rng(6)
+    weights = rng.normal(scale=0.2, size=(24, 10))
+    model = _model(normalization, linear_skip=True, linear_weights=weights)
+    window = rng.normal(size=(3, 24, 5)).astype("float32") * 4.0 + 2.0
+    expected = np.stack([linear_forecast(w[:, [0, 3]], weights) for w in window])
+    assert np.allclose(model({"window": window}).numpy(), expected, atol=1e-3)
+
+
+def test_the_linear_path_without_weights_starts_at_the_last_value_and_learns_with_the_recurrence():
+    model = _model(linear_skip=True)
+    window = np.random.default_rng(7).normal(size=(16, 24, 5)).astype("float32")
+    assert np.allclose(model({"window": window}).numpy(), window[:, -1:, [0, 3]].repeat(10, axis=1), atol=1e-4)
+    before = {w.path: w.numpy().copy() for w in model.trainable_weights}
+    model.fit({"window": window}, np.ones((16, 10, 2), "float32"), epochs=2, verbose=0)
+    moved = {path for path, value in before.items()
+             if not np.allclose(value, next(w for w in model.trainable_weights if w.path == path).numpy())}
+    assert any("linear_map" in p for p in moved) and any("segment_head" in p for p in moved)
+    assert any("segment_gru" in p for p in moved)  # the zero head passes gradients on after its first step
+
+
+def test_linear_weights_of_another_shape_are_refused_with_both_shapes():
+    with pytest.raises(ValueError, match=r"\(10, 10\).*\(24, 10\)"):
+        _model(linear_skip=True, linear_weights=np.zeros((10, 10)))

@@ -80,7 +80,8 @@ class ForecastingTask(Task):
             return
         if task.encoder != "segments":
             for field, value, allowed in (("anchor", task.anchor, ("last_value", "none", AUTO)),
-                                          ("segment_length", task.segment_length, (None,))):
+                                          ("segment_length", task.segment_length, (None,)),
+                                          ("linear_skip", task.linear_skip, (False, AUTO))):
                 if value not in allowed:
                     raise ConfigError(f"task.{field}: {value} needs task.encoder: segments")
             return

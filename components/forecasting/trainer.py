@@ -18,6 +18,7 @@ class TrainingData(TaskData):
 
     def prepare(self, config: PipelineConfig) -> None:
         self.input_width = input_width(self.details, config.task.calendar_features)
+        self._linear_fitted, self._linear = False, None
 
     def train_examples(self, config: PipelineConfig) -> int:
         return self.details["splits"]["train"]["windows"]
@@ -39,7 +40,8 @@ class TrainingData(TaskData):
                                             input_width=self.input_width, horizon=task.horizon,
                                             target_indices=targets, normalization=task.anchor,
                                             segment=task.segment_length, loss=task.loss, input_name=WINDOW,
-                                            steps_per_epoch=self.steps_per_epoch)
+                                            steps_per_epoch=self.steps_per_epoch, linear_skip=task.linear_skip,
+                                            linear_weights=self.linear_map() if task.linear_skip else None)
         return build_forecaster(config.model, config.training, lookback=task.lookback, input_width=self.input_width,
                                 horizon=task.horizon, target_indices=targets,
                                 series_channels=len(columns), anchor=task.anchor, loss=task.loss,
@@ -57,13 +59,20 @@ class TrainingData(TaskData):
                                     export_dir=serving_dir)
         self.fit_linear_baseline(serving_dir)
 
+    def linear_map(self):
+        """The linear baseline's map (`baselines.fit_linear`) on this run's train windows, fitted
+        once: the baseline the Evaluator scores and the linear path's start (`task.linear_skip`)."""
+        if not self._linear_fitted:
+            targets = [self.details["columns"].index(t) for t in self.details["targets"]]
+            batches = ((features[WINDOW].numpy()[:, :, targets], target.numpy())
+                       for features, target in self.dataset(self.fn_args.train_files, shuffle=False))
+            self._linear, self._linear_fitted = fit_linear(batches), True
+        return self._linear
+
     def fit_linear_baseline(self, serving_dir: str) -> None:
-        """The linear baseline (`baselines.fit_linear`) on this model's train windows, beside the
-        model; the facts name it, so the Evaluator and the test report score it on the same windows."""
-        targets = [self.details["columns"].index(t) for t in self.details["targets"]]
-        batches = ((features[WINDOW].numpy()[:, :, targets], target.numpy())
-                   for features, target in self.dataset(self.fn_args.train_files, shuffle=False))
-        weights = fit_linear(batches)
+        """The linear baseline beside the model; the facts name it, so the Evaluator and the test
+        report score it on the same windows."""
+        weights = self.linear_map()
         if weights is not None:
             path = run_facts.beside_model(serving_dir, run_facts.LINEAR_BASELINE_FILE)
             write_linear(path, weights)
