@@ -136,7 +136,7 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
     mae = lambda f: float(np.mean(np.abs(f - y_test)))  # noqa: E731
     return {
         "mode": mode, "horizon": horizon, "lookback": task.lookback, "encoder": task.encoder,
-        "anchor": task.anchor, "cell": config.model.cell, "units": config.model.units,
+        "anchor": task.anchor, "linear_skip": task.linear_skip, "cell": config.model.cell, "units": config.model.units,
         "batch_size": training.batch_size, "learning_rate": training.learning_rate,
         "lr_schedule": training.lr_schedule, "lr_decay_fitted_to_budget": budget.lr_decay,
         "stopped_by_budget": budget.stopped_by_budget,

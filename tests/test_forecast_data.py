@@ -273,6 +273,7 @@ def test_column_names_must_work_as_serving_inputs(tmp_path):
     (["evaluation.metric=auc"], "evaluation.metric: unknown field"),
     (["task.encoder=steps", "task.anchor=revin"], "task.anchor: revin needs task.encoder: segments"),
     (["task.encoder=steps", "task.segment_length=4"], "task.segment_length: 4 needs task.encoder: segments"),
+    (["task.encoder=steps", "task.linear_skip=true"], "task.linear_skip: True needs task.encoder: segments"),
     (["task.encoder=segments", "model.cell=mingru"], "model.cell: the segments encoder runs an lstm or gru"),
     (["task.encoder=segments", "task.calendar_features=true"], "task.calendar_features: the segments encoder"),
     (["task.encoder=segments", "task.calendar_features=false", "task.lookback=12", "task.segment_length=13"],
@@ -296,6 +297,8 @@ def test_settings_the_auto_encoder_cannot_honour_are_named_once_it_is_resolved(t
         get_task("forecasting").preflight(config_for(path, "task.anchor=revin"))
     with pytest.raises(ConfigError, match="model.layers: 2 does nothing for the segments encoder"):
         get_task("forecasting").preflight(config_for(path, "task.lookback=auto", "model.layers=2"))
+    with pytest.raises(ConfigError, match="task.linear_skip: true needs task.encoder: segments .*steps encoder"):
+        get_task("forecasting").preflight(config_for(path, "task.linear_skip=true"))
     report = get_task("forecasting").preflight(config_for(path, "task.lookback=auto"))
     assert report.details["task"] == {"lookback": 100, "encoder": "segments", "anchor": "revin",
                                       "calendar_features": False}

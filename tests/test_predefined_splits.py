@@ -280,3 +280,28 @@ def test_a_forecaster_run_on_eval_and_test_files_reports_the_test_file(tmp_path)
     for baseline in ("persistence", "seasonal_naive", "linear", "climatology"):
         assert summary["test_metrics"][f"baseline_{baseline}_mae"] is not None, baseline
     assert summary["input"]["details"]["splits"]["test"]["first_time"].startswith("2020-07-29")
+
+
+@pytest.mark.e2e
+def test_with_the_linear_path_the_forecaster_starts_from_the_linear_baseline_and_serves(tmp_path):
+    """`task.linear_skip`: the same sinusoid, which the plain recurrence loses on (above); the
+    linear path starts at the Trainer's least-squares map, so after one small-step epoch the
+    model forecasts about as well as the linear baseline, and its export passes serving validation."""
+    header = ["date", "level", "weekday"]
+    path = write_csv(tmp_path / "series.csv", header, _series_rows(260, datetime.date(2020, 1, 1)))
+    output_dir = tmp_path / "run"
+    overrides = [f"data.path={path}", "data.target_columns=[level]",
+                 "data.time_column=date", "data.feature_columns=[]", "task.lookback=8", "task.horizon=2",
+                 "training.epochs=1", "training.learning_rate=0.0001", "task.encoder=segments",
+                 "task.anchor=revin", "task.calendar_features=false", "task.segment_length=3", "model.units=16",
+                 "task.linear_skip=true", "evaluation.min_skill=-1"]
+    result = run_cli(["run", "--config", "forecast", "--output-dir", str(output_dir),
+                      *[a for o in overrides for a in ("--set", o)]])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((output_dir / "run_summary.json").read_text())
+    metrics = summary["metrics"]
+    assert summary["status"] == "succeeded" and summary["pushed_model"]
+    assert _components(summary)["ServingValidator"] == "complete"
+    assert metrics["baseline_linear_mae"] < 0.05 * metrics["baseline_persistence_mae"]
+    assert metrics["mae"] < 0.1 * metrics["baseline_persistence_mae"]
+    assert summary["config"]["task"]["linear_skip"] is True

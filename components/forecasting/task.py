@@ -81,7 +81,7 @@ class ForecastingTask(Task):
         if task.encoder != "segments":
             for field, value, allowed in (("anchor", task.anchor, ("last_value", "none", AUTO)),
                                           ("segment_length", task.segment_length, (None,)),
-                                          ("linear_skip", task.linear_skip, (False, AUTO))):
+                                          ("linear_skip", task.linear_skip, (False,))):
                 if value not in allowed:
                     raise ConfigError(f"task.{field}: {value} needs task.encoder: segments")
             return
