@@ -74,6 +74,19 @@ def test_jsonl_pairs_and_a_missing_field_named_by_line(tmp_path):
         reading.read_pairs(config_for(path, "data.format=jsonl").data, [str(path)])
 
 
+@pytest.mark.parametrize("line, message", [
+    ("not json", r"p.jsonl: line 2: not JSON \(Expecting value at column 1\)"),
+    ('["Hi.", "Salut."]', r"p.jsonl: line 2: expected a JSON object with 'source' and 'target', got list"),
+    (b'{"source": "Caf\xe9", "target": "x"}', r"p.jsonl: line 2: invalid UTF-8"),
+])
+def test_a_jsonl_line_that_is_not_a_json_object_or_not_utf8_is_named_by_line(tmp_path, line, message):
+    path = tmp_path / "p.jsonl"
+    first = b'{"source": "Hi.", "target": "Salut."}\n'
+    path.write_bytes(first + (line if isinstance(line, bytes) else line.encode()) + b"\n")
+    with pytest.raises(DataError, match=message):
+        reading.read_pairs(config_for(path, "data.format=jsonl").data, [str(path)])
+
+
 def test_empty_sides_are_skipped_and_counted_long_pairs_and_repeats_reported(tmp_path):
     long = " ".join(["word"] * 80)
     text = pairs(60) + "\tOrphan target.\nOrphan source.\t \n" + f"{long}\tlong.\n" + "s 1 is here.\tphrase 1 est là.\n"

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 
 from rnnflow.components.sequence_labeling import conll, features
-from rnnflow.components.tasks.base import DataError, decode_text, open_input
+from rnnflow.components.tasks.base import DataError, json_objects
 
 
 @dataclasses.dataclass
@@ -46,35 +45,24 @@ def read_sentences(data, files: list[str]) -> ReadResult:
 
 def read_jsonl(path: str, tokens_field: str, tags_field: str) -> list[conll.Sentence]:
     sentences = []
-    with open_input(path) as f:  # a local path or a URI (gs://, ...)
-        for number, raw in enumerate(iter(f.readline, b""), start=1):
-            line = decode_text(path, raw, first_line=number)
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {number}: not JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}: line {number}: expected a JSON object with '{tokens_field}' and "
-                                f"'{tags_field}', got {type(record).__name__}")
-            values = []
-            for field in (tokens_field, tags_field):
-                value = record.get(field)
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise DataError(f"{path}: line {number}: '{field}' must be a list of strings; got "
-                                    f"{'nothing' if value is None else type(value).__name__}")
-                values.append(value)
-            tokens, tags = values
-            if len(tokens) != len(tags):
-                raise DataError(f"{path}: line {number}: {len(tokens)} tokens but {len(tags)} tags")
-            if not tokens:
-                continue
-            for i, token in enumerate(tokens):
-                if not token or token != "".join(token.split()):
-                    raise DataError(f"{path}: line {number}: token {i + 1} {token!r} is empty or holds "
-                                    "whitespace; split it into tokens")
-            sentences.append(conll.Sentence(tokens, tags, number))
+    for number, record in json_objects(path, (tokens_field, tags_field)):  # a local path or a URI
+        values = []
+        for field in (tokens_field, tags_field):
+            value = record.get(field)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"{path}: line {number}: '{field}' must be a list of strings; got "
+                                f"{'nothing' if value is None else type(value).__name__}")
+            values.append(value)
+        tokens, tags = values
+        if len(tokens) != len(tags):
+            raise DataError(f"{path}: line {number}: {len(tokens)} tokens but {len(tags)} tags")
+        if not tokens:
+            continue
+        for i, token in enumerate(tokens):
+            if not token or token != "".join(token.split()):
+                raise DataError(f"{path}: line {number}: token {i + 1} {token!r} is empty or holds "
+                                "whitespace; split it into tokens")
+        sentences.append(conll.Sentence(tokens, tags, number))
     if not sentences:
         raise DataError(f"{path}: no sentence (an empty file, or only empty token lists)")
     return sentences

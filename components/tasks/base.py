@@ -456,3 +456,24 @@ def decode_text(path: str, raw: bytes, *, first_line: int = 1) -> str:
         raise DataError(f"{path}: line {line}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at byte {column} of the "
                         f"line){kind}") from None
     return text[1:] if first_line == 1 and text.startswith(BOM) else text
+
+
+def json_objects(path: str, fields: tuple[str, ...]):
+    """(line number, object) for each non-blank line of a JSON Lines file (local or a URI),
+    decoded line by line (`decode_text`); a line that is not JSON, or not an object, is a
+    DataError naming the file, the line and the `fields` an object should have."""
+    import json
+
+    with open_input(path) as f:
+        for number, raw in enumerate(iter(f.readline, b""), start=1):
+            line = decode_text(path, raw, first_line=number)
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {number}: not JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object with "
+                                f"{' and '.join(repr(f) for f in fields)}, got {type(record).__name__}")
+            yield number, record

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 
-from rnnflow.components.tasks.base import DataError, decode_text, open_input
+from rnnflow.components.tasks.base import DataError, decode_text, json_objects, open_input
 
 _SHOWN = 3
 
@@ -101,16 +100,7 @@ def _parallel(data, path: str) -> Pairs:
 
 def _jsonl(data, path: str) -> Pairs:
     read = Pairs([], [])
-    for number, line in enumerate(_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {number}: not JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: line {number}: a JSON object with {data.source_field!r} and "
-                            f"{data.target_field!r} expected")
+    for number, record in json_objects(path, (data.source_field, data.target_field)):
         for field in (data.source_field, data.target_field):
             if not isinstance(record.get(field), str):
                 what = "missing" if field not in record else f"not a string ({type(record[field]).__name__})"
