@@ -220,3 +220,32 @@ def build_segment_forecaster(model: ModelConfig, training: TrainingConfig, *, lo
                        metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
                        jit_compile=JIT_COMPILE[training.jit_compile])
     return forecaster
+
+
+@keras.saving.register_keras_serializable(package="rnnflow")
+class WeightedSum(keras.layers.Layer):
+    """share x a + (1 - share) x b."""
+
+    def __init__(self, share: float, **kwargs):
+        super().__init__(**kwargs)
+        self.share = float(share)
+
+    def call(self, a, b):
+        return self.share * a + (1.0 - self.share) * b
+
+    def get_config(self):
+        return {**super().get_config(), "share": self.share}
+
+
+def combined_with_linear(model: keras.Model, weights, *, target_indices: list[int], input_name: str,
+                         share: float = 0.5) -> keras.Model:
+    """A forecast combination: `share` x the linear map's forecast (`LinearSkip` frozen at
+    `weights` [lookback, horizon], on the target channels of the window) + (1 - share) x the
+    trained `model`'s, both in the model's (normalized) units. The model is trained alone; the
+    combination averages two forecasts whose errors differ."""
+    window = model.inputs[0] if isinstance(model.inputs, list) else model.inputs
+    horizon = model.output.shape[1]
+    linear_layer = LinearSkip(horizon, weights, dtype="float32", name="linear_map", trainable=False)
+    linear = linear_layer(TakeChannels(target_indices, name="linear_targets")(window))
+    combined = WeightedSum(share, dtype="float32", name="linear_combination")(linear, model.output)
+    return keras.Model({input_name: window}, combined, name=f"{model.name}_with_linear")

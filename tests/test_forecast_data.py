@@ -229,7 +229,7 @@ def test_auto_lookback_is_resolved_once_on_the_train_split_and_reported(tmp_path
     resolved = get_task("forecasting").resolve_data_defaults(config, [], dataclasses.asdict(report))
     # 50 steps: the steps encoder, relative to the last value, with calendar features.
     assert resolved["values"] == {"task.lookback": 50, "task.encoder": "steps", "task.anchor": "last_value",
-                                  "task.calendar_features": True}
+                                  "task.calendar_features": True, "task.linear_combination": False}
     # Predefined eval/test files take the lookback resolved on the train file, not their own.
     eval_path, test_path = (write_csv(tmp_path, hourly(120, start=start), name=f"{name}.csv")
                             for name, start in (("eval", "2024-02-01"), ("test", "2024-03-01")))
@@ -301,7 +301,7 @@ def test_settings_the_auto_encoder_cannot_honour_are_named_once_it_is_resolved(t
         get_task("forecasting").preflight(config_for(path, "task.linear_skip=true"))
     report = get_task("forecasting").preflight(config_for(path, "task.lookback=auto"))
     assert report.details["task"] == {"lookback": 100, "encoder": "segments", "anchor": "revin",
-                                      "calendar_features": False}
+                                      "calendar_features": False, "linear_combination": True}
 
 
 def test_baselines_by_hand():
@@ -446,3 +446,32 @@ def test_byte_order_mark_and_invalid_utf8_cells(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + ("time,a,b\n" + "\n".join(rows) + "\n").encode("utf-8", "surrogateescape"))
     with pytest.raises(DataError, match=r"a at bom.csv line 8: '\ufffd6'"):  # the time column is found
         series_lib.read_series(config_for(path))
+
+
+@pytest.mark.parametrize("combination", [True, False])
+def test_the_served_forecaster_is_the_linear_combination_only_when_it_is_on(combination):
+    """`task.linear_combination`: the Trainer exports (and checks the export against) the mean of
+    the trained model and its linear map; off, the model itself."""
+    import keras
+
+    from rnnflow.components.forecasting.trainer import TrainingData
+    from rnnflow.models.segment_forecaster import build_segment_forecaster
+    from rnnflow.pipeline.config import ModelConfig, TrainingConfig
+
+    model = build_segment_forecaster(ModelConfig(cell="gru", units=8), TrainingConfig(epochs=1, batch_size=4,
+                                     learning_rate=0.01, lr_schedule="constant"), lookback=6, input_width=2,
+                                     horizon=3, target_indices=[1], normalization="revin", segment=None, loss="mae",
+                                     input_name="window")
+    weights = np.random.default_rng(0).normal(size=(6, 3))
+    data = TrainingData.__new__(TrainingData)  # the Trainer's side only: no Transform output needed
+    data.config = config_for("unused.csv", f"task.linear_combination={str(combination).lower()}")
+    data.details = {"columns": ["x", "a"], "targets": ["a"]}
+    data._linear_fitted, data._linear, data._served = True, weights, (None, None)
+    window = np.random.default_rng(1).normal(size=(2, 6, 2)).astype("float32")
+    served = data.served(model)
+    mean = 0.5 * np.stack([baselines.linear_forecast(w[:, [1]], weights) for w in window]) \
+        + 0.5 * model({"window": window}).numpy()
+    assert (served is model) == (not combination)
+    if combination:
+        assert isinstance(served, keras.Model) and data.served(model) is served  # built once
+        assert np.allclose(served({"window": window}).numpy(), mean, atol=1e-5)

@@ -294,7 +294,7 @@ def test_with_the_linear_path_the_forecaster_starts_from_the_linear_baseline_and
                  "data.time_column=date", "data.feature_columns=[]", "task.lookback=8", "task.horizon=2",
                  "training.epochs=1", "training.learning_rate=0.0001", "task.encoder=segments",
                  "task.anchor=revin", "task.calendar_features=false", "task.segment_length=3", "model.units=16",
-                 "task.linear_skip=true", "evaluation.min_skill=-1"]
+                 "task.linear_skip=true", "task.linear_combination=false", "evaluation.min_skill=-1"]
     result = run_cli(["run", "--config", "forecast", "--output-dir", str(output_dir),
                       *[a for o in overrides for a in ("--set", o)]])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -304,4 +304,4 @@ def test_with_the_linear_path_the_forecaster_starts_from_the_linear_baseline_and
     assert _components(summary)["ServingValidator"] == "complete"
     assert metrics["baseline_linear_mae"] < 0.05 * metrics["baseline_persistence_mae"]
     assert metrics["mae"] < 0.1 * metrics["baseline_persistence_mae"]
-    assert summary["config"]["task"]["linear_skip"] is True
+    assert summary["config"]["task"]["linear_skip"] is True and summary["config"]["task"]["linear_combination"] is False

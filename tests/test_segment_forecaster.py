@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from rnnflow.components.forecasting.baselines import linear_forecast
 from rnnflow.models.recurrent import cudnn_eligibility
-from rnnflow.models.segment_forecaster import auto_segment, build_segment_forecaster
+from rnnflow.models.segment_forecaster import auto_segment, build_segment_forecaster, combined_with_linear
 from rnnflow.pipeline.config import ModelConfig, TrainingConfig
 
 TRAINING = TrainingConfig(epochs=1, batch_size=8, learning_rate=0.01, lr_schedule="constant")
@@ -118,3 +118,14 @@ def test_the_linear_path_without_weights_starts_at_the_last_value_and_learns_wit
 def test_linear_weights_of_another_shape_are_refused_with_both_shapes():
     with pytest.raises(ValueError, match=r"\(10, 10\).*\(24, 10\)"):
         _model(linear_skip=True, linear_weights=np.zeros((10, 10)))
+
+
+def test_the_linear_combination_is_the_mean_of_the_model_and_the_frozen_linear_map_and_trains_nothing_new():
+    model = _model()
+    weights = np.random.default_rng(8).normal(scale=0.1, size=(24, 10))
+    combined = combined_with_linear(model, weights, target_indices=[0, 3], input_name="window")
+    window = np.random.default_rng(9).normal(size=(3, 24, 5)).astype("float32")
+    linear = np.stack([linear_forecast(w[:, [0, 3]], weights) for w in window])
+    assert np.allclose(combined({"window": window}).numpy(), 0.5 * linear + 0.5 * model({"window": window}).numpy(),
+                       atol=1e-5)
+    assert len(combined.trainable_weights) == len(model.trainable_weights)  # the linear map is frozen

@@ -123,9 +123,9 @@ def split_rows(series: Series, config, only: str | None = None) -> dict[str, tup
 
 
 def resolve_auto(config, series: Series):
-    """`config` with the task's `auto` fields (lookback, encoder, anchor, calendar features)
-    resolved on the train series (`schema.auto_task_fields`: its frequency and train rows);
-    unchanged when none is auto. The ingest resolves them once, on the train read, and records
+    """`config` with the task's `auto` fields (lookback, encoder, anchor, calendar features, linear
+    combination) resolved on the train series (`schema.auto_task_fields`: its frequency and train
+    rows); unchanged when none is auto. The ingest resolves them once, on the train read, and records
     them in the input report (details `task`); Transform hands them to the Trainer."""
     first, end = split_rows(series, config, "train" if config.data.eval_path else None)["train"]
     values = auto_task_fields(config.task, series.frequency_seconds, end - first)

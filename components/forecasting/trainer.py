@@ -9,7 +9,7 @@ from rnnflow.components.forecasting.preprocessing import input_width
 from rnnflow.components.forecasting.schema import FORECAST, TARGET, TARGET_MEAN, TARGET_STD, WINDOW
 from rnnflow.components.training.trainer import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_forecaster
-from rnnflow.models.segment_forecaster import build_segment_forecaster
+from rnnflow.models.segment_forecaster import build_segment_forecaster, combined_with_linear
 from rnnflow.pipeline.config import PipelineConfig
 
 
@@ -19,6 +19,7 @@ class TrainingData(TaskData):
     def prepare(self, config: PipelineConfig) -> None:
         self.input_width = input_width(self.details, config.task.calendar_features)
         self._linear_fitted, self._linear = False, None
+        self._served = (None, None)  # (trained model, its served combination)
 
     def train_examples(self, config: PipelineConfig) -> int:
         return self.details["splits"]["train"]["windows"]
@@ -47,16 +48,27 @@ class TrainingData(TaskData):
                                 series_channels=len(columns), anchor=task.anchor, loss=task.loss,
                                 input_name=WINDOW, steps_per_epoch=self.steps_per_epoch)
 
+    def served(self, model):
+        """The forecaster that is exported: with `task.linear_combination`, the mean of `model`'s
+        forecast and the linear baseline's (`combined_with_linear`), else `model` itself."""
+        weights = self.linear_map() if self.config.task.linear_combination else None
+        if weights is None:
+            return model
+        if self._served[0] is not model:
+            targets = [self.details["columns"].index(t) for t in self.details["targets"]]
+            self._served = (model, combined_with_linear(model, weights, target_indices=targets, input_name=WINDOW))
+        return self._served[1]
+
     def reference_outputs(self, model, transformed) -> dict:
-        """The in-memory model's forecast for a transformed batch, in the targets' original units
-        (the model itself predicts z-scores of the train split's statistics)."""
-        normalized = model({WINDOW: transformed[WINDOW]}, training=False).numpy()
+        """The served forecast for a transformed batch, in the targets' original units (the model
+        itself predicts z-scores of the train split's statistics)."""
+        normalized = self.served(model)({WINDOW: transformed[WINDOW]}, training=False).numpy()
         scale, location = transformed[TARGET_STD].numpy()[:, None, :], transformed[TARGET_MEAN].numpy()[:, None, :]
         return {FORECAST: normalized * scale + location}
 
     def export(self, model, serving_dir: str) -> None:
-        export.export_serving_model(model, self.tf_transform_output, config=self.config, details=self.details,
-                                    export_dir=serving_dir)
+        export.export_serving_model(self.served(model), self.tf_transform_output, config=self.config,
+                                    details=self.details, export_dir=serving_dir)
         self.fit_linear_baseline(serving_dir)
 
     def linear_map(self):
