@@ -20,6 +20,9 @@ What linear forecasters exploit, learnt by a recurrent network:
   pipeline's linear baseline) and a zero recurrent head, training starts from the linear model
   and the recurrence learns what it misses.
 
+`combined_with_linear` is the other way to use the linear map (the pipeline's default with
+segments): the model trains alone and the served forecast is the mean of the two.
+
 The recurrent layer is a stock Keras LSTM/GRU (cuDNN-eligible on GPU), shared by encoder and
 decoder as in the paper; every op is core TensorFlow, so the export serves on stock TF Serving.
 """

@@ -73,7 +73,8 @@ class TrainingData(TaskData):
 
     def linear_map(self):
         """The linear baseline's map (`baselines.fit_linear`) on this run's train windows, fitted
-        once: the baseline the Evaluator scores and the linear path's start (`task.linear_skip`)."""
+        once: the baseline the Evaluator scores, the linear half of the served combination
+        (`task.linear_combination`) and the linear path's start (`task.linear_skip`)."""
         if not self._linear_fitted:
             targets = [self.details["columns"].index(t) for t in self.details["targets"]]
             batches = ((features[WINDOW].numpy()[:, :, targets], target.numpy())
