@@ -88,7 +88,11 @@ def test_the_reader_does_catch_a_plain_copy_half_written(tmp_path):
     base = tmp_path / "serving" / "m"
 
     def plain_pushes():
-        for version in range(1, 4):
+        # Copies for 3 seconds of the reader's 6 (at least 3), so a reader the machine's load
+        # deschedules for a moment still polls during some copy.
+        version, started = 0, time.time()
+        while version < 3 or time.time() - started < 3.0:
+            version += 1
             io_utils.copy_dir(model, str(base / str(version)))
         return []
 
