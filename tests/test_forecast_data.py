@@ -465,7 +465,7 @@ def test_the_served_forecaster_is_the_linear_combination_only_when_it_is_on(comb
     weights = np.random.default_rng(0).normal(size=(6, 3))
     data = TrainingData.__new__(TrainingData)  # the Trainer's side only: no Transform output needed
     data.config = config_for("unused.csv", f"task.linear_combination={str(combination).lower()}")
-    data.details = {"columns": ["x", "a"], "targets": ["a"]}
+    data.details, data.target_indices = {"columns": ["x", "a"], "targets": ["a"]}, [1]
     data._linear_fitted, data._linear, data._served = True, weights, (None, None)
     window = np.random.default_rng(1).normal(size=(2, 6, 2)).astype("float32")
     served = data.served(model)

@@ -18,6 +18,8 @@ class TrainingData(TaskData):
 
     def prepare(self, config: PipelineConfig) -> None:
         self.input_width = input_width(self.details, config.task.calendar_features)
+        # The targets' positions among the window's columns (the model, the linear map, the combination).
+        self.target_indices = [self.details["columns"].index(t) for t in self.details["targets"]]
         self._linear_fitted, self._linear = False, None
         self._served = (None, None)  # (trained model, its served combination)
 
@@ -34,8 +36,7 @@ class TrainingData(TaskData):
         return dataset.map(lambda features, target: ({WINDOW: features[WINDOW]}, target))
 
     def build_model(self, config: PipelineConfig):
-        task, columns = config.task, self.details["columns"]
-        targets = [columns.index(t) for t in self.details["targets"]]
+        task, columns, targets = config.task, self.details["columns"], self.target_indices
         if task.encoder == "segments":
             return build_segment_forecaster(config.model, config.training, lookback=task.lookback,
                                             input_width=self.input_width, horizon=task.horizon,
@@ -55,8 +56,8 @@ class TrainingData(TaskData):
         if weights is None:
             return model
         if self._served[0] is not model:
-            targets = [self.details["columns"].index(t) for t in self.details["targets"]]
-            self._served = (model, combined_with_linear(model, weights, target_indices=targets, input_name=WINDOW))
+            self._served = (model, combined_with_linear(model, weights, target_indices=self.target_indices,
+                                                        input_name=WINDOW))
         return self._served[1]
 
     def reference_outputs(self, model, transformed) -> dict:
@@ -76,8 +77,7 @@ class TrainingData(TaskData):
         once: the baseline the Evaluator scores, the linear half of the served combination
         (`task.linear_combination`) and the linear path's start (`task.linear_skip`)."""
         if not self._linear_fitted:
-            targets = [self.details["columns"].index(t) for t in self.details["targets"]]
-            batches = ((features[WINDOW].numpy()[:, :, targets], target.numpy())
+            batches = ((features[WINDOW].numpy()[:, :, self.target_indices], target.numpy())
                        for features, target in self.dataset(self.fn_args.train_files, shuffle=False))
             self._linear, self._linear_fitted = fit_linear(batches), True
         return self._linear
