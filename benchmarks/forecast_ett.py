@@ -3,7 +3,7 @@ columns, `OT` the target in mode S), side by side with the in-run linear baselin
 published numbers (`../shared/REFERENCES.md` section 4).
 
     python -m benchmarks.forecast_ett --json out.json [--data ../shared/datasets/ett/ETTh1.csv]
-        [--horizons 96 192 336 720] [--modes M S] [--minutes 10] [--set task.lookback=336 ...]
+        [--horizons 96 192 336 720] [--modes M S] [--minutes M] [--set task.lookback=336 ...]
 
 The literature's split and scaling (Informer / Autoformer / DLinear code): 12 months train,
 4 eval, 4 test of 30-day months; eval and test windows start `lookback` rows before their
@@ -15,7 +15,8 @@ and how many that loader would drop is reported (`windows_drop_last_drops`).
 Peers, trained on the same windows:
 - the forecaster the built-in `forecast` config builds (`rnnflow.models`: the config's
   encoder, cell, units, anchor, loss and training settings, `--set` overrides as on the CLI),
-  early-stopped on eval, within `--minutes` of training per horizon, scored as the pipeline
+  early-stopped on eval, within the config's `training.max_minutes` of training per horizon
+  (`--minutes` overrides it), scored as the pipeline
   serves it (with `task.linear_combination`, auto on with segments: the mean of the model's and
   the linear map's forecasts; the model alone is reported too);
 - the pipeline's own linear baseline (`baselines.fit_linear`: NLinear by least squares, one map
@@ -78,7 +79,7 @@ def split_windows(values: np.ndarray, lookback: int, horizon: int) -> dict[str, 
     return result
 
 
-def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minutes: float, seed: int) -> dict:
+def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minutes: float | None, seed: int) -> dict:
     import keras
     import tensorflow as tf
 
@@ -102,6 +103,7 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
     windows = split_windows(values, task.lookback, horizon)
     (x_train, y_train), (x_eval, y_eval), (x_test, y_test) = (windows[s] for s in ("train", "eval", "test"))
     training, _ = resolve_training(config.training, len(x_train))
+    minutes = training.max_minutes if minutes is None else minutes
     steps = int(np.ceil(len(x_train) / training.batch_size))
     targets = list(range(len(columns)))
 
@@ -125,7 +127,7 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
     # The Trainer's budget: training stops at the step that crosses it, and a cosine decay is
     # fitted to the steps the budget leaves.
     budget = TrainingProgress(epochs=training.epochs, batch_size=training.batch_size, steps_per_epoch=steps,
-                              interval=60, max_seconds=minutes * 60, schedule=fitted_schedule(model.optimizer),
+                              interval=60, max_seconds=minutes * 60 if minutes else None, schedule=fitted_schedule(model.optimizer),
                               echo=lambda line: print(f"  {mode} {horizon}: {line}", file=sys.stderr, flush=True))
     started = time.time()
     history = model.fit(train, validation_data=evaluation, epochs=training.epochs, verbose=0, callbacks=[
@@ -145,7 +147,7 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
         "cell": config.model.cell, "units": config.model.units,
         "batch_size": training.batch_size, "learning_rate": training.learning_rate,
         "lr_schedule": training.lr_schedule, "lr_decay_fitted_to_budget": budget.lr_decay,
-        "stopped_by_budget": budget.stopped_by_budget,
+        "training_budget_minutes": minutes, "stopped_by_budget": budget.stopped_by_budget,
         "windows": {s: len(w[0]) for s, w in windows.items()},
         "windows_drop_last_drops": len(x_test) % DROP_LAST_BATCH,
         "test_mse": mse(forecast), "test_mae": mae(forecast),
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--horizons", type=int, nargs="+", default=[96, 192, 336, 720])
     parser.add_argument("--modes", nargs="+", choices=["S", "M"], default=["M", "S"])
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per horizon")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget per horizon (default: the config's training.max_minutes)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="a config override on top of the built-in forecast config (repeatable)")
