@@ -32,6 +32,8 @@ DEFAULT_DATA = os.path.join(os.environ.get("RNNFLOW_DATASETS", "../shared/datase
 VARIANTS = {
     "crf_chars": [],  # the ner defaults
     "no_word_dropout": ["model.word_dropout=0"],
+    # Every auto epoch, the cosine decay to its end (no early stop on val_loss; best epoch kept).
+    "full_schedule": ["training.early_stopping_patience=40"],
     "softmax_chars": ["task.decoder=softmax"],
     "crf_words": ["task.char_encoder=none"],
     "softmax_words": ["task.decoder=softmax", "task.char_encoder=none"],
@@ -90,7 +92,8 @@ def run_variant(name: str, overrides: list[str], data: str, minutes: float | Non
     training = summary.get("training") or {}
     throughput = training.get("throughput") or [{}]
     report = {"overrides": overrides, "status": summary["status"], "pipeline_wall_seconds": round(wall, 1),
-              "epochs_run": training.get("epochs_run"), "stopped_by_budget": training.get("stopped_by_budget"),
+              "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
+              "history": training.get("history"), "stopped_by_budget": training.get("stopped_by_budget"),
               "train_examples_per_second": throughput[-1].get("train_examples_per_second"),
               "resolved": (summary.get("resolved") or {}).get("values"),
               "eval_entity_f1": (summary.get("metrics") or {}).get("entity_f1"),

@@ -98,3 +98,50 @@ def test_budget_and_interval_are_validated_config_fields():
         load_config("sentiment", ["training.max_minutes=0"])
     with pytest.raises(Exception, match="training.progress_seconds"):
         load_config("sentiment", ["training.progress_seconds=0"])
+
+
+def test_early_stopping_follows_a_task_monitor_and_keeps_its_best_epoch(tmp_path):
+    """A task that monitors its own eval score (the tagger's entity F1, mode max) stops on it and
+    keeps its best epoch's weights, which the summary names; val_loss plays no part."""
+    import types
+
+    from rnnflow.components.training.trainer import fit, history_summary
+
+    config = load_config("sentiment", ["model.units=4", "model.embedding_dim=4", "training.batch_size=4",
+                                       "training.learning_rate=0.01", "training.lr_schedule=constant",
+                                       "training.epochs=8", "training.early_stopping_patience=2"])
+    rng = np.random.default_rng(0)
+    rows = ({"token_ids": rng.integers(1, 20, size=(24, 6))}, tf.one_hot(rng.integers(0, 2, size=24), 2))
+    scripted = iter([0.2, 0.9, 0.5, 0.95, 0.4, 0.3, 0.99, 0.1])  # best 0.95 at epoch 4; stops after 6
+    weights_at = []
+
+    class Data:
+        monitor = ("val_score", "max")
+
+        def train(self):
+            return tf.data.Dataset.from_tensor_slices(rows).batch(4)
+
+        def eval(self):
+            return tf.data.Dataset.from_tensor_slices(rows).take(8).batch(4)
+
+        def compatibility(self):
+            return {}
+
+        def eval_scores(self, model):
+            weights_at.append([w.copy() for w in model.get_weights()])
+            return {"score": next(scripted)}
+
+    def build():
+        return build_text_classifier(config.model, config.training, vocab_size=20, num_classes=2,
+                                     input_name="token_ids")
+
+    model, history, _ = fit(config, types.SimpleNamespace(model_run_dir=str(tmp_path), base_model=None), build,
+                            Data())
+    assert history.history["val_score"] == [0.2, 0.9, 0.5, 0.95, 0.4, 0.3]
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_at[3]))
+    assert not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_at[-1]))
+    summary = history_summary(history, Data.monitor)
+    assert summary["monitor"] == "val_score" and summary["best_epoch"] == 4
+    # Without the task's score in the history (the multi-worker loop), val_loss decides.
+    history.history.pop("val_score")
+    assert history_summary(history, Data.monitor)["monitor"] == "val_loss"

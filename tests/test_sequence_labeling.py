@@ -169,6 +169,17 @@ def test_ner_run_is_blessed_on_entity_f1_with_scores_per_type(ner_run):
     assert summary["training"]["tags"] == sorted(summary["training"]["tags"])
 
 
+@pytest.mark.e2e
+def test_ner_run_stops_on_the_eval_entity_f1_and_keeps_its_best_epoch(ner_run):
+    _, _, summary = ner_run
+    training = summary["training"]
+    f1 = training["history"]["val_entity_f1"]
+    assert training["monitor"] == "val_entity_f1" and len(f1) == training["epochs_run"]
+    assert training["best_epoch"] == f1.index(max(f1)) + 1
+    # The kept epoch's eval F1 is what the Evaluator reports (the same split, weights and scorer).
+    assert summary["metrics"]["entity_f1"] == pytest.approx(max(f1), abs=1e-6)
+
+
 FRESH_TAGGING = textwrap.dedent("""
     import json, sys
     import tensorflow as tf

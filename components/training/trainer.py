@@ -80,6 +80,16 @@ class TaskData:
     def reference_outputs(self, model: keras.Model, transformed: dict) -> dict:
         raise NotImplementedError
 
+    # What early stopping and the best epoch watch on the eval split: Keras' val_loss, or a score
+    # of the task's own (`eval_scores`, computed after each epoch) that follows its blessing
+    # metric where the loss does not. (name, "min" or "max").
+    monitor: tuple[str, str] = ("val_loss", "min")
+
+    def eval_scores(self, model: keras.Model) -> dict[str, float]:
+        """The model's scores on the eval split after an epoch, logged as val_<name> (a task whose
+        `monitor` is one of them computes it here)."""
+        return {}
+
     def class_weight(self, config: PipelineConfig) -> dict | None:
         return None
 
@@ -139,7 +149,7 @@ def train_and_export(fn_args, data_cls: type[TaskData]) -> None:
                       data.reference_outputs)
     write_model_facts(serving_dir, config.to_dict(), data.input_report, data.compatibility())
     write_training_summary(run_dir, {
-        **history_summary(history), **data.summary_fields(), **data.pretrained_coverage(), "warm_start": warm,
+        **history_summary(history, data.monitor), **data.summary_fields(), **data.pretrained_coverage(), "warm_start": warm,
         "model": describe_model(model, config.model, get_task(config.task_type).honours),
         "hyperparameters": hyperparameters,
         "resolved": data.resolved})
@@ -323,11 +333,14 @@ def report_cudnn_eligibility(model, gpu_present: bool) -> None:
             log.info("cuDNN: %s is not eligible: %s", layer["layer"], "; ".join(layer["reasons"]))
 
 
-def history_summary(history) -> dict:
-    val_loss = history.history.get("val_loss", [])
+def history_summary(history, monitor: tuple[str, str] = ("val_loss", "min")) -> dict:
+    name, mode = monitor if monitor[0] in history.history else ("val_loss", "min")  # multi-worker: val_loss
+    watched = history.history.get(name, [])
+    best = (min if mode == "min" else max)(watched) if watched else None
     return {
         "epochs_run": len(history.epoch),
-        "best_epoch": (val_loss.index(min(val_loss)) + 1) if val_loss else None,
+        "monitor": name,
+        "best_epoch": watched.index(best) + 1 if watched else None,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
         # Per epoch: steps, seconds, train and eval examples/s (TrainingProgress).
         "throughput": getattr(history, "throughput", []),
@@ -439,8 +452,11 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
         steps_per_epoch=getattr(data, "steps_per_epoch", None), interval=training.progress_seconds,
         max_seconds=training.max_minutes * 60 if training.max_minutes else None, prefix=PROGRESS_PREFIX,
         schedule=fitted_schedule(model.optimizer))
+    monitor, mode = getattr(data, "monitor", ("val_loss", "min"))
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience,
+        # Before early stopping, the progress line and Keras' History (appended last) read the logs.
+        *([EvalScores(data)] if monitor != "val_loss" else []),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=training.early_stopping_patience,
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
         progress,
@@ -455,6 +471,18 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     return model, history, warm
 
 
+class EvalScores(keras.callbacks.Callback):
+    """Adds `data.eval_scores(model)` to each epoch's logs as val_<name>."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"val_{name}": float(value) for name, value in self.data.eval_scores(self.model).items()})
+
+
 def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Dataset, evaluation: tf.data.Dataset,
                     epochs: int, patience: int, class_weight: dict | None = None):
     """Keras 3.6's model.fit fails under MultiWorkerMirroredStrategy ("Attempt to convert a
@@ -462,7 +490,8 @@ def distributed_fit(model, strategy: tf.distribute.Strategy, train: tf.data.Data
     each step runs on every replica through `strategy.run`, with the compiled loss averaged
     over the global batch and the compiled optimizer (which all-reduces the gradients). Every
     worker then evaluates the whole eval split with the same weights, so all of them take the
-    same early-stopping decision (patience on val_loss, best weights restored), as fit would.
+    same early-stopping decision (patience on val_loss, best weights restored), as fit would with
+    a task that monitors val_loss (a task's own `eval_scores` are not computed here).
     Returns a keras History with loss, val_loss and the compiled metrics' val_ values."""
     # The loss and metrics compile() was given, as objects: a loss may be a closure (the CRF's
     # log-likelihood over its transition weights) that no compile config can rebuild.
