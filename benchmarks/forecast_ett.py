@@ -87,7 +87,7 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
     from rnnflow.components.training.progress import TrainingProgress
     from rnnflow.components.training.trainer import fitted_schedule
     from rnnflow.models.recurrent import build_forecaster
-    from rnnflow.models.segment_forecaster import build_segment_forecaster
+    from rnnflow.models.segment_forecaster import build_segment_forecaster, combined_with_linear
     from rnnflow.components.forecasting.schema import auto_task_fields
     from rnnflow.pipeline.config import load_config, replace_fields, resolve_training
 
@@ -135,9 +135,10 @@ def run_one(data_path: str, mode: str, horizon: int, overrides: list[str], minut
                                       restore_best_weights=True), budget])
     train_seconds = time.time() - started
     alone = model.predict({"window": x_test}, batch_size=512, verbose=0)
-    # What the pipeline serves: with task.linear_combination, the mean of the model and the same
-    # linear map (`combined_with_linear`, share 0.5), else the model.
-    forecast = (alone + linear) / 2 if task.linear_combination else alone
+    # What the pipeline serves: with task.linear_combination, the model combined with the same
+    # linear map by the Trainer's own `combined_with_linear`, else the model.
+    forecast = combined_with_linear(model, weights, target_indices=targets, input_name="window").predict(
+        {"window": x_test}, batch_size=512, verbose=0) if task.linear_combination else alone
     persistence = np.repeat(x_test[:, -1:, :], horizon, axis=1)
     mse = lambda f: float(np.mean((f - y_test) ** 2))  # noqa: E731
     mae = lambda f: float(np.mean(np.abs(f - y_test)))  # noqa: E731

@@ -28,6 +28,9 @@ from rnnflow.pipeline.config import (
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
 
+# What early stopping watches unless a task declares its own score (`TaskData.monitor`).
+VAL_LOSS = ("val_loss", "min")
+
 
 class TaskData:
     """Transformed train/eval datasets, what a task's model needs to know about its data, and
@@ -83,7 +86,7 @@ class TaskData:
     # What early stopping and the best epoch watch on the eval split: Keras' val_loss, or a score
     # of the task's own (`eval_scores`, computed after each epoch) that follows its blessing
     # metric where the loss does not. (name, "min" or "max").
-    monitor: tuple[str, str] = ("val_loss", "min")
+    monitor: tuple[str, str] = VAL_LOSS
 
     def eval_scores(self, model: keras.Model) -> dict[str, float]:
         """The model's scores on the eval split after an epoch, logged as val_<name> (a task whose
@@ -333,8 +336,8 @@ def report_cudnn_eligibility(model, gpu_present: bool) -> None:
             log.info("cuDNN: %s is not eligible: %s", layer["layer"], "; ".join(layer["reasons"]))
 
 
-def history_summary(history, monitor: tuple[str, str] = ("val_loss", "min")) -> dict:
-    name, mode = monitor if monitor[0] in history.history else ("val_loss", "min")  # multi-worker: val_loss
+def history_summary(history, monitor: tuple[str, str] = VAL_LOSS) -> dict:
+    name, mode = monitor if monitor[0] in history.history else VAL_LOSS  # multi-worker: val_loss
     watched = history.history.get(name, [])
     best = (min if mode == "min" else max)(watched) if watched else None
     return {
@@ -452,7 +455,7 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
         steps_per_epoch=getattr(data, "steps_per_epoch", None), interval=training.progress_seconds,
         max_seconds=training.max_minutes * 60 if training.max_minutes else None, prefix=PROGRESS_PREFIX,
         schedule=fitted_schedule(model.optimizer))
-    monitor, mode = getattr(data, "monitor", ("val_loss", "min"))
+    monitor, mode = getattr(data, "monitor", VAL_LOSS)
     callbacks = [
         # Before early stopping, the progress line and Keras' History (appended last) read the logs.
         *([EvalScores(data)] if monitor != "val_loss" else []),
