@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keras
+
 from rnnflow.components.common import run_facts
 from rnnflow.components.forecasting import export
 from rnnflow.components.forecasting.baselines import fit_linear, write_linear
@@ -63,9 +65,9 @@ class TrainingData(TaskData):
     def reference_outputs(self, model, transformed) -> dict:
         """The served forecast for a transformed batch, in the targets' original units (the model
         itself predicts z-scores of the train split's statistics)."""
-        normalized = self.served(model)({WINDOW: transformed[WINDOW]}, training=False).numpy()
-        scale, location = transformed[TARGET_STD].numpy()[:, None, :], transformed[TARGET_MEAN].numpy()[:, None, :]
-        return {FORECAST: normalized * scale + location}
+        normalized = self.served(model)({WINDOW: transformed[WINDOW]}, training=False)
+        scale, location = transformed[TARGET_STD][:, None, :], transformed[TARGET_MEAN][:, None, :]
+        return {FORECAST: keras.ops.cast(normalized, scale.dtype) * scale + location}
 
     def export(self, model, serving_dir: str) -> None:
         export.export_serving_model(self.served(model), self.tf_transform_output, config=self.config,

@@ -50,7 +50,7 @@ class TrainingData(TaskData):
         ids = transformed[TOKEN_IDS]
         log_likelihood, tokens = export.score_ids(model, ids.to_tensor(0) if isinstance(ids, tf.RaggedTensor) else ids)
         outputs = export.score_outputs(log_likelihood, tokens)
-        return {LOG_LIKELIHOOD: outputs[LOG_LIKELIHOOD].numpy(), "nats_per_token": outputs["nats_per_token"].numpy()}
+        return {LOG_LIKELIHOOD: outputs[LOG_LIKELIHOOD], "nats_per_token": outputs["nats_per_token"]}
 
     def export(self, model, serving_dir: str) -> None:
         task = self.config.task

@@ -77,7 +77,7 @@ class TrainingData(TaskData):
         task = self.config.task
         _, scores, _ = export.tag_batch(model, transformed, task.max_tokens, task.max_word_chars,
                                         task.char_encoder != "none")
-        return {TAG_SCORES: scores.numpy()}
+        return {TAG_SCORES: scores}
 
     def export(self, model, serving_dir: str) -> None:
         task = self.config.task

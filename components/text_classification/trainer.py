@@ -56,7 +56,7 @@ class TrainingData(TaskData):
         """The in-memory model's class probabilities for a transformed batch, as training feeds it."""
         token_ids = transformed[TOKEN_IDS]
         dense = token_ids.to_tensor() if isinstance(token_ids, tf.RaggedTensor) else token_ids
-        return {export.PROBABILITIES: model({TOKEN_IDS: dense}, training=False).numpy()}
+        return {export.PROBABILITIES: model({TOKEN_IDS: dense}, training=False)}
 
     def export(self, model, serving_dir: str) -> None:
         config = self.config

@@ -69,7 +69,7 @@ class TrainingData(TaskData):
         ids = transformed[SOURCE_IDS]
         ids = ids.to_tensor(0) if isinstance(ids, tf.RaggedTensor) else ids
         decoded = export.decode_greedy(model, tf.cast(ids, tf.int32), self.config.task)
-        return {"score": decoded["log_probs"].numpy(), "length": decoded["lengths"].numpy()}
+        return {"score": decoded["log_probs"], "length": decoded["lengths"]}
 
     def export(self, model, serving_dir: str) -> None:
         export.export_serving_model(model, self.tf_transform_output, self.config.task, serving_dir,
