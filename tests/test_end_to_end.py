@@ -5,6 +5,7 @@ and trained for two epochs, so these tests check plumbing and contract, not
 accuracy.
 """
 
+import base64
 import json
 import os
 import re
@@ -267,6 +268,48 @@ def test_missing_text_empty_reads_an_absent_feature_as_empty_text(run, tmp_path)
         print(json.dumps(float(tf.reduce_max(tf.abs(raw - parsed)))))
     """)
     assert out < 1e-6
+
+
+def test_the_trainers_serving_reference_is_traced_once_not_stepped_eagerly_and_equals_eager_calls(run, tmp_path):
+    import glob
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from rnnflow.components.common import run_facts
+    from rnnflow.components.text_classification.schema import TOKEN_IDS
+    from rnnflow.components.training.trainer import serving_reference
+
+    output_dir, _, _ = run
+    graph = glob.glob(str(output_dir / "pipeline_root" / "Transform" / "transform_graph" / "*"))[0]
+    transform_output = tft.TFTransformOutput(graph)
+    tokens = keras.Input(shape=(None,), dtype="int64", name=TOKEN_IDS)
+    lengths = keras.layers.Lambda(lambda t: tf.cast(tf.math.count_nonzero(t, axis=1, keepdims=True), "float32"))
+    model = keras.Model({TOKEN_IDS: tokens}, keras.layers.Dense(2, activation="softmax")(lengths(tokens)))
+
+    def probabilities(model, transformed):
+        ids = transformed[TOKEN_IDS]
+        return model({TOKEN_IDS: ids.to_tensor() if isinstance(ids, tf.RaggedTensor) else ids}, training=False)
+
+    eagerly = []
+
+    def outputs_fn(model, transformed):
+        eagerly.append(tf.executing_eagerly())
+        return {"probabilities": probabilities(model, transformed)}
+
+    serving_reference(model, transform_output, graph, str(tmp_path / "m"), outputs_fn)
+    with open(run_facts.beside_model(str(tmp_path / "m"), run_facts.REFERENCE_FILE)) as f:
+        reference = json.load(f)
+    examples = [base64.b64decode(e) for e in reference["examples"]]
+    # Each example alone (texts of different lengths), yet traced a few times, never run eagerly.
+    assert len(examples) > 3 and eagerly and not any(eagerly) and len(eagerly) <= 3
+    transformed = transform_output.transform_features_layer()(
+        tf.io.parse_example(examples, transform_output.raw_feature_spec()))
+    expected = np.concatenate([probabilities(model, {k: v[i:i + 1] for k, v in transformed.items()}).numpy()
+                               for i in range(len(examples))])
+    np.testing.assert_allclose(np.array(reference["outputs"]["probabilities"]), expected, atol=1e-6)
 
 
 def test_exported_graph_is_cpu_and_tf_serving_safe(run):
