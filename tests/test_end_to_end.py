@@ -243,22 +243,30 @@ def test_serving_errors_name_the_input_and_the_shape_it_needs(run):
     assert "serving.missing_text: empty" in out["misspelt"]
 
 
+def _length_classifier():
+    """A two-class Keras model of the token ids' count: small, deterministic, no training."""
+    import keras
+    import tensorflow as tf
+
+    from rnnflow.components.text_classification.schema import TOKEN_IDS
+
+    tokens = keras.Input(shape=(None,), dtype="int64", name=TOKEN_IDS)
+    lengths = keras.layers.Lambda(lambda t: tf.cast(tf.math.count_nonzero(t, axis=1, keepdims=True), "float32"))
+    return keras.Model({TOKEN_IDS: tokens}, keras.layers.Dense(2, activation="softmax")(lengths(tokens)))
+
+
 def test_missing_text_empty_reads_an_absent_feature_as_empty_text(run, tmp_path):
     import glob
 
-    import keras
     import tensorflow as tf
     import tensorflow_transform as tft
 
     from rnnflow.components.text_classification.export import ServingModule
-    from rnnflow.components.text_classification.schema import TOKEN_IDS
 
     output_dir, _, summary = run
     transform_output = tft.TFTransformOutput(glob.glob(str(output_dir / "pipeline_root" / "Transform"
                                                            / "transform_graph" / "*"))[0])
-    tokens = keras.Input(shape=(None,), dtype="int64", name=TOKEN_IDS)
-    lengths = keras.layers.Lambda(lambda t: tf.cast(tf.math.count_nonzero(t, axis=1, keepdims=True), "float32"))
-    model = keras.Model({TOKEN_IDS: tokens}, keras.layers.Dense(2, activation="softmax")(lengths(tokens)))
+    model = _length_classifier()
     module = ServingModule(model, transform_output, "text", ["0", "1"], missing_text="empty")
     tf.saved_model.save(module, str(tmp_path / "m"), signatures=module.signatures())
     out = _serve_in_fresh_process(str(tmp_path / "m"), """
@@ -273,7 +281,6 @@ def test_missing_text_empty_reads_an_absent_feature_as_empty_text(run, tmp_path)
 def test_the_trainers_serving_reference_is_traced_once_not_stepped_eagerly_and_equals_eager_calls(run, tmp_path):
     import glob
 
-    import keras
     import numpy as np
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -285,9 +292,7 @@ def test_the_trainers_serving_reference_is_traced_once_not_stepped_eagerly_and_e
     output_dir, _, _ = run
     graph = glob.glob(str(output_dir / "pipeline_root" / "Transform" / "transform_graph" / "*"))[0]
     transform_output = tft.TFTransformOutput(graph)
-    tokens = keras.Input(shape=(None,), dtype="int64", name=TOKEN_IDS)
-    lengths = keras.layers.Lambda(lambda t: tf.cast(tf.math.count_nonzero(t, axis=1, keepdims=True), "float32"))
-    model = keras.Model({TOKEN_IDS: tokens}, keras.layers.Dense(2, activation="softmax")(lengths(tokens)))
+    model = _length_classifier()
 
     def probabilities(model, transformed):
         ids = transformed[TOKEN_IDS]

@@ -312,8 +312,7 @@ def serving_reference(model, tf_transform_output, transform_graph_path: str, ser
     raw = tf.io.parse_example(examples, tf_transform_output.raw_feature_spec())
     transformed = tf_transform_output.transform_features_layer()(raw)
     outputs_of = tf.function(lambda batch: outputs_fn(model, batch), reduce_retracing=True)
-    rows = [{k: np.asarray(v) for k, v in outputs_of({k: v[i:i + 1] for k, v in transformed.items()}).items()}
-            for i in range(len(examples))]
+    rows = [outputs_of({k: v[i:i + 1] for k, v in transformed.items()}) for i in range(len(examples))]
     outputs = {k: np.concatenate([np.asarray(r[k]) for r in rows]).tolist() for k in rows[0]}
     write_serving_reference(serving_model_dir, examples, outputs)
 
