@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a config override after the benchmark's own (a variant; recorded in the JSON)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.data):
         print(f"tiny-shakespeare not found at {args.data} (set RNNFLOW_DATASETS or --data)", file=sys.stderr)
@@ -66,6 +68,8 @@ def main(argv=None) -> int:
                    "--set", f"training.max_minutes={args.minutes}",
                    # The full-size model; the built-in config is sized to finish in minutes.
                    "--set", "model.layers=2", "--set", "model.units=256"]
+        for override in args.set:
+            command += ["--set", override]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -81,6 +85,7 @@ def main(argv=None) -> int:
         report = {
             "benchmark": "charlm_tiny_shakespeare", "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "status": summary["status"], "error": summary.get("error"), "training_budget_minutes": args.minutes,
+            "overrides": args.set,
             "pipeline_wall_seconds": round(wall, 1), "epochs_run": training.get("epochs_run"),
             "stopped_by_budget": training.get("stopped_by_budget"),
             "resolved": (summary.get("resolved") or {}).get("values"),
