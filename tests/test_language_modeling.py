@@ -9,6 +9,7 @@ import pytest
 
 from conftest import run_cli, run_fresh
 from rnnflow.components.language_model.reading import split_texts
+from rnnflow.components.language_model.schema import eval_window_size
 from rnnflow.components.tasks import DataError, get_task
 from rnnflow.pipeline.config import ConfigError, load_config
 
@@ -31,6 +32,25 @@ def test_a_document_is_split_into_a_train_head_and_an_eval_tail_and_cut_into_ove
     assert len(train) == (78 - 1) // 9  # every character but the first predicted once; the partial window dropped
     report = TASK.preflight(config)
     assert report.details["train_windows"] == len(train) and report.rows == len(train) + len(splits.windows["eval"])
+
+
+def test_eval_windows_are_eval_window_long_and_a_shorter_eval_split_is_one_window_never_shorter_than_training(tmp_path):
+    path = tmp_path / "doc.txt"
+    text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+    path.write_text(text, encoding="utf-8")
+    tail = text[800:]  # eval_fraction 0.2: 200 characters
+    splits = split_texts(config_for(path, "data.format=text", "task.window=9", "task.eval_window=50",
+                                    "data.split.eval_fraction=0.2"), [str(path)])
+    assert all(len(w) == 10 for w in splits.windows["train"])
+    # Windows of 51 characters every 50: every eval character but the first scored once from a
+    # zero state, the partial last window dropped.
+    assert splits.windows["eval"] == [tail[i:i + 51] for i in range(0, 150, 50)]
+    whole = split_texts(config_for(path, "data.format=text", "task.window=9", "data.split.eval_fraction=0.2"),
+                        [str(path)])
+    assert whole.windows["eval"] == [tail]  # the default 1000 > 199: the whole eval split, one window
+    long_training = split_texts(config_for(path, "data.format=text", "task.window=60", "task.eval_window=20",
+                                           "data.split.eval_fraction=0.2"), [str(path)])
+    assert [len(w) for w in long_training.windows["eval"]] == [61, 61, 61]  # never shorter than task.window
 
 
 def test_lines_are_split_between_whole_texts_joined_by_line_breaks(tmp_path):
@@ -106,8 +126,12 @@ def test_charlm_run_reports_nats_and_bits_per_character_and_perplexity(charlm_ru
     assert 0 < metrics["nats_per_char"] < load_config("charlm", ["evaluation.max_nats_per_token=5"]).evaluation.max_nats_per_token
     assert metrics["bits_per_char"] == pytest.approx(metrics["nats_per_char"] / math.log(2), rel=1e-5)
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["nats_per_char"]), rel=1e-5)
-    # TFMA's eval cross-entropy is the Trainer's own on the same windows (Keras' val_loss, best epoch).
+    # TFMA's eval cross-entropy is the Trainer's own on the same windows (Keras' val_loss, best epoch),
+    # and those are eval windows: task.eval_window characters each, not the training windows' 100.
     assert metrics["nats_per_char"] == pytest.approx(min(summary["training"]["history"]["val_loss"]), rel=1e-3)
+    details, task = summary["input"]["details"], load_config("charlm").task
+    size = eval_window_size(task, details["eval_tokens"])
+    assert size == task.eval_window > task.window and details["eval_windows"] == (details["eval_tokens"] - 1) // size
     assert summary["serving_validation"]["served_signature"] == "score"
 
 

@@ -10,8 +10,10 @@ Formats (`data.format`):
 - `csv`: one text per row of `data.text_column`, split as `lines`.
 
 Tokens are characters (Unicode code points) or, with `task.tokenizer: word`, whitespace-separated
-words. Windows hold `window + 1` tokens and start every `window` tokens, so every token but the
-first of a split is predicted exactly once; a split's last partial window is dropped. Bytes
+words. Training windows hold `window + 1` tokens and start every `window` tokens, so every token
+but the first of a split is predicted exactly once; a split's last partial window is dropped. Eval
+windows do the same with `task.eval_window` tokens (`schema.eval_window_size`: longer, so the eval
+score is not that of restarting from a zero state every `window` tokens). Bytes
 invalid in the encoding (UTF-8; `data.encoding` for CSV, read by the one CSV reader every task
 uses, with `data.delimiter` and `data.quote_char`) are an error naming the file, line and byte.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 
 from rnnflow.components.ingest.csv_input import CsvFormatError, CsvOptions, delimiter_hint, read_records
+from rnnflow.components.language_model.schema import eval_window_size
 from rnnflow.components.tasks.base import DataError, decode_text, open_input
 
 NEWLINE = "\n"
@@ -107,7 +110,8 @@ def split_texts(config, files: list[str], eval_fraction: float | None = None) ->
             split = "train" if seen < total * (1 - fraction) else "eval"
             streams[split] += tokens
             seen += len(tokens)
-    windows = {split: cut_windows(tokens, task.window, task.tokenizer) for split, tokens in streams.items()}
+    windows = {split: cut_windows(tokens, task.window if split == "train" else eval_window_size(task, len(tokens)),
+                                  task.tokenizer) for split, tokens in streams.items()}
     for split, tokens in streams.items():
         if not windows[split] and (fraction if split == "eval" else 1 - fraction) > 0:
             described = ", ".join(files) if len(files) < 4 else f"{files[0]} and {len(files) - 1} more files"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import keras
@@ -13,6 +14,11 @@ from rnnflow.components.training.trainer import TaskData, train_and_export, tran
 from rnnflow.models.language_model import build_language_model
 from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer
 from rnnflow.pipeline.config import PipelineConfig
+
+
+# Logits an eval batch may hold (rows x eval window x vocabulary; 256 MiB of float32): eval
+# windows are longer than training windows, and a word vocabulary is large.
+EVAL_BATCH_LOGITS = 2 ** 26
 
 
 class TrainingData(TaskData):
@@ -28,8 +34,19 @@ class TrainingData(TaskData):
         with tf.io.gfile.GFile(self.tf_transform_output.vocabulary_file_by_name(TOKEN_VOCABULARY), "rb") as f:
             return {"token_vocabulary": hashlib.sha256(f.read()).hexdigest()[:16]}
 
-    def dataset(self, files, shuffle: bool):
-        dataset = transformed_dataset(self.fn_args, files, self.config, self.tf_transform_output, None, shuffle)
+    def eval(self) -> tf.data.Dataset:
+        """The eval windows (`task.eval_window` tokens, longer than training's) in batches of at
+        most the training batch's rows that keep their logits within EVAL_BATCH_LOGITS."""
+        task, training = self.config.task, self.config.training
+        rows = min(training.batch_size, max(1, EVAL_BATCH_LOGITS // (max(task.eval_window, task.window)
+                                                                     * len(self.vocabulary))))
+        return self.dataset(self.fn_args.eval_files, shuffle=False, batch_size=rows)
+
+    def dataset(self, files, shuffle: bool, batch_size: int | None = None):
+        config = self.config
+        if batch_size:
+            config = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_size=batch_size))
+        dataset = transformed_dataset(self.fn_args, files, config, self.tf_transform_output, None, shuffle)
 
         def shifted(features):
             ids = features[TOKEN_IDS]
