@@ -1,8 +1,9 @@
-"""The tf.Example of one training window, as the language model ExampleGen writes it and every
-reader (Transform's schema, the export's signatures, the tests) reads it.
+"""The tf.Example of one window, as the language model ExampleGen writes it and every reader
+(Transform's schema, the export's signatures, the tests) reads it.
 
-- `text`: the window's `task.window + 1` tokens as text (characters as they are; words joined by
-  single spaces): the model reads the first `window` and predicts the last `window`.
+- `text`: the window's tokens as text (characters as they are; words joined by single spaces):
+  `task.window + 1` in the train split, `task.eval_window + 1` in the eval split
+  (`schema.eval_window_size`); the model reads all but the last and predicts all but the first.
 """
 
 from __future__ import annotations

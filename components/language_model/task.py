@@ -5,9 +5,10 @@ Text files are split into train and eval by contiguous blocks and cut into fixed
 model is a stacked recurrent language model (`rnnflow.models.language_model`) trained with
 truncated backpropagation through time over the windows, each starting from a zero state
 (stateless windows: batches shuffle freely and the model learns context up to `task.window`
-tokens); the Evaluator reports cross-entropy in nats and bits per token and perplexity, and blesses
-on a lower-is-better bound of nats per token and its change against the last blessed model. The
-exported model generates inside the graph (`serving_default`) and scores texts (`score`).
+tokens; eval windows are longer, `task.eval_window`, so the eval score is that of reading with
+the state carried); the Evaluator reports cross-entropy in nats and bits per token and
+perplexity, and blesses on a lower-is-better bound of nats per token and its change against the
+last blessed model. The exported model generates inside the graph (`serving_default`) and scores texts (`score`).
 """
 
 from __future__ import annotations
