@@ -8,7 +8,8 @@ truncated backpropagation through time over the windows, each starting from a ze
 tokens; eval windows are longer, `task.eval_window`, so the eval score is that of reading with
 the state carried); the Evaluator reports cross-entropy in nats and bits per token and
 perplexity, and blesses on a lower-is-better bound of nats per token and its change against the
-last blessed model. The exported model generates inside the graph (`serving_default`) and scores texts (`score`).
+last blessed model. The exported model generates inside the graph (`serving_default`) and
+scores texts (`score`).
 """
 
 from __future__ import annotations
