@@ -152,9 +152,11 @@ def test_a_language_model_trains_on_all_of_the_train_file_and_scores_the_eval_fi
     details = report.details
     assert details["train_tokens"] == len(text) > split_default.details["train_tokens"]
     assert details["eval_tokens"] == 306 and details["test_tokens"] == 400
-    assert details["eval_windows"] == (306 - 1) // 16
+    # The eval file, shorter than task.eval_window, is one eval window (training windows are 16).
+    assert details["eval_windows"] == 1 and details["train_windows"] == (len(text) - 1) // 16
     assert any("of the eval split never occur in train" in n for n in report.notes)  # "zebra"'s z and b
-    # Every test window is a stretch of the training text: reported as leakage.
+    # Every test window is a stretch of the training text: reported as leakage, although the test
+    # split's one window (400 characters) is longer than any training window (compared in pieces).
     assert any("windows of the test split also occur in the train split" in w for w in report.warnings)
     (tmp_path / "tiny.txt").write_text("short", encoding="utf-8")
     with pytest.raises(DataError, match="tiny.txt: the eval split has 5 char tokens, fewer than one window"):

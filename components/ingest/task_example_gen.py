@@ -80,6 +80,12 @@ class Ingest:
         text); None: records are not compared (a task whose `check_split` does its own)."""
         raise NotImplementedError
 
+    def record_texts(self, config, record) -> list[str]:
+        """The texts of `record` the leakage check compares (default: its `record_text`, if any);
+        a task whose splits cut records of different sizes returns pieces of one size."""
+        text = self.record_text(record)
+        return [] if text is None else [text]
+
     def resolve(self, config, train_read):
         """`config` with the fields the input decides (`auto` values the task resolves at ingest,
         e.g. a forecaster's lookback) resolved on the train read; every later step (the other
@@ -133,13 +139,12 @@ class Ingest:
         if given:
             report.details["split_files"] = files
             report.warnings.extend(splits_lib.leakage(self.unit, {
-                split: self._texts(split, split_rows) for split, split_rows in rows.items()}))
+                split: self._texts(config, split, split_rows) for split, split_rows in rows.items()}))
         return report, rows
 
-    def _texts(self, split: str, records: list):
+    def _texts(self, config, split: str, records: list):
         for i, record in enumerate(records):
-            text = self.record_text(record)
-            if text is not None:
+            for text in self.record_texts(config, record):
                 yield text, f"{split} {self.unit[:-1]} {i + 1}"
 
     def preflight(self, config, files: list[str] | None = None) -> InputReport:

@@ -5,7 +5,7 @@ into train and eval by contiguous blocks (`reading.py`). The ingest scaffold
 from __future__ import annotations
 
 from rnnflow.components.language_model import features
-from rnnflow.components.language_model.reading import split_texts
+from rnnflow.components.language_model.reading import cut_windows, split_texts, tokenize
 from rnnflow.components.language_model.schema import SPLITS, UNIGRAM_NATS, unigram_nats_per_token
 from rnnflow.components.ingest.task_example_gen import Ingest
 from rnnflow.components.tasks.base import InputReport
@@ -47,6 +47,12 @@ class TextWindowIngest(Ingest):
 
     def record_text(self, record) -> str:
         return record
+
+    def record_texts(self, config, record) -> list[str]:
+        """A window cut into training-window pieces (eval windows are longer), so windows of every
+        split are compared at one size, as before eval windows grew."""
+        task = config.task
+        return cut_windows(tokenize(record, task.tokenizer), task.window, task.tokenizer) or [record]
 
     def check_split(self, config, split, files, read, report, train) -> None:
         tokens, train_tokens = read.tokens["eval"], train.tokens["train"]
