@@ -48,19 +48,22 @@ def generation_speed(model_dir: str, prompt: str = "ROMEO:") -> dict:
             "sample": prompt + text[:300]}
 
 
-def by_eval_window(model_dir: str, data: str, eval_fraction: float, windows=(100, 256, 512, 1000)) -> dict:
-    """{window: nats per character} of the text's last `eval_fraction` (as the run splits a
-    `data.format: text` document) cut into windows of window + 1 characters every `window`."""
+def by_eval_window(model_dir: str, config: dict, data: str, windows=(100, 256, 512, 1000)) -> dict:
+    """{window: nats per character} of the run's eval split (`config`: the run summary's),
+    read and cut into windows of window + 1 characters every `window` as the run reads and cuts
+    it (`split_texts`, `cut_windows`)."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
+    from rnnflow.components.language_model.reading import cut_windows, split_texts
+    from rnnflow.pipeline.config import parse_config
+
     score = tf.saved_model.load(model_dir).signatures["score"]
-    with open(data, encoding="utf-8") as f:
-        text = f.read()
-    tail = text[round(len(text) * (1 - eval_fraction)):]
+    parsed = parse_config(config)
+    tail = split_texts(parsed, [data]).tokens["eval"]
     scores = {}
     for window in windows:
-        pieces = [tail[i:i + window + 1] for i in range(0, len(tail) - window, window)]
+        pieces = cut_windows(tail, window, parsed.task.tokenizer)
         log_likelihood = tokens = 0.0
         for start in range(0, len(pieces), 64):
             out = score(text=tf.constant(pieces[start:start + 64]))
@@ -120,8 +123,7 @@ def main(argv=None) -> int:
         model = summary.get("pushed_model")
         if model:
             report["generation"] = generation_speed(model)
-            report["nats_per_char_by_eval_window"] = by_eval_window(
-                model, args.data, summary["config"]["data"]["split"]["eval_fraction"])
+            report["nats_per_char_by_eval_window"] = by_eval_window(model, summary["config"], os.path.abspath(args.data))
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report, indent=2))

@@ -52,7 +52,7 @@ class TextWindowIngest(Ingest):
         """A window cut into training-window pieces (eval windows are longer), so windows of every
         split are compared at one size, as before eval windows grew."""
         task = config.task
-        return cut_windows(tokenize(record, task.tokenizer), task.window, task.tokenizer) or [record]
+        return cut_windows(tokenize(record, task.tokenizer), task.window, task.tokenizer)
 
     def check_split(self, config, split, files, read, report, train) -> None:
         tokens, train_tokens = read.tokens["eval"], train.tokens["train"]

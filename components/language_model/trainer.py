@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from rnnflow.components.language_model import export, preprocessing
-from rnnflow.components.language_model.schema import LOG_LIKELIHOOD, TOKEN_IDS, TOKEN_VOCABULARY
+from rnnflow.components.language_model.schema import LOG_LIKELIHOOD, TOKEN_IDS, TOKEN_VOCABULARY, eval_window_size
 from rnnflow.components.training.trainer import TaskData, train_and_export, transformed_dataset
 from rnnflow.models.language_model import build_language_model
 from rnnflow.models.recurrent import JIT_COMPILE, make_optimizer
@@ -38,8 +38,8 @@ class TrainingData(TaskData):
         """The eval windows (`task.eval_window` tokens, longer than training's) in batches of at
         most the training batch's rows that keep their logits within EVAL_BATCH_LOGITS."""
         task, training = self.config.task, self.config.training
-        rows = min(training.batch_size, max(1, EVAL_BATCH_LOGITS // (max(task.eval_window, task.window)
-                                                                     * len(self.vocabulary))))
+        window = eval_window_size(task, self.details["eval_tokens"])
+        rows = min(training.batch_size, max(1, EVAL_BATCH_LOGITS // (window * len(self.vocabulary))))
         return self.dataset(self.fn_args.eval_files, shuffle=False, batch_size=rows)
 
     def dataset(self, files, shuffle: bool, batch_size: int | None = None):
