@@ -146,31 +146,3 @@ def test_texts_are_read_from_gzipped_examples_and_a_missing_feature_is_an_empty_
     texts = np.concatenate([b.numpy() for b in data_scale.read_texts([path], "review")])
     assert texts.tolist() == [b"one two", b"", b"three"]
     assert len(np.concatenate([b.numpy() for b in data_scale.read_texts([path], "review", limit=2)])) == 2
-
-
-# ---------------------------------------------------------------------------
-# data.split.train_buckets auto: the eval share follows the rows
-# ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("rows, train_buckets", [
-    (0, 3), (100, 3), (10_000, 3), (12_000, 4), (25_000, 9), (67_000, 26), (250_000, 99), (10_000_000, 99)])
-def test_auto_hash_split_gives_eval_about_2500_rows_between_a_quarter_and_a_hundredth(rows, train_buckets):
-    from rnnflow.components.text_classification.schema import SplitConfig, split_buckets
-
-    buckets = split_buckets(SplitConfig(), rows)
-    assert buckets == {"train": train_buckets, "eval": 1}
-    eval_rows = rows / (train_buckets + 1)
-    assert eval_rows <= rows / 4 and (eval_rows >= rows / 100 or rows == 0)
-    if 10_000 < rows < 250_000:
-        assert 2_000 < eval_rows < 3_100
-
-
-def test_explicit_split_buckets_are_kept_and_auto_scales_with_more_eval_buckets():
-    from rnnflow.components.text_classification.schema import SplitConfig, split_buckets
-
-    assert split_buckets(SplitConfig(train_buckets=4, eval_buckets=1), 25_000) == {"train": 4, "eval": 1}
-    assert split_buckets(SplitConfig(eval_buckets=2), 25_000) == {"train": 18, "eval": 2}
-    config = load_config("sentiment", ["data.split.train_buckets=7"])
-    assert split_buckets(config.data.split, 25_000) == {"train": 7, "eval": 1}
-    with pytest.raises(ConfigError, match="data.split.train_buckets"):
-        load_config("sentiment", ["data.split.train_buckets=0"])

@@ -20,7 +20,7 @@ def test_builtin_sentiment_loads_with_typed_sections():
     assert "sentiment" in builtin_config_names()
     assert config.task_type == "text_classification"
     assert config.model.cell == "lstm" and config.model.bidirectional is True
-    assert config.data.split.train_buckets == "auto" and config.data.split.eval_buckets == 1
+    assert config.data.split.train_buckets == 3
     assert resolve_path(config.data.path).endswith("imdb_small_with_labels.txt")
 
 

@@ -82,33 +82,3 @@ def test_a_language_model_csv_with_a_byte_invalid_in_its_encoding_names_file_and
     config = load_config("charlm", [f"data.path={path}", "data.format=csv"])
     with pytest.raises(DataError, match=r"texts.csv: line 3: invalid utf-8"):
         read_texts(config.data, str(path))
-
-
-def test_a_classifier_example_gen_hash_splits_by_the_buckets_its_input_check_resolved(tmp_path):
-    """12,000 rows: `data.split.train_buckets: auto` resolves to 4:1 from the rows read (the
-    pipeline was built with the small-data 3:1), and TFX's partition follows it."""
-    from tfx import v1 as tfx
-
-    from conftest import write_csv
-
-    path = write_csv(tmp_path / "big.csv", ["text", "label"],
-                     [(f"text number {i}", "pos" if i % 2 else "neg") for i in range(12_000)])
-    config = load_config("sentiment", [f"data.path={path}"])
-    component = get_task("text_classification").example_gen(config, {"train": path})
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="split", pipeline_root=str(tmp_path / "root"), components=[component],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(tmp_path / "metadata.sqlite")))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    examples = tmp_path / "root" / component.id / "examples"
-    (version,) = os.listdir(examples)
-
-    def records(split):
-        import tensorflow as tf
-
-        files = [str(f) for f in (examples / version / f"Split-{split}").iterdir()]
-        return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
-
-    evaluated, trained = records("eval"), records("train")
-    assert evaluated + trained == 12_000
-    assert 0.18 < evaluated / 12_000 < 0.22  # 1 of 5 buckets, not 1 of 4

@@ -142,18 +142,3 @@ def test_cli_config_error_exit_code(tmp_path):
                       "--set", "model.cell=lsmt"])
     assert result.returncode == 2
     assert "model.cell: 'lsmt' is not one of" in result.stderr
-
-
-def test_a_classifier_input_check_resolves_the_auto_hash_split_from_its_rows_and_names_it(tmp_path):
-    from rnnflow.components.tasks import splits
-
-    rows = [(f"text number {i}", "pos" if i % 2 else "neg") for i in range(12_000)]
-    path = write_csv(tmp_path / "big.csv", ["text", "label"], rows)
-    report = get_task("text_classification").preflight(load_config("sentiment", [f"data.path={path}"]))
-    assert report.details[splits.SPLIT_BUCKETS] == {"train": 4, "eval": 1}
-    assert any("hash split of 12000 rows: 1 of 5 buckets evaluate" in note and "about 2400 eval rows" in note
-               for note in report.notes)
-    explicit = get_task("text_classification").preflight(
-        load_config("sentiment", [f"data.path={path}", "data.split.train_buckets=3"]))
-    assert explicit.details[splits.SPLIT_BUCKETS] == {"train": 3, "eval": 1}
-    assert not any("hash split" in note for note in explicit.notes)

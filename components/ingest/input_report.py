@@ -129,9 +129,8 @@ def report_of(examples_artifacts: list, task) -> dict:
 class _ReportingExecutor:
     """Runs the task's input check on the span's files (and the predefined splits') before TFX's
     ExampleGen `Do`, and attaches the report to the Examples. A DataError fails the component
-    with the message. The train files are hash-split into train and eval by TFX's own partition
-    into the buckets the input check resolved from the rows (`splits.SPLIT_BUCKETS`, e.g.
-    `data.split.train_buckets: auto`), also when a predefined test split comes without an eval file."""
+    with the message. With a predefined test split but no eval file, the train file is
+    hash-split into train and eval (`data.split`'s buckets) by TFX's own partition."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
         config = config_from(exec_properties)
@@ -141,12 +140,6 @@ class _ReportingExecutor:
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         names = [split.name for split in input_config.splits]
-        buckets = report.details.get(splits_lib.SPLIT_BUCKETS)
-        if buckets and "eval" not in names:  # the buckets the input check resolved from the rows
-            properties[_HASH_BUCKETS] = json.dumps(buckets)
-            if len(names) == 1:
-                properties[standard_component_specs.OUTPUT_CONFIG_KEY] = proto_utils.proto_to_json(
-                    _hash_output(buckets))
         if len(names) > 1 and "eval" not in names:
             # TFX names the output splits after the input's: an eval split read from the train
             # pattern, which GenerateExamplesByBeam hash-splits from train instead.
@@ -164,11 +157,12 @@ class _ReportingExecutor:
             return super().GenerateExamplesByBeam(pipeline, exec_properties)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        split = config_from(exec_properties).data.split
         hashed = {**exec_properties,
                   standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
                       example_gen_pb2.Input(splits=input_config.splits[:1])),
                   standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(_hash_output(
-                      json.loads(exec_properties[_HASH_BUCKETS])))}
+                      {"train": split.train_buckets, "eval": split.eval_buckets}))}
         result = super().GenerateExamplesByBeam(pipeline, hashed)  # TFX's own hash partition
         to_records = self.GetInputSourceToExamplePTransform()
         for other in input_config.splits[2:]:
@@ -176,10 +170,8 @@ class _ReportingExecutor:
         return result
 
 
-# Exec properties the executor adds for itself: train and eval hash-split from the train files,
-# by these buckets (JSON: split name -> buckets, as the input check resolved them).
+# An exec property the executor adds for itself: train and eval hash-split from the train files.
 _HASH_SPLIT_TRAIN = "_rnnflow_hash_split_train"
-_HASH_BUCKETS = "_rnnflow_hash_buckets"
 
 
 def _hash_output(buckets: dict[str, int]):

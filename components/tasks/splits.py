@@ -34,10 +34,6 @@ def split_input_path(path: str) -> tuple[str, str]:
 
 
 PREDEFINED = ("eval", "test")  # the splits a config may give as files, in order
-# An input report detail: the hash buckets (split name -> buckets) the task's pre-flight resolved
-# from the rows it read (`data.split.train_buckets: auto`); the reporting ExampleGen hash-splits
-# the train files by them, and the Trainer counts its training examples with them.
-SPLIT_BUCKETS = "split_buckets"
 FIELDS = {"train": "data.path", "eval": "data.eval_path", "test": "data.test_path"}
 _SHOWN_TEXT = 80  # characters of a leaked record the warning quotes
 

@@ -44,28 +44,9 @@ DataFormat = Literal["csv", "tfrecord", "parquet"]
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
-    """Hash-bucket split of the input into train and eval (ExampleGen's hash partition).
-    `train_buckets: auto` resolves from the rows read (`split_buckets`)."""
-    train_buckets: int | Auto = constraint(AUTO, min=1)
+    """Hash-bucket split of the input into train and eval (ExampleGen output_config)."""
+    train_buckets: int = constraint(4, min=1)
     eval_buckets: int = constraint(1, min=1)
-
-
-# data.split.train_buckets auto: the eval split gets about this many rows ...
-AUTO_EVAL_ROWS = 2500
-# ... as a share of the rows within these bounds: a quarter of small data, a hundredth of huge data.
-AUTO_EVAL_SHARE = (0.01, 0.25)
-
-
-def split_buckets(split: SplitConfig, rows: int) -> dict[str, int]:
-    """{"train": buckets, "eval": buckets} of a hash split of `rows` rows. `train_buckets: auto`
-    gives eval a share of about AUTO_EVAL_ROWS rows, at most a quarter and at least a hundredth:
-    up to 10,000 rows 3:1 (25 %), 25,000 rows 9:1 (2,500 eval rows), from 250,000 rows 99:1.
-    Rows beyond what a stable eval score needs train instead (0 rows: the small-data split)."""
-    if split.train_buckets != AUTO:
-        return {"train": split.train_buckets, "eval": split.eval_buckets}
-    low, high = AUTO_EVAL_SHARE
-    share = min(high, max(low, AUTO_EVAL_ROWS / rows)) if rows > 0 else high
-    return {"train": max(3, round(1 / share) - 1) * split.eval_buckets, "eval": split.eval_buckets}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from rnnflow.components.tasks.base import (DataError, InputReport, Task, blessin
                                            resolve_input_files, same_files)
 from rnnflow.components.text_classification.schema import (EVAL_SIGNATURE, EXAMPLES_SIGNATURE, LABEL_COUNTS, LABEL_ID,
                                                            LABEL_VALUES, METRICS, PROBABILITIES, TRANSFORM_SIGNATURE,
-                                                           TextClassificationConfig, TextDataConfig, split_buckets)
+                                                           SplitConfig, TextClassificationConfig, TextDataConfig)
 from rnnflow.pipeline.config import AUTO, ConfigError
 
 
@@ -107,9 +107,8 @@ class TextClassificationTask(Task):
         split is not given as its own file); it runs the input check too."""
         from rnnflow.components.ingest.input_report import reporting_example_gen
 
-        # Before any data is read, `auto` is the small-data split; the executor hash-splits by the
-        # buckets the input check resolves from the rows (`split_buckets`).
-        return reporting_example_gen(config, data_paths, buckets=split_buckets(config.data.split, 0))
+        return reporting_example_gen(config, data_paths, buckets={
+            "train": config.data.split.train_buckets, "eval": config.data.split.eval_buckets})
 
     def unbounded_features(self, config) -> list[str]:
         return [config.data.text_column]
@@ -231,18 +230,11 @@ def _train_report(config, files: list[str], scan: _Scan) -> InputReport:
         warnings.append(f"{scan.invalid_rows} of {rows} rows contain bytes that are not valid {encoding} "
                         f"(first: {scan.first_invalid}); they are replaced by U+FFFD in training and serving "
                         f"alike{_encoding_hint(data, files)}")
-    details = {LABEL_VALUES: sorted(labels), LABEL_COUNTS: dict(sorted(labels.items()))}
-    notes = []
-    if not data.eval_path:  # a hash split of the train files
-        buckets = details[splits.SPLIT_BUCKETS] = split_buckets(data.split, rows)
-        rare = _rare_classes(labels, buckets)
-        if rare:
-            warnings.append(rare)
-        if data.split.train_buckets == AUTO:
-            notes.append(f"hash split of {rows} rows: {buckets['eval']} of {buckets['train'] + buckets['eval']} "
-                         f"buckets evaluate (data.split.train_buckets auto: {buckets['train']}, about "
-                         f"{round(rows * buckets['eval'] / (buckets['train'] + buckets['eval']))} eval rows)")
-    return InputReport(files=files, rows=rows, warnings=warnings, notes=notes, details=details)
+    rare = None if data.eval_path else _rare_classes(labels, data.split)
+    if rare:
+        warnings.append(rare)
+    return InputReport(files=files, rows=rows, warnings=warnings, details={
+        LABEL_VALUES: sorted(labels), LABEL_COUNTS: dict(sorted(labels.items()))})
 
 
 def _model_spec():
@@ -260,17 +252,17 @@ class _Row:
     invalid: str | None = None  # where the first byte invalid in the encoding is, if any
 
 
-def _rare_classes(labels: collections.Counter, buckets: dict[str, int]) -> str | None:
+def _rare_classes(labels: collections.Counter, split: SplitConfig) -> str | None:
     """A warning when some classes are too rare to be expected in the eval split."""
-    total_buckets = buckets["train"] + buckets["eval"]
-    needed = max(2, math.ceil(total_buckets / buckets["eval"]))
+    total_buckets = split.train_buckets + split.eval_buckets
+    needed = max(2, math.ceil(total_buckets / split.eval_buckets))
     rare = sorted((n, label) for label, n in labels.items() if n < needed)
     if not rare:
         return None
     shown = ", ".join(f"'{label}' ({n})" for n, label in rare[:_SHOWN])
     more = f" and {len(rare) - _SHOWN} more" if len(rare) > _SHOWN else ""
     return (f"{len(rare)} of {len(labels)} classes have fewer than {needed} examples: {shown}{more}; "
-            f"with {buckets['eval']} of {total_buckets} hash buckets in eval, each is expected to have "
+            f"with {split.eval_buckets} of {total_buckets} hash buckets in eval, each is expected to have "
             "no eval example and too few to learn from (merge rare classes or add data)")
 
 

@@ -8,9 +8,8 @@ import keras
 import tensorflow as tf
 
 from rnnflow.components.text_classification import export, preprocessing
-from rnnflow.components.tasks import splits
 from rnnflow.components.text_classification.schema import (
-    LABEL_COUNTS, LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY, split_buckets)
+    LABEL_COUNTS, LABEL_ID, LABEL_VOCABULARY, TOKEN_IDS, TOKEN_VOCABULARY)
 from rnnflow.components.training.trainer import TaskData, batched_by_length, train_and_export, transformed_dataset
 from rnnflow.models.recurrent import build_text_classifier
 from rnnflow.pipeline.config import PipelineConfig
@@ -24,11 +23,10 @@ class TrainingData(TaskData):
         self.vocab_size = preprocessing.vocabulary_size(self.tf_transform_output, config.task.oov_buckets)
 
     def train_examples(self, config: PipelineConfig) -> int:
+        split = config.data.split  # approximate: a hash split, unless the eval split is its own file
         if config.data.eval_path:
             return self.input_report["rows"]
-        # Approximate: the hash split's share, by the buckets the input check resolved.
-        buckets = self.details.get(splits.SPLIT_BUCKETS) or split_buckets(config.data.split, self.input_report["rows"])
-        return round(self.input_report["rows"] * buckets["train"] / (buckets["train"] + buckets["eval"]))
+        return round(self.input_report["rows"] * split.train_buckets / (split.train_buckets + split.eval_buckets))
 
     def compatibility(self) -> dict:
         """What a warm start's base model must share: token ids and class ids."""
