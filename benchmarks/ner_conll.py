@@ -4,6 +4,7 @@ early stopping with the `auto` patience instead of the whole schedule (`patience
 
     python -m benchmarks.ner_conll --json out.json [--data ../shared/datasets/conll2003]
         [--minutes M] [--variant-minutes 4] [--variants crf_chars softmax_chars crf_words ...]
+        [--set FIELD=VALUE ...]
 
 Each variant is a real `rnnflow run --config ner` with only `data.*` set (the defaults: no
 `--minutes`): the corpus's own splits, `train.txt` to train, `valid.txt` (`data.eval_path`) for early
@@ -122,6 +123,8 @@ def main(argv=None) -> int:
                         help="training budget of the defaults (crf_chars); default: the config's")
     parser.add_argument("--variant-minutes", type=float, default=4.0, help="training budget of the other variants")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a config override after each variant's own (repeatable; recorded in the JSON)")
     args = parser.parse_args(argv)
     if not os.path.exists(os.path.join(args.data, "train.txt")):
         print(f"CoNLL-2003 not found at {args.data} (set RNNFLOW_DATASETS or --data)", file=sys.stderr)
@@ -129,12 +132,12 @@ def main(argv=None) -> int:
     results = {"benchmark": "ner_conll2003", "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                "references": {"huang_2015_bilstm_crf_random_embeddings_f1": 84.3,
                               "lample_2016_bilstm_crf_chars_dropout_f1": 83.6},
-               "variants": {}}
+               "overrides": args.overrides, "variants": {}}
     with tempfile.TemporaryDirectory(prefix="rnnflow-ner-bench-") as scratch:
         for name in args.variants:
             minutes = args.minutes if name == "crf_chars" else args.variant_minutes
             results["variants"][name] = {"training_budget_minutes": minutes,
-                                         **run_variant(name, VARIANTS[name], args.data, minutes, scratch)}
+                                         **run_variant(name, VARIANTS[name] + args.overrides, args.data, minutes, scratch)}
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(results, f, indent=2)
     print(json.dumps(results, indent=2))
