@@ -289,8 +289,11 @@ def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None)
             training.learning_rate, decay_steps=decay_steps, decay_rate=0.1)
     optimizers = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
                   "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
-    clip = {"clipnorm": training.clipnorm} if training.clipnorm else {}
-    return optimizers[training.optimizer](learning_rate=learning_rate, **clip)
+    options = {"clipnorm": training.clipnorm} if training.clipnorm else {}
+    if training.ema_momentum:
+        # The Trainer swaps the averages in for each epoch's evaluation (SwapEMAWeights).
+        options.update(use_ema=True, ema_momentum=training.ema_momentum)
+    return optimizers[training.optimizer](learning_rate=learning_rate, **options)
 
 
 def recurrent_layers(model: keras.Model) -> list[keras.layers.Layer]:

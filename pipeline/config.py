@@ -131,6 +131,9 @@ class TrainingConfig:
     clipnorm: float = constraint(1.0, min=0.0)
     # float16 compute on GPU (ignored on CPU, where it is slower).
     mixed_precision: bool = False
+    # Weight averaging: evaluate, keep and export an exponential moving average of the weights
+    # (Keras' optimizer EMA, this momentum per step); 0 disables.
+    ema_momentum: float = constraint(0.0, min=0.0, max=0.9999)
     # Epochs without a better val_loss before training stops (the best epoch's weights kept).
     # auto: about 600 steps' worth of epochs, 1 to 5 (`resolve_training`).
     early_stopping_patience: int | Auto = constraint(AUTO, min=0)

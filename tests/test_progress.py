@@ -1,6 +1,7 @@
 """Live training progress and the training time budget (components/training/progress.py), on a tiny
 model with a fake clock: every call to the clock advances it 7 seconds."""
 
+import functools
 import itertools
 import re
 
@@ -145,3 +146,55 @@ def test_early_stopping_follows_a_task_monitor_and_keeps_its_best_epoch(tmp_path
     # Without the task's score in the history (the multi-worker loop), val_loss decides.
     history.history.pop("val_score")
     assert history_summary(history, Data.monitor)["monitor"] == "val_loss"
+
+
+def test_weight_averaging_evaluates_keeps_and_returns_the_averaged_weights(tmp_path):
+    """With `training.ema_momentum`, every epoch is evaluated (val_loss and the task's own score)
+    on the moving average of the weights, the best epoch's averages are the model fit returns,
+    and the raw weights keep training undisturbed (the same training losses as without it)."""
+    import types
+
+    from rnnflow.components.training.trainer import fit
+
+    rng = np.random.default_rng(0)
+    rows = ({"token_ids": rng.integers(1, 20, size=(32, 6))}, tf.one_hot(rng.integers(0, 2, size=32), 2))
+    scored = []
+
+    class Data:
+        def train(self):
+            return tf.data.Dataset.from_tensor_slices(rows).batch(4)
+
+        def eval(self):
+            return tf.data.Dataset.from_tensor_slices(rows).take(12).batch(4)
+
+        def compatibility(self):
+            return {}
+
+    def run(momentum, monitor=None):
+        config = load_config("sentiment", [
+            "model.units=4", "model.embedding_dim=4", "model.dropout=0", "training.batch_size=4",
+            "training.learning_rate=0.05", "training.lr_schedule=constant", "training.epochs=6",
+            "training.early_stopping_patience=6", f"training.ema_momentum={momentum}"])
+        data = Data()
+        if monitor:  # a task's own score, computed by the Trainer's callback on the model it is given
+            data.monitor = ("val_score", "max")
+            data.eval_scores = lambda model: scored.append(model.evaluate(data.eval(), verbose=0)[0]) or {
+                "score": -scored[-1]}
+        build = functools.partial(build_text_classifier, config.model, config.training, vocab_size=20,
+                                  num_classes=2, input_name="token_ids")
+        model, history, _ = fit(config, types.SimpleNamespace(model_run_dir=str(tmp_path / str(momentum)),
+                                                              base_model=None), build, data)
+        return model, history.history, float(model.evaluate(data.eval(), verbose=0)[0])
+
+    _, plain, plain_loss = run(0)
+    model, averaged, averaged_loss = run(0.8)
+    np.testing.assert_allclose(averaged["loss"], plain["loss"], rtol=1e-4)  # the same raw training
+    assert not np.allclose(averaged["val_loss"], plain["val_loss"], rtol=1e-4)  # another model evaluated
+    for history, final in ((plain, plain_loss), (averaged, averaged_loss)):
+        assert final == pytest.approx(min(history["val_loss"]), rel=1e-5)  # the best epoch kept, as scored
+    optimizer = model.optimizer
+    assert optimizer.use_ema and optimizer.ema_momentum == pytest.approx(0.8)
+    # A task's own score reads the averages too: the same losses as the eval split's val_loss.
+    _, monitored, _ = run(0.8, monitor=True)
+    np.testing.assert_allclose(scored, monitored["val_loss"], rtol=1e-5)
+    np.testing.assert_allclose(monitored["val_loss"], averaged["val_loss"], rtol=1e-4)

@@ -104,3 +104,32 @@ def test_a_trial_resolves_its_auto_training_fields_for_its_own_batch_size(tmp_pa
     assert (small.batch_size, large.batch_size) == (16, 64)
     # The Trainer's rule: the learning rate grows with the square root of the batch size.
     assert large.learning_rate == pytest.approx(small.learning_rate * 2)
+
+
+def test_with_weight_averaging_a_trial_is_scored_on_its_averaged_weights(tmp_path):
+    config = load_config("forecast", ["tuning.enabled=true", "tuning.max_trials=1", "training.batch_size=8",
+                                      "training.ema_momentum=0.5"])
+    scored = []
+
+    class AveragingData(FakeData):
+        def build_model(self, trial):
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+            model.compile(optimizer=keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), loss="mse")
+            return model
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            # Training weights are back in the model here; the optimizer holds their averages.
+            kernel, bias = (v.numpy() for v in self.model.optimizer._model_variables_moving_average)
+            x, y = next(iter(data.eval().unbatch().batch(ROWS)))
+            averaged = float(np.mean((x.numpy() @ kernel + bias - y.numpy()) ** 2))
+            current = float(self.model.evaluate(data.eval(), verbose=0))
+            scored.append((logs["val_loss"], averaged, current))
+
+    data = AveragingData(config)
+    tuner = ReportingTuner(config, data, oracle=make_oracle(config), directory=str(tmp_path),
+                           project_name="t", overwrite=True)
+    tuner.search(x=data.train(), validation_data=data.eval(), epochs=2, verbose=0, callbacks=[Recorder()])
+    assert len(scored) == 2
+    for val_loss, averaged, current in scored:
+        assert val_loss == pytest.approx(averaged, rel=1e-4) and abs(val_loss - current) > 1e-4

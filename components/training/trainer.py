@@ -23,7 +23,8 @@ from rnnflow.components.training.progress import PROGRESS_PREFIX, TrainingProgre
 from rnnflow.components.tasks import get_task
 from rnnflow.models.recurrent import cudnn_eligibility
 from rnnflow.pipeline.config import (
-    TUNABLE_SECTIONS, PipelineConfig, parse_config, replace_fields, resolve_path, resolve_training, unresolved)
+    TUNABLE_SECTIONS, PipelineConfig, TrainingConfig, parse_config, replace_fields, resolve_path, resolve_training,
+    unresolved)
 
 # Python logging (not absl, whose level Beam resets mid-run): reaches the run log.
 log = logging.getLogger(__name__)
@@ -450,6 +451,9 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     report_cudnn_eligibility(model, gpu_present=bool(gpus))
     training = config.training
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if training.ema_momentum:
+            log.warning("training.ema_momentum: the multi-worker loop evaluates and keeps the trained weights, "
+                        "not their averages")
         history = distributed_fit(model, strategy, data.train(), data.eval(), training.epochs,
                                   training.early_stopping_patience, class_weight)
         keras.mixed_precision.set_global_policy("float32")
@@ -459,15 +463,7 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
         steps_per_epoch=getattr(data, "steps_per_epoch", None), interval=training.progress_seconds,
         max_seconds=training.max_minutes * 60 if training.max_minutes else None, prefix=PROGRESS_PREFIX,
         schedule=fitted_schedule(model.optimizer))
-    monitor, mode = getattr(data, "monitor", VAL_LOSS)
-    callbacks = [
-        # Before early stopping, the progress line and Keras' History (appended last) read the logs.
-        *([EvalScores(data)] if monitor != "val_loss" else []),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=training.early_stopping_patience,
-                                      restore_best_weights=True),
-        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
-        progress,
-    ]
+    callbacks = training_callbacks(training, data, progress, fn_args.model_run_dir)
     # The datasets are finite (one pass per epoch); Keras warns when an epoch ends.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     history = model.fit(data.train(), validation_data=data.eval(), epochs=training.epochs,
@@ -476,6 +472,24 @@ def fit(config: PipelineConfig, fn_args, build, data, class_weight=None):
     history.lr_decay = progress.lr_decay
     keras.mixed_precision.set_global_policy("float32")
     return model, history, warm
+
+
+def training_callbacks(training: TrainingConfig, data, progress: TrainingProgress, log_dir: str) -> list:
+    """fit's callbacks, in their order: the weight averages swapped in (with `ema_momentum`), the
+    task's own eval scores (when it monitors one), early stopping on the task's monitor keeping the
+    best epoch, TensorBoard, the progress lines and budget."""
+    monitor, mode = getattr(data, "monitor", VAL_LOSS)
+    return [
+        # First: the weight averages are in the model for each epoch's evaluation and for every
+        # callback after this one (the best epoch kept is its averaged weights), out of it to train.
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if training.ema_momentum else []),
+        # Before early stopping, the progress line and Keras' History (appended last) read the logs.
+        *([EvalScores(data)] if monitor != "val_loss" else []),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=training.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.TensorBoard(log_dir=log_dir),
+        progress,
+    ]
 
 
 class EvalScores(keras.callbacks.Callback):

@@ -82,6 +82,8 @@ class ReportingTuner(kt.Tuner):
         if "training.early_stopping_patience" in searched:
             fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=config.training.early_stopping_patience, restore_best_weights=True)]
+        if config.training.ema_momentum:  # each trial scored on its averaged weights, as the Trainer scores
+            fit_kwargs["callbacks"] = [keras.callbacks.SwapEMAWeights(), *fit_kwargs.get("callbacks", [])]
         return super().run_trial(trial, *args, **fit_kwargs)
 
     def search_space_summary(self, extended=False):
