@@ -275,7 +275,7 @@ class BudgetedCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_optimizer(training: TrainingConfig, steps_per_epoch: int | None = None):
     """The optimizer of a resolved training config (`resolve_training` replaces auto fields)."""
-    for field in ("epochs", "learning_rate", "lr_schedule"):
+    for field in ("epochs", "learning_rate", "lr_schedule", "ema_momentum"):
         if getattr(training, field) == AUTO:
             raise ValueError(f"training.{field} is auto: resolve the config for the data first "
                              "(rnnflow.pipeline.config.resolve_training)")

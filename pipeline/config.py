@@ -132,8 +132,10 @@ class TrainingConfig:
     # float16 compute on GPU (ignored on CPU, where it is slower).
     mixed_precision: bool = False
     # Weight averaging: evaluate, keep and export an exponential moving average of the weights
-    # (Keras' optimizer EMA, this momentum per step); 0 disables.
-    ema_momentum: float = constraint(0.0, min=0.0, max=0.9999)
+    # (Keras' optimizer EMA, this momentum per step); 0 disables. auto: averages about the last
+    # two epochs' steps (`resolve_training`).
+    ema_momentum: float | Auto = dataclasses.field(default=0.0, metadata={"min": 0.0, "max": 0.9999,
+                                                                          "min_exclusive": False, "auto": True})
     # Epochs without a better val_loss before training stops (the best epoch's weights kept).
     # auto: about 600 steps' worth of epochs, 1 to 5 (`resolve_training`).
     early_stopping_patience: int | Auto = constraint(AUTO, min=0)
@@ -159,6 +161,8 @@ AUTO_TRAINING_STEPS = 4000  # epochs: about this many optimizer steps in all ...
 AUTO_EPOCHS = (3, 40)  # ... within these bounds
 AUTO_PATIENCE_STEPS = 600  # patience: about this many steps without improvement ...
 AUTO_PATIENCE = (1, 5)  # ... in epochs, within these bounds
+AUTO_EMA_EPOCHS = 2  # weight averaging: 1 - 1 / (this many epochs' steps) ...
+AUTO_EMA_MAX_MOMENTUM = 0.999  # ... at most this
 
 
 def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[TrainingConfig, dict]:
@@ -173,7 +177,9 @@ def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[Tra
       sentences get enough steps to fit, 25,000 reviews few passes over them);
     - early_stopping_patience: about 600 steps without a better val_loss, 1 to 5 epochs (large
       data does not spend a third of the run waiting);
-    - lr_schedule: cosine decay over the run when it has at least 1000 steps, else constant.
+    - lr_schedule: cosine decay over the run when it has at least 1000 steps, else constant;
+    - ema_momentum: 1 - 1 / (2 x steps per epoch) (the average spans about the last two epochs),
+      at most 0.999.
     """
     smallest, largest = AUTO_BATCH_SIZES
     resolved: dict[str, Any] = {}
@@ -196,6 +202,9 @@ def resolve_training(training: TrainingConfig, train_examples: int) -> tuple[Tra
     if training.lr_schedule == AUTO:
         steps = epochs * steps_per_epoch
         resolved["training.lr_schedule"] = "cosine" if steps >= AUTO_COSINE_MIN_STEPS else "constant"
+    if training.ema_momentum == AUTO:
+        resolved["training.ema_momentum"] = round(
+            min(1 - 1 / (AUTO_EMA_EPOCHS * steps_per_epoch), AUTO_EMA_MAX_MOMENTUM), 4)
     return dataclasses.replace(training, **{k.partition(".")[2]: v for k, v in resolved.items()}), resolved
 
 

@@ -49,6 +49,19 @@ def test_epochs_and_patience_resolve_from_the_training_steps(rows, batch, epochs
     assert small.epochs > large.epochs and small.early_stopping_patience > large.early_stopping_patience
 
 
+@pytest.mark.parametrize("rows, batch, momentum", [
+    (16, 16, 0.5),  # one step an epoch
+    (100, 16, 0.9286),  # 7 steps an epoch
+    (18_750, 64, 0.9983),  # IMDB's training reviews after the 3:1 split: 293 steps
+    (10_000_000, 128, 0.999)])  # at most 0.999
+def test_weight_averaging_spans_about_two_epochs_of_steps(rows, batch, momentum):
+    training, resolved = resolve_training(TrainingConfig(ema_momentum=AUTO), rows)
+    assert training.batch_size == batch and training.ema_momentum == resolved["training.ema_momentum"] == momentum
+    assert "training.ema_momentum" not in resolve_training(TrainingConfig(), rows)[1]  # off unless asked
+    # Explicit batches size it too.
+    assert resolve_training(TrainingConfig(ema_momentum=AUTO, batch_size=10), 100)[0].ema_momentum == 0.95
+
+
 def test_explicit_values_are_kept_and_size_the_rest():
     training, resolved = resolve_training(TrainingConfig(batch_size=32, lr_schedule="constant", epochs=10,
                                                          early_stopping_patience=3), 100_000)
@@ -62,11 +75,13 @@ def test_auto_is_accepted_where_documented_and_a_bad_value_names_the_field():
     config = load_config("sentiment")
     assert set(unresolved(config)) == {"task.max_tokens", "task.vocab_size", "task.min_frequency", "training.epochs",
                                        "training.batch_size", "training.learning_rate", "training.lr_schedule",
-                                       "training.early_stopping_patience"}
+                                       "training.early_stopping_patience", "training.ema_momentum"}
     assert config.training.jit_compile == AUTO  # Keras' own choice, not resolved from data
     assert unresolved(load_config("sentiment", ["task.max_tokens=64", "training.batch_size=8"])) == [
         "task.vocab_size", "task.min_frequency", "training.epochs", "training.learning_rate", "training.lr_schedule",
-        "training.early_stopping_patience"]
+        "training.ema_momentum", "training.early_stopping_patience"]
+    # Weight averaging is auto where a task declares it (text classification), off elsewhere.
+    assert "training.ema_momentum" not in unresolved(load_config("ner"))
     with pytest.raises(ConfigError, match=r"task.max_tokens: expected an integer or auto, got 'long'"):
         load_config("sentiment", ["task.max_tokens=long"])
     with pytest.raises(ConfigError, match=r"training.batch_size: 0 is out of range"):
@@ -80,6 +95,8 @@ def test_a_model_is_never_built_from_an_unresolved_config():
         make_optimizer(TrainingConfig())
     with pytest.raises(ValueError, match="training.learning_rate is auto"):
         make_optimizer(TrainingConfig(epochs=3))
+    with pytest.raises(ValueError, match="training.ema_momentum is auto"):
+        make_optimizer(TrainingConfig(epochs=3, learning_rate=0.01, lr_schedule="constant", ema_momentum=AUTO))
 
 
 def test_a_numeric_range_can_tune_a_field_that_may_be_auto():

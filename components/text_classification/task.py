@@ -31,6 +31,9 @@ class TextClassificationTask(Task):
     examples_signature = EXAMPLES_SIGNATURE
     tuning_objectives = ("val_loss", "val_accuracy")  # every shared field is honoured
     metric_renames = {"sparse_categorical_accuracy": "accuracy"}
+    # Weight averaging over about the last two epochs: a classifier's best epoch comes early, at a
+    # high learning rate, where the averaged weights generalize better (benchmarks/imdb_full_run.py).
+    section_defaults = {"training": {"ema_momentum": AUTO}}
 
     def metric_sub_key_labels(self, summary) -> list[str]:
         return (summary.get("training") or {}).get("classes", [])
