@@ -28,7 +28,8 @@ WORKER = textwrap.dedent("""
     distribution_strategy()  # first, as the Trainer's run_fn does: before any TensorFlow op
     kind = sys.argv[3]
     small = ["model.units=8", "model.embedding_dim=8", "training.batch_size=16", "training.learning_rate=0.003",
-             "training.lr_schedule=constant", "training.epochs=3", "training.early_stopping_patience=2"]
+             "training.lr_schedule=constant", "training.epochs=3", "training.early_stopping_patience=2",
+             "training.ema_momentum=0"]
     rng = np.random.default_rng(0)  # the same data on both workers; the strategy shards it
     tokens = rng.integers(1, 50, size=(70, 12))  # 70 rows: the last batch is partial
     class_weight = None

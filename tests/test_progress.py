@@ -110,7 +110,8 @@ def test_early_stopping_follows_a_task_monitor_and_keeps_its_best_epoch(tmp_path
 
     config = load_config("sentiment", ["model.units=4", "model.embedding_dim=4", "training.batch_size=4",
                                        "training.learning_rate=0.01", "training.lr_schedule=constant",
-                                       "training.epochs=8", "training.early_stopping_patience=2"])
+                                       "training.epochs=8", "training.early_stopping_patience=2",
+                                       "training.ema_momentum=0"])
     rng = np.random.default_rng(0)
     rows = ({"token_ids": rng.integers(1, 20, size=(24, 6))}, tf.one_hot(rng.integers(0, 2, size=24), 2))
     scripted = iter([0.2, 0.9, 0.5, 0.95, 0.4, 0.3, 0.99, 0.1])  # best 0.95 at epoch 4; stops after 6
