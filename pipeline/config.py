@@ -50,10 +50,11 @@ Auto = Literal["auto"]
 
 
 def constraint(default: Any, *, min: float | None = None, max: float | None = None,
-               min_exclusive: bool = False):
-    """A dataclass field with a numeric range checked at load time."""
+               min_exclusive: bool = False, auto: bool | None = None):
+    """A dataclass field with a numeric range checked at load time; `auto` is accepted when the
+    default is auto, or when `auto` says so (a field off by default that may be resolved)."""
     return dataclasses.field(default=default, metadata={"min": min, "max": max, "min_exclusive": min_exclusive,
-                                                        "auto": default == AUTO})
+                                                        "auto": default == AUTO if auto is None else auto})
 
 
 # ---------------------------------------------------------------------------
@@ -134,8 +135,7 @@ class TrainingConfig:
     # Weight averaging: evaluate, keep and export an exponential moving average of the weights
     # (Keras' optimizer EMA, this momentum per step); 0 disables. auto: averages about the last
     # two epochs' steps (`resolve_training`).
-    ema_momentum: float | Auto = dataclasses.field(default=0.0, metadata={"min": 0.0, "max": 0.9999,
-                                                                          "min_exclusive": False, "auto": True})
+    ema_momentum: float | Auto = constraint(0.0, min=0.0, max=0.9999, auto=True)
     # Epochs without a better val_loss before training stops (the best epoch's weights kept).
     # auto: about 600 steps' worth of epochs, 1 to 5 (`resolve_training`).
     early_stopping_patience: int | Auto = constraint(AUTO, min=0)
