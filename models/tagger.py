@@ -144,7 +144,7 @@ class TokenAccuracy(keras.metrics.Mean):
 
 def build_tagger(model: ModelConfig, training: TrainingConfig, *, vocab_size: int, num_tags: int,
                  char_vocab_size: int, word_chars: int, char_encoder: str = "cnn", char_dim: int = 25,
-                 char_units: int = 50, decoder: str = "crf", steps_per_epoch: int | None = None,
+                 char_units: int = 100, decoder: str = "crf", steps_per_epoch: int | None = None,
                  oov_id: int | None = None, vectors=None) -> keras.Model:
     """{word_ids [batch, steps], char_ids [batch, steps, word_chars] (unless char_encoder is
     none)} -> potentials [batch, steps, num_tags] float32."""

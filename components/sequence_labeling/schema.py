@@ -63,7 +63,7 @@ class SequenceLabelingConfig:
     lowercase: bool = True
     char_encoder: Literal["none", "cnn", "lstm"] = "cnn"
     char_dim: int = constraint(25, min=1)
-    char_units: int = constraint(50, min=1)  # CNN filters, or LSTM units per direction
+    char_units: int = constraint(100, min=1)  # CNN filters, or LSTM units per direction
     max_word_chars: int = constraint(20, min=1, max=1000)  # characters read per word
     decoder: Literal["softmax", "crf"] = "crf"
 
