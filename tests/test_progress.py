@@ -101,6 +101,22 @@ def test_budget_and_interval_are_validated_config_fields():
         load_config("sentiment", ["training.progress_seconds=0"])
 
 
+class _RowsData:
+    """A TaskData's surface for `fit`: batches of 4 over fixed rows, the first `eval_rows` to evaluate."""
+
+    def __init__(self, rows, eval_rows):
+        self.rows, self.eval_rows = rows, eval_rows
+
+    def train(self):
+        return tf.data.Dataset.from_tensor_slices(self.rows).batch(4)
+
+    def eval(self):
+        return tf.data.Dataset.from_tensor_slices(self.rows).take(self.eval_rows).batch(4)
+
+    def compatibility(self):
+        return {}
+
+
 def test_early_stopping_follows_a_task_monitor_and_keeps_its_best_epoch(tmp_path):
     """A task that monitors its own eval score (the tagger's entity F1, mode max) stops on it and
     keeps its best epoch's weights, which the summary names; val_loss plays no part."""
@@ -117,17 +133,8 @@ def test_early_stopping_follows_a_task_monitor_and_keeps_its_best_epoch(tmp_path
     scripted = iter([0.2, 0.9, 0.5, 0.95, 0.4, 0.3, 0.99, 0.1])  # best 0.95 at epoch 4; stops after 6
     weights_at = []
 
-    class Data:
+    class Data(_RowsData):
         monitor = ("val_score", "max")
-
-        def train(self):
-            return tf.data.Dataset.from_tensor_slices(rows).batch(4)
-
-        def eval(self):
-            return tf.data.Dataset.from_tensor_slices(rows).take(8).batch(4)
-
-        def compatibility(self):
-            return {}
 
         def eval_scores(self, model):
             weights_at.append([w.copy() for w in model.get_weights()])
@@ -138,7 +145,7 @@ def test_early_stopping_follows_a_task_monitor_and_keeps_its_best_epoch(tmp_path
                                      input_name="token_ids")
 
     model, history, _ = fit(config, types.SimpleNamespace(model_run_dir=str(tmp_path), base_model=None), build,
-                            Data())
+                            Data(rows, eval_rows=8))
     assert history.history["val_score"] == [0.2, 0.9, 0.5, 0.95, 0.4, 0.3]
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_at[3]))
     assert not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_at[-1]))
@@ -161,22 +168,12 @@ def test_weight_averaging_evaluates_keeps_and_returns_the_averaged_weights(tmp_p
     rows = ({"token_ids": rng.integers(1, 20, size=(32, 6))}, tf.one_hot(rng.integers(0, 2, size=32), 2))
     scored = []
 
-    class Data:
-        def train(self):
-            return tf.data.Dataset.from_tensor_slices(rows).batch(4)
-
-        def eval(self):
-            return tf.data.Dataset.from_tensor_slices(rows).take(12).batch(4)
-
-        def compatibility(self):
-            return {}
-
     def run(momentum, monitor=None):
         config = load_config("sentiment", [
             "model.units=4", "model.embedding_dim=4", "model.dropout=0", "training.batch_size=4",
             "training.learning_rate=0.05", "training.lr_schedule=constant", "training.epochs=6",
             "training.early_stopping_patience=6", f"training.ema_momentum={momentum}"])
-        data = Data()
+        data = _RowsData(rows, eval_rows=12)
         if monitor:  # a task's own score, computed by the Trainer's callback on the model it is given
             data.monitor = ("val_score", "max")
             data.eval_scores = lambda model: scored.append(model.evaluate(data.eval(), verbose=0)[0]) or {
